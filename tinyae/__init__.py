@@ -1,0 +1,18 @@
+"""tinyae: a from-scratch NumPy autoencoder with hand-written gradients.
+
+    import tinyae as ta
+    model = ta.dense_autoencoder()          # the seed model 784-512-256-64-2
+    model.summary()
+"""
+__version__ = "0.1.0"
+
+from . import gradcheck, kernels
+from .io import load, save
+from .layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from .losses import BCE, MSE
+from .models import Autoencoder, dense_autoencoder
+from .optim import SGD, Adam
+
+__all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Sequential",
+           "MSE", "BCE", "SGD", "Adam", "Autoencoder", "dense_autoencoder", "save", "load",
+           "gradcheck", "kernels", "__version__"]

@@ -1,0 +1,200 @@
+"""Gradient checking: compare hand-written backward passes with finite differences.
+
+Public, for coursework: it works on any object that follows the layer
+contract (``forward``, ``backward``, ``params``, ``grads``), a tinyae layer
+or your own class. Every check runs in float64 on a deep copy, so the layer
+you pass in is never changed.
+
+For an upstream gradient ``dout`` (random by default), the scalar
+s(x) = sum(forward(x) * dout) has ds/dx = backward(dout); the numerical
+estimate is the centred difference (s(x + h e_i) - s(x - h e_i)) / 2h,
+whose error shrinks like h^2.
+"""
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def rel_error(a, b) -> float:
+    """max |a - b| / max(1e-8, max(|a| + |b|)): relative to the gradient's scale.
+
+    Scaling by the largest entry (not entry by entry) keeps tiny entries,
+    where finite differences are all noise, from swamping the verdict.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(1e-8, np.max(np.abs(a) + np.abs(b))))
+
+
+def numerical_gradient(f, x, dout, h=1e-5, indices=None):
+    """Centred-difference estimate of d sum(f(x) * dout) / dx.
+
+    ``x`` is perturbed in place (and restored), so ``f`` may also ignore its
+    argument and read a parameter array that ``x`` is. ``indices`` (flat
+    positions) limits the work to some entries; the others stay zero.
+    """
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)    # views: writes reach x and grad
+    for i in (range(x.size) if indices is None else indices):
+        old = flat[i]
+        flat[i] = old + h
+        plus = np.sum(f(x) * dout)
+        flat[i] = old - h
+        minus = np.sum(f(x) * dout)
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+@dataclass
+class GradcheckReport:
+    """Relative error per checked array; ``passed`` when all are below ``threshold``."""
+    rows: list = field(default_factory=list)          # (name, shape, rel_error)
+    threshold: float = 1e-7
+
+    @property
+    def passed(self) -> bool:
+        return all(err < self.threshold for _, _, err in self.rows)
+
+    @property
+    def max_error(self) -> float:
+        return max((err for _, _, err in self.rows), default=0.0)
+
+    @property
+    def failed(self):
+        """Names of the arrays whose gradient is wrong."""
+        return [name for name, _, err in self.rows if not err < self.threshold]
+
+    def __bool__(self):
+        return self.passed
+
+    def __str__(self):
+        w = max([len(r[0]) for r in self.rows] + [9])
+        lines = [f"{'gradient':<{w}}  {'shape':<14}{'rel error':>11}  ok"]
+        for name, shape, err in self.rows:
+            lines.append(f"{name:<{w}}  {str(shape):<14}{err:>11.2e}  "
+                         f"{'yes' if err < self.threshold else 'NO'}")
+        verdict = "PASSED" if self.passed else f"FAILED: {', '.join(self.failed)}"
+        lines.append(f"threshold {self.threshold:.0e}: {verdict}")
+        return "\n".join(lines)
+
+
+def _owners(obj):
+    """Every object in a layer, container or model that holds a params dict."""
+    if isinstance(getattr(obj, "params", None), dict):
+        yield obj
+    for child in (obj.children() if hasattr(obj, "children") else ()):
+        yield from _owners(child)
+
+
+def float64_copy(layer):
+    """A deep copy of ``layer`` with every parameter and gradient in float64.
+
+    An attribute that is the same array as a parameter (``self.W = self.params["W"]``,
+    common in hand-written layers) is pointed at the new array too.
+    """
+    layer = copy.deepcopy(layer)
+    for owner in _owners(layer):
+        for k in list(owner.params):
+            old = {id(owner.params[k]): np.array(owner.params[k], dtype=np.float64),
+                   id(owner.grads[k]): np.zeros(np.shape(owner.params[k]), dtype=np.float64)}
+            for attr, value in list(vars(owner).items()):
+                if id(value) in old:
+                    setattr(owner, attr, old[id(value)])
+            owner.params[k], owner.grads[k] = old[id(owner.params[k])], old[id(owner.grads[k])]
+    return layer
+
+
+def _named_params(layer):
+    if hasattr(layer, "parameters"):
+        return list(layer.parameters())
+    return [(k, p, layer.grads[k]) for k, p in layer.params.items()]
+
+
+def _zero_grads(layer):
+    for _, _, g in _named_params(layer):
+        g.fill(0)
+
+
+def _sample(size, samples, rng):
+    return None if samples is None or samples >= size else rng.choice(size, samples, replace=False)
+
+
+def _compare(rows, name, analytic, numeric, idx):
+    if idx is not None:
+        analytic, numeric = analytic.reshape(-1)[idx], numeric.reshape(-1)[idx]
+    rows.append((name, analytic.shape if idx is None else f"{len(idx)} sampled", rel_error(analytic, numeric)))
+
+
+def check_layer(layer, x, dout=None, *, h=1e-5, threshold=1e-7, samples=None,
+                rng=None) -> GradcheckReport:
+    """Check ``layer.backward`` for the input and every parameter.
+
+    Args:
+        layer: any object with forward/backward/params/grads (not modified).
+        x: an input batch; converted to float64.
+        dout: upstream gradient; standard normal when None.
+        samples: check at most this many random entries per array (big layers).
+    Returns:
+        a ``GradcheckReport``: ``print(report)`` shows a table, ``report.passed``.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    layer = float64_copy(layer)
+    x = np.array(x, dtype=np.float64)
+    out = layer.forward(x.copy())
+    dout = rng.standard_normal(np.shape(out)) if dout is None else np.array(dout, np.float64)
+
+    _zero_grads(layer)
+    layer.forward(x.copy())
+    dx = layer.backward(dout)
+    analytic = [(name, g.copy()) for name, _, g in _named_params(layer)]
+
+    rows = []
+    idx = _sample(x.size, samples, rng)
+    _compare(rows, "input", np.asarray(dx), numerical_gradient(layer.forward, x, dout, h, idx), idx)
+    for (name, p, _), (_, g) in zip(_named_params(layer), analytic):
+        idx = _sample(p.size, samples, rng)
+        num = numerical_gradient(lambda _: layer.forward(x.copy()), p, dout, h, idx)
+        _compare(rows, name, g, num, idx)
+    return GradcheckReport(rows, threshold)
+
+
+def check_loss(loss, pred, target, *, h=1e-5, threshold=1e-7) -> GradcheckReport:
+    """Check ``loss.backward()`` against finite differences of ``loss.forward``."""
+    loss = copy.deepcopy(loss)
+    pred, target = np.array(pred, dtype=np.float64), np.array(target, dtype=np.float64)
+    loss.forward(pred.copy(), target)
+    analytic = np.asarray(loss.backward())
+    numeric = numerical_gradient(lambda p: loss.forward(p.copy(), target), pred, 1.0, h)
+    rows = []
+    _compare(rows, "pred", analytic, numeric, None)
+    return GradcheckReport(rows, threshold)
+
+
+def check_model(model, loss, x, target, *, h=1e-5, threshold=1e-6, samples=None,
+                rng=None) -> GradcheckReport:
+    """Check a whole model end to end: d loss(model(x), target) / d(x and every parameter)."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    model, loss = float64_copy(model), copy.deepcopy(loss)
+    x, target = np.array(x, dtype=np.float64), np.array(target, dtype=np.float64)
+
+    def scalar(_=None):
+        return loss.forward(model.forward(x.copy()), target)
+
+    _zero_grads(model)
+    scalar()
+    dx = model.backward(loss.backward())
+    analytic = [(name, g.copy()) for name, _, g in _named_params(model)]
+
+    rows = []
+    idx = _sample(x.size, samples, rng)
+    num = numerical_gradient(lambda xx: loss.forward(model.forward(xx.copy()), target), x, 1.0, h, idx)
+    _compare(rows, "input", np.asarray(dx), num, idx)
+    for (name, p, _), (_, g) in zip(_named_params(model), analytic):
+        idx = _sample(p.size, samples, rng)
+        _compare(rows, name, g, numerical_gradient(scalar, p, 1.0, h, idx), idx)
+    return GradcheckReport(rows, threshold)

@@ -1,0 +1,308 @@
+"""Layers with hand-written forward and backward passes.
+
+The layer contract (any object that follows it works with containers,
+optimisers and ``tinyae.gradcheck``):
+
+- ``forward(x)`` returns the output and keeps what backward needs.
+- ``backward(dout)`` takes dLoss/d(output), returns dLoss/dx, and *adds*
+  parameter gradients into ``self.grads`` (so ``zero_grad()`` between steps).
+- ``params`` and ``grads`` are dicts with the same keys; optimisers update the
+  arrays in place, so references to them stay valid.
+
+Shape letters: N batch, D input features, H output features.
+"""
+import numpy as np
+
+from . import init as initialisers
+from . import kernels
+
+
+class Layer:
+    """Base class: empty ``params``/``grads`` and the checks every layer shares."""
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self._out_shape = None                    # set by forward; None means "no forward yet"
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def zero_grad(self):
+        """Set every gradient to zero (gradients accumulate across backward calls)."""
+        for g in self.grads.values():
+            g.fill(0)
+
+    def parameters(self, prefix=""):
+        """Yield ``(name, param, grad)`` for each parameter."""
+        for key, p in self.params.items():
+            yield prefix + key, p, self.grads[key]
+
+    def config(self):
+        """The constructor arguments, as JSON-ready data (used by ``tinyae.save``)."""
+        return {"type": type(self).__name__}
+
+    def output_width(self, width):
+        """Features out, given ``width`` features in (used by ``summary``)."""
+        return width
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+    def _check_dout(self, dout):
+        name = type(self).__name__
+        if self._out_shape is None:
+            raise RuntimeError(f"{name}.backward() was called before forward(): run forward on "
+                               "a batch first, since backward uses what forward kept.")
+        if np.shape(dout) != self._out_shape:
+            raise ValueError(f"{name}.backward(): dout has shape {np.shape(dout)} but forward "
+                             f"returned shape {self._out_shape}; pass dLoss/d(output), which "
+                             "has the shape of the output.")
+
+
+def as_float_batch(x, width, dtype, who):
+    """Check that ``x`` is an (N, width) float array and return it in ``dtype``."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{who} expects floating-point input, got dtype {x.dtype}; convert it "
+                        "first, e.g. x.astype(np.float32) / 255 for 8-bit images.")
+    if x.ndim != 2:
+        raise ValueError(f"{who} expects a 2-D batch of shape (N, {width}), got shape {x.shape}; "
+                         "for a single sample use x[None, :] or x.reshape(1, -1).")
+    if x.shape[1] != width:
+        raise ValueError(f"{who} expects {width} input features, got {x.shape[1]} "
+                         f"(input shape {x.shape}).")
+    return x.astype(dtype, copy=False)
+
+
+class Dense(Layer):
+    """Fully connected layer.
+
+    forward:   y = x W + b
+    backward:  dW += x^T dout,  db += sum_n dout,  dx = dout W^T
+
+    ``W`` is stored as (in_features, out_features) so the forward reads
+    ``x @ W``; this is the transpose of PyTorch's ``Linear.weight``.
+
+    Args:
+        in_features, out_features: D and H.
+        bias: learn an additive bias ``b``.
+        init: "he" (for ReLU layers) or "glorot" (for linear, sigmoid, tanh).
+        rng: ``np.random.Generator`` for the initial weights.
+        dtype: parameter dtype; inputs are converted to it.
+    Shapes:
+        x (N, D) -> y (N, H);  W (D, H);  b (H,)
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = True,
+                 init: str = "he", rng: np.random.Generator | None = None, dtype=np.float32):
+        super().__init__()
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"Dense: {name} must be a positive integer, got {n!r}")
+        self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
+        rng = np.random.default_rng() if rng is None else rng
+        self.params["W"] = initialisers.get(init)((self.in_features, self.out_features), rng, dtype)
+        if bias:
+            self.params["b"] = np.zeros(self.out_features, dtype=dtype)
+        self.grads = {k: np.zeros_like(p) for k, p in self.params.items()}
+
+    def forward(self, x):
+        return self._forward(x, "identity", 0.0)
+
+    def backward(self, dout):
+        self._check_dout(dout)
+        return kernels.dense_backward(self.x, self.params["W"], None, dout,
+                                      self.grads["W"], self.grads.get("b"))
+
+    # Dense followed by an activation runs as one kernel call; Sequential uses these.
+    def _forward(self, x, act, alpha):
+        W = self.params["W"]
+        self.x = as_float_batch(x, self.in_features, W.dtype, repr(self))   # (N, D)
+        y = kernels.dense_forward(self.x, W, self.params.get("b"), act, alpha)  # (N, H)
+        self._out_shape = y.shape
+        return y
+
+    def _backward_fused(self, dout, activation, need_dx=True):
+        activation._check_dout(dout)
+        return kernels.dense_backward(self.x, self.params["W"], activation.y, dout,
+                                      self.grads["W"], self.grads.get("b"),
+                                      activation.act, activation.alpha, need_dx)
+
+    def config(self):
+        return {"type": "Dense", "in_features": self.in_features,
+                "out_features": self.out_features, "bias": "b" in self.params, "init": self.init}
+
+    def output_width(self, width):
+        return self.out_features
+
+
+class Activation(Layer):
+    """An elementwise activation y = act(x); backward dx = dout * act'(x).
+
+    Subclasses only name their function (``act``); the maths lives in the
+    kernels, written once for these layers and for the fused Dense kernels.
+    """
+    act = "identity"
+    alpha = 0.0
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{type(self).__name__} expects floating-point input, got {x.dtype}")
+        self.y = kernels.act_forward(x, self.act, self.alpha)
+        self._out_shape = self.y.shape
+        return self.y
+
+    def backward(self, dout):
+        self._check_dout(dout)
+        return kernels.act_backward(self.y, dout, self.act, self.alpha)
+
+
+class Identity(Activation):
+    """y = x;  dx = dout."""
+    act = "identity"
+
+
+class ReLU(Activation):
+    """y = max(x, 0);  dx = dout * [x > 0]."""
+    act = "relu"
+
+
+class LeakyReLU(Activation):
+    """y = x if x > 0 else a x;  dx = dout if x > 0 else a dout  (a = negative_slope)."""
+    act = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        if not 0 <= negative_slope < 1:
+            raise ValueError(f"LeakyReLU: negative_slope must be in [0, 1), got {negative_slope}")
+        self.alpha = float(negative_slope)
+
+    def config(self):
+        return {"type": "LeakyReLU", "negative_slope": self.alpha}
+
+
+class Sigmoid(Activation):
+    """y = 1 / (1 + exp(-x)), computed without overflow;  dx = dout * y (1 - y)."""
+    act = "sigmoid"
+
+
+class Tanh(Activation):
+    """y = tanh(x);  dx = dout * (1 - y^2)."""
+    act = "tanh"
+
+
+def _fusable(layer, nxt):
+    """Dense then a stock activation can run as one fused kernel call."""
+    return (type(layer) is Dense and nxt is not None
+            and isinstance(nxt, Activation) and type(nxt).forward is Activation.forward)
+
+
+def layer_parameters(layer, prefix=""):
+    """``layer.parameters(prefix)`` or, for a bare contract object, its params/grads dicts."""
+    if hasattr(layer, "parameters"):
+        return layer.parameters(prefix)
+    return ((prefix + k, p, layer.grads[k]) for k, p in layer.params.items())
+
+
+class Sequential(Layer):
+    """Layers applied in order; backward walks them in reverse (the chain rule).
+
+    forward:   x -> l1 -> l2 -> ... -> y
+    backward:  dx = l1.backward(l2.backward(... ln.backward(dout)))
+
+    A ``Dense`` directly followed by an activation runs as one fused kernel
+    call (matmul, bias and activation in one pass); the result is the same.
+    """
+
+    def __init__(self, *layers):
+        super().__init__()
+        self.layers = list(layers)
+        # Pair each Dense with the activation after it: [(dense, act), (layer, None), ...]
+        self._steps, i = [], 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            fused = _fusable(layer, nxt)
+            self._steps.append((layer, nxt if fused else None))
+            i += 2 if fused else 1
+
+    def forward(self, x):
+        for layer, act in self._steps:
+            if act is None:
+                x = layer.forward(x)
+            else:
+                x = layer._forward(x, act.act, act.alpha)
+                act.y, act._out_shape = x, x.shape
+        self._out_shape = np.shape(x)
+        return x
+
+    def backward(self, dout, need_dx=True):
+        """dLoss/dx from dLoss/dy; ``need_dx=False`` skips the first layer's dx."""
+        self._check_dout(dout)
+        for k, (layer, act) in enumerate(reversed(self._steps)):
+            if act is None:
+                dout = layer.backward(dout)
+            else:
+                last = k == len(self._steps) - 1
+                dout = layer._backward_fused(dout, act, need_dx or not last)
+        return dout
+
+    def zero_grad(self):
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def parameters(self, prefix=""):
+        for i, layer in enumerate(self.layers):
+            yield from layer_parameters(layer, f"{prefix}{i}.")
+
+    def children(self):
+        return list(self.layers)
+
+    def config(self):
+        return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+
+    def output_width(self, width):
+        for layer in self.layers:
+            width = layer.output_width(width)
+        return width
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
+
+
+LAYERS = {cls.__name__: cls for cls in (Dense, Identity, ReLU, LeakyReLU, Sigmoid, Tanh)}
+ACTIVATION_LAYERS = {"identity": Identity, "relu": ReLU, "leaky_relu": LeakyReLU,
+                     "sigmoid": Sigmoid, "tanh": Tanh}
+
+
+def layer_from_config(cfg, rng=None, dtype=np.float32):
+    """Build a layer (or Sequential) from ``config()`` output."""
+    cfg = dict(cfg)
+    kind = cfg.pop("type", None)
+    if kind == "Sequential":
+        return Sequential(*(layer_from_config(c, rng, dtype) for c in cfg["layers"]))
+    if kind == "Dense":
+        return Dense(cfg["in_features"], cfg["out_features"], bias=cfg.get("bias", True),
+                     init=cfg.get("init", "he"), rng=rng, dtype=dtype)
+    if kind not in LAYERS:
+        raise ValueError(f"unknown layer type {kind!r} in config; known: {sorted(LAYERS)}")
+    return LAYERS[kind](**cfg)

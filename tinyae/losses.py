@@ -1,0 +1,96 @@
+"""Reconstruction losses: ``forward(pred, target) -> float``, ``backward() -> dpred``.
+
+Both reduce by the mean over *all* elements (batch and features). A sum
+reduction would make the gradient N*D times larger, so the same learning
+rate would take N*D times larger steps; with Adam the step size barely
+depends on the gradient's scale, with SGD it does, fully.
+"""
+import numpy as np
+
+from .kernels.reference import sigmoid
+
+
+class Loss:
+    """Shared checks: matching shapes, and backward only after forward."""
+
+    def __call__(self, pred, target):
+        return self.forward(pred, target)
+
+    def _check(self, pred, target):
+        pred, target = np.asarray(pred), np.asarray(target)
+        if pred.shape != target.shape:
+            raise ValueError(f"{type(self).__name__}: pred has shape {pred.shape} but target has "
+                             f"shape {target.shape}; they must match element for element.")
+        if not np.issubdtype(pred.dtype, np.floating):
+            raise TypeError(f"{type(self).__name__}: pred must be floating point, got {pred.dtype}")
+        return pred, target.astype(pred.dtype, copy=False)
+
+    def _saved(self):
+        if getattr(self, "_cache", None) is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() was called before forward()")
+        return self._cache
+
+    def config(self):
+        return {"type": type(self).__name__}
+
+
+class MSE(Loss):
+    """Mean squared error, the seed's l(X, X') = 1/n sum ||x_i - x'_i||^2.
+
+    forward:   L = mean((pred - target)^2)        over all N*D elements
+    backward:  dpred = 2 (pred - target) / (N*D)
+    """
+
+    def forward(self, pred, target) -> float:
+        pred, target = self._check(pred, target)
+        diff = pred - target                      # (N, D)
+        self._cache = diff
+        return float(np.mean(diff * diff))
+
+    def backward(self):
+        diff = self._saved()
+        return diff * diff.dtype.type(2.0 / diff.size)
+
+
+class BCE(Loss):
+    """Binary cross-entropy, stable for any finite input.
+
+    With probabilities p (``from_logits=False``), p is clipped to
+    [eps, 1 - eps] (eps suited to the dtype) so log never sees 0:
+        L = -mean(t log p + (1 - t) log(1 - p))
+        dp = (p - t) / (p (1 - p)) / (N*D)
+    With logits z (``from_logits=True``, preferred: exact and never clipped):
+        L = mean(max(z, 0) - z t + log(1 + exp(-|z|)))
+        dz = (sigmoid(z) - t) / (N*D)
+    """
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def forward(self, pred, target) -> float:
+        pred, target = self._check(pred, target)
+        if self.from_logits:
+            z = pred
+            self._cache = (z, target)
+            return float(np.mean(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))))
+        eps = self._eps(pred.dtype)
+        p = np.clip(pred, eps, 1 - eps)
+        self._cache = (p, target)
+        return float(-np.mean(target * np.log(p) + (1 - target) * np.log1p(-p)))
+
+    def backward(self):
+        x, t = self._saved()
+        if self.from_logits:
+            return (sigmoid(x) - t) * x.dtype.type(1.0 / x.size)
+        return (x - t) / (x * (1 - x)) * x.dtype.type(1.0 / x.size)
+
+    @staticmethod
+    def _eps(dtype):
+        # 1 - eps must stay below 1 in this dtype: 1e-7 for float32, 1e-12 for float64.
+        return dtype.type(1e-7 if np.finfo(dtype).bits <= 32 else 1e-12)
+
+    def config(self):
+        return {"type": "BCE", "from_logits": self.from_logits}
+
+
+LOSSES = {"mse": MSE, "bce": BCE}

@@ -1,0 +1,158 @@
+"""The autoencoder: an encoder f: R^D -> R^Z and a decoder back to R^D.
+
+    Z  = f(X)            encode: compress to the latent code
+    X' = g(Z)            decode: reconstruct (the seed writes g as f^{-1})
+    trained to minimise the reconstruction error l(X, X').
+"""
+import numpy as np
+
+from .layers import ACTIVATION_LAYERS, Dense, Sequential, layer_from_config, layer_parameters
+
+SEED_SIZES = (784, 512, 256, 64, 2)
+
+
+class Autoencoder:
+    """An encoder and a decoder chained: forward(X) = decoder(encoder(X)).
+
+    Args:
+        encoder, decoder: layers or containers following the layer contract.
+    Shapes:
+        X (N, D) -> Z (N, Z) -> X' (N, D);  ``encode``/``decode`` also take one
+        sample (1-D) and then return one sample.
+    """
+
+    def __init__(self, encoder, decoder):
+        self.encoder, self.decoder = encoder, decoder
+
+    # --- the maths ---------------------------------------------------------------
+    def forward(self, X):
+        """X' = decoder(encoder(X)) for a batch X of shape (N, D)."""
+        return self.decoder.forward(self.encoder.forward(X))
+
+    __call__ = forward
+
+    def backward(self, dX, need_dx=True):
+        """Chain rule through decoder then encoder; returns dLoss/dX.
+
+        ``need_dx=False`` skips the input gradient, which training never uses.
+        """
+        dZ = self.decoder.backward(dX)
+        if need_dx or not isinstance(self.encoder, Sequential):
+            return self.encoder.backward(dZ)
+        return self.encoder.backward(dZ, need_dx=False)
+
+    def encode(self, X):
+        """Z = f(X): (N, D) -> (N, Z), or (D,) -> (Z,)."""
+        return self._one_or_batch(self.encoder, X, self.input_width, "encode")
+
+    def decode(self, Z):
+        """X' = g(Z): (N, Z) -> (N, D), or (Z,) -> (D,)."""
+        return self._one_or_batch(self.decoder, Z, self.latent_width, "decode")
+
+    def reconstruct(self, X):
+        """decode(encode(X)), keeping the rank of X."""
+        return self.decode(self.encode(X))
+
+    @staticmethod
+    def _one_or_batch(net, x, width, who):
+        x = np.asarray(x)
+        if x.ndim not in (1, 2) or (width is not None and x.shape[-1] != width):
+            raise ValueError(f"{who}() expects {width} features per sample, as shape ({width},) "
+                             f"or (N, {width}); got shape {x.shape}")
+        y = net.forward(np.atleast_2d(x))
+        return y[0] if x.ndim == 1 else y
+
+    # --- bookkeeping -------------------------------------------------------------
+    def parameters(self, prefix=""):
+        """Yield ``(name, param, grad)``, named like "encoder.0.W"."""
+        yield from layer_parameters(self.encoder, prefix + "encoder.")
+        yield from layer_parameters(self.decoder, prefix + "decoder.")
+
+    def zero_grad(self):
+        self.encoder.zero_grad()
+        self.decoder.zero_grad()
+
+    def children(self):
+        return [self.encoder, self.decoder]
+
+    @property
+    def input_width(self):
+        return _first_dense(self.encoder).in_features if _first_dense(self.encoder) else None
+
+    @property
+    def latent_width(self):
+        return _first_dense(self.decoder).in_features if _first_dense(self.decoder) else None
+
+    @property
+    def dtype(self):
+        return next(self.parameters())[1].dtype
+
+    def num_parameters(self):
+        return sum(p.size for _, p, _ in self.parameters())
+
+    def config(self):
+        return {"type": "Autoencoder", "encoder": self.encoder.config(),
+                "decoder": self.decoder.config(), "dtype": np.dtype(self.dtype).name}
+
+    @classmethod
+    def from_config(cls, cfg, rng=None):
+        dtype = np.dtype(cfg.get("dtype", "float32"))
+        return cls(layer_from_config(cfg["encoder"], rng, dtype),
+                   layer_from_config(cfg["decoder"], rng, dtype))
+
+    def summary(self, print_fn=print):
+        """Print each layer with its output shape and parameter count, then the total."""
+        rows, width = [("Input", f"(None, {self.input_width})", 0)], self.input_width
+        for part in ("encoder", "decoder"):
+            for i, layer in enumerate(getattr(self, part)):
+                width = layer.output_width(width)
+                n = sum(p.size for _, p, _ in layer_parameters(layer))
+                rows.append((f"{part}.{i} {type(layer).__name__}", f"(None, {width})", n))
+        w = max(len(r[0]) for r in rows) + 2
+        line = "-" * (w + 30)
+        print_fn(f"{'Layer':<{w}}{'Output shape':<16}{'Params':>14}")
+        print_fn(line)
+        for name, shape, n in rows:
+            print_fn(f"{name:<{w}}{shape:<16}{n:>14,}")
+        print_fn(line)
+        print_fn(f"{'Total params':<{w + 16}}{self.num_parameters():>14,}")
+
+    def __repr__(self):
+        return f"Autoencoder(\n encoder={self.encoder!r},\n decoder={self.decoder!r}\n)"
+
+
+def _first_dense(net):
+    for layer in (net.layers if isinstance(net, Sequential) else [net]):
+        if isinstance(layer, Dense):
+            return layer
+    return None
+
+
+def dense_autoencoder(sizes=SEED_SIZES, activation: str = "relu", output: str = "sigmoid",
+                      rng: np.random.Generator | None = None, dtype=np.float32) -> Autoencoder:
+    """A dense autoencoder with a mirrored decoder; the default is the seed model.
+
+    ``sizes=(784, 512, 256, 64, 2)`` gives encoder 784-512-256-64-2 and
+    decoder 2-64-256-512-784: ``activation`` after every hidden layer, a linear
+    latent layer (the code may take any value), ``output`` on the last layer.
+    Weights: He init before ReLU-like activations, Glorot otherwise.
+    """
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list at least two positive widths, got {sizes}")
+    for name in (activation, output):
+        if name not in ACTIVATION_LAYERS:
+            raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATION_LAYERS)}")
+    rng = np.random.default_rng() if rng is None else rng
+
+    def stack(widths, last):
+        layers = []
+        for k, (d, h) in enumerate(zip(widths[:-1], widths[1:])):
+            act = last if k == len(widths) - 2 else activation
+            init = "he" if act in ("relu", "leaky_relu") else "glorot"
+            layers.append(Dense(d, h, init=init, rng=rng, dtype=dtype))
+            if act != "identity":
+                layers.append(ACTIVATION_LAYERS[act]())
+        return Sequential(*layers)
+
+    return Autoencoder(stack(sizes, "identity"), stack(sizes[::-1], output))
