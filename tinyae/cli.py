@@ -1,0 +1,280 @@
+"""The ``tinyae`` command: train the seed model, then encode, decode, interpolate, inspect."""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
+FALLBACK_NOTE = "MNIST not available: using the built-in digits; --data mnist to require MNIST"
+
+
+def load_data(kind, split, limit=None, quiet=False):
+    """(images, labels, name) for --data; "auto" falls back to the built-in digits."""
+    from . import data, digits
+    if kind == "builtin":
+        X, y = digits.load_builtin_digits(split)
+        name = "builtin"
+    elif kind == "fashion":
+        (X, y), name = data.load_fashion_mnist(split, progress=not quiet), "fashion"
+    else:
+        try:
+            (X, y), name = data.load_mnist(split, progress=not quiet), "mnist"
+        except data.DataError:
+            if kind == "mnist":
+                raise
+            print(FALLBACK_NOTE, file=sys.stderr)
+            return load_data("builtin", split, limit)
+    if limit:
+        X, y = X[:limit], y[:limit]
+    return X, y, name
+
+
+def _sizes(text):
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sizes wants comma-separated integers like "
+                                         f"784,512,256,64,2; got {text!r}") from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("--sizes needs at least two positive widths")
+    return sizes
+
+
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+# --- train ---------------------------------------------------------------------------
+def cmd_train(args):
+    import tinyae as ta
+    from . import io, metrics, plot
+    from .latent import latent_range, lerp
+    from .train import History, fit
+
+    if args.resume:
+        ckpt = io.read_checkpoint(args.resume)
+        args.data = ckpt.extra.get("args", {}).get("data", args.data)
+    X, _, data_name = load_data(args.data, "train", args.limit, args.quiet)
+    if args.resume:
+        model = ta.load(args.resume)
+        saved = ckpt.extra.get("args", {})
+        args.sizes = tuple(saved.get("sizes") or args.sizes)
+        history = History.from_dict(ckpt.extra.get("history", {}))
+        out = Path(args.out or Path(args.resume).parent)
+    else:
+        if args.sizes[0] != X.shape[1]:
+            raise ValueError(f"--sizes starts with {args.sizes[0]} but the data has "
+                             f"{X.shape[1]} features per image")
+        model = ta.dense_autoencoder(args.sizes, rng=np.random.default_rng(args.seed))
+        history, ckpt = History(), None
+        out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    optimizer = ta.Adam(model.parameters(), lr=args.lr)
+    if ckpt is not None and ckpt.optim:
+        optimizer.load_state_dict(ckpt.optim)
+    run_args = {"data": data_name, "sizes": list(args.sizes), "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                "seed": args.seed, "limit": args.limit}
+    best = [min((v for v in history.val_loss if v is not None), default=np.inf)]
+
+    def checkpoints(model, optimizer, history):
+        extra = {"args": run_args, "history": history.to_dict()}
+        io.save(model, out / "last.npz", optimizer=optimizer, extra=extra)
+        val = history.records[-1].val_loss
+        if val is not None and val < best[0]:
+            best[0] = val
+            io.save(model, out / "best.npz", optimizer=optimizer, extra=extra)
+
+    if not args.quiet:
+        print(f"training {'-'.join(map(str, args.sizes))} on {data_name} ({len(X):,} images) "
+              f"for {args.epochs} epochs; writing to {out}", file=sys.stderr)
+    history = fit(model, X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+                  validation=args.val_fraction or None, seed=args.seed, history=history,
+                  callbacks=[checkpoints], progress=not args.quiet)
+    if history.stopped:
+        print(f"stopped: {history.stopped}", file=sys.stderr)
+
+    Xt, yt, _ = load_data(data_name, "test", args.limit, quiet=True)
+    m = metrics.evaluate_autoencoder(model, X, Xt, yt)
+    m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
+    extra = {"args": run_args, "history": history.to_dict(), "metrics": m}
+    io.save(model, out / "last.npz", optimizer=optimizer, extra=extra)
+    _write_text(out / "history.json", json.dumps(history.to_dict(), indent=2))
+    _write_text(out / "history.csv", history.to_csv())
+    _write_text(out / "metrics.json", json.dumps(m, indent=2))
+
+    Z = metrics.batched(model.encode, Xt)
+    ranges = latent_range(Z[:, :2]) if Z.shape[1] >= 2 else None
+    plot.reconstructions(Xt[:10], model.decode(Z[:10]), path=out / "reconstructions.png")
+    plot.latent_scatter(Z, yt, path=out / "latent.png", ranges=ranges if Z.shape[1] == 2 else None)
+    if Z.shape[1] == 2:
+        plot.decoded_grid(model, ranges, path=out / "grid.png")
+    i, j = 0, int(np.argmax(yt != yt[0]))
+    plot.image_strip(model.decode(lerp(Z[i], Z[j], 10).astype(model.dtype)),
+                     path=out / "interpolation.png", title=f"test image {i} to test image {j}")
+    plot.loss_curves(history, path=out / "loss.png")
+    print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
+          f"{m['pca2_test_mse_per_pixel']:.4f}); 5-NN accuracy of the codes "
+          f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f})")
+    print(f"wrote {out}")
+    return 0
+
+
+def _write_text(path, text):
+    from .io import atomic_write
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+# --- encode / decode / interpolate / info --------------------------------------------
+def _checkpoint_data(args, ckpt):
+    kind = args.data or ckpt.extra.get("args", {}).get("data", "auto")
+    return load_data(kind, args.split, args.limit, quiet=True)
+
+
+def cmd_encode(args):
+    import tinyae as ta
+    from . import io, metrics
+    model, ckpt = ta.load(args.checkpoint), io.read_checkpoint(args.checkpoint)
+    X, y, _ = _checkpoint_data(args, ckpt)
+    Z = metrics.batched(model.encode, X)
+    io.atomic_write(args.output, lambda f: np.save(f, Z))
+    if args.labels:
+        io.atomic_write(args.labels, lambda f: np.save(f, y))
+    print(f"wrote {len(Z):,} codes of size {Z.shape[1]} to {args.output}")
+    return 0
+
+
+def cmd_decode(args):
+    import tinyae as ta
+    from . import plot
+    model = ta.load(args.checkpoint)
+    try:
+        Z = np.load(args.codes, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read codes from {args.codes!r} ({exc}); expected a .npy array "
+                         "of shape (N, latent size), e.g. from tinyae encode") from None
+    images = model.decode(np.atleast_2d(Z).astype(model.dtype))
+    ncols = args.columns or int(np.ceil(np.sqrt(len(images))))
+    fig = plot._figure(ncols * 0.6, np.ceil(len(images) / ncols) * 0.6)
+    ax = fig.subplots()
+    ax.imshow(plot.tile(images, ncols), cmap="gray", vmin=0, vmax=1)
+    ax.axis("off")
+    plot._save(fig, args.output)
+    print(f"decoded {len(images):,} codes into {args.output}")
+    return 0
+
+
+def cmd_interpolate(args):
+    import tinyae as ta
+    from . import io, plot
+    from .latent import lerp, slerp
+    model, ckpt = ta.load(args.checkpoint), io.read_checkpoint(args.checkpoint)
+    X, _, _ = _checkpoint_data(args, ckpt)
+    for k in (args.source, args.target):
+        if not 0 <= k < len(X):
+            raise ValueError(f"image index {k} is out of range: the {args.split} set has {len(X)} images")
+    z1, z2 = model.encode(X[args.source]), model.encode(X[args.target])
+    path = (slerp if args.slerp else lerp)(z1, z2, args.steps).astype(model.dtype)
+    kind = "spherical" if args.slerp else "linear"
+    plot.image_strip(model.decode(path), path=args.output,
+                     title=f"{kind} interpolation, {args.split} image {args.source} to {args.target}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_info(args):
+    import tinyae as ta
+    from . import io
+    model, ckpt = ta.load(args.checkpoint), io.read_checkpoint(args.checkpoint)
+    print(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
+          f"format {ckpt.config.get('format_version')}, dtype {model.dtype}")
+    model.summary()
+    records = ckpt.extra.get("history", {}).get("records", [])
+    if records:
+        print("\nepoch  loss      val_loss  seconds")
+        for r in records:
+            val = "" if r["val_loss"] is None else f"{r['val_loss']:.5f}"
+            print(f"{r['epoch']:>5}  {r['loss']:.5f}  {val:<8}  {r['seconds']:.1f}")
+    for key, value in (ckpt.extra.get("metrics") or {}).items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return 0
+
+
+# --- the parser ----------------------------------------------------------------------
+def build_parser():
+    p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train an autoencoder and write checkpoint, metrics, figures",
+                       description="Train the seed autoencoder (784-512-256-64-2, ReLU, sigmoid "
+                       "out, MSE, Adam) and write last.npz, best.npz, history, metrics.json "
+                       "and figures to --out.")
+    t.add_argument("--data", choices=DATA_CHOICES, default="auto",
+                   help="auto: MNIST, else the built-in digits (default); mnist never falls back")
+    t.add_argument("--sizes", type=_sizes, default=(784, 512, 256, 64, 2),
+                   help="encoder widths, input to latent (default 784,512,256,64,2)")
+    t.add_argument("--epochs", type=_positive(int), default=20)
+    t.add_argument("--batch-size", type=_positive(int), default=256)
+    t.add_argument("--lr", type=_positive(float), default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-fraction", type=float, default=0.05,
+                   help="fraction of the training set held out for validation (0: none)")
+    t.add_argument("--limit", type=_positive(int), help="use only the first N images of each split")
+    t.add_argument("--out", help="output folder (default runs/<timestamp>)")
+    t.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (with optimiser state)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(run=cmd_train)
+
+    def data_args(q):
+        q.add_argument("--data", choices=DATA_CHOICES, help="data set (default: the one trained on)")
+        q.add_argument("--split", choices=("train", "test"), default="test")
+        q.add_argument("--limit", type=_positive(int), help="use only the first N images")
+
+    e = sub.add_parser("encode", help="encode a data set to latent codes (.npy)")
+    e.add_argument("checkpoint")
+    data_args(e)
+    e.add_argument("-o", "--output", default="codes.npy")
+    e.add_argument("--labels", help="also write the labels to this .npy file")
+    e.set_defaults(run=cmd_encode)
+
+    d = sub.add_parser("decode", help="decode latent codes (.npy) into an image grid (.png)")
+    d.add_argument("checkpoint")
+    d.add_argument("codes", help=".npy array of shape (N, latent size)")
+    d.add_argument("-o", "--output", default="decoded.png")
+    d.add_argument("--columns", type=_positive(int))
+    d.set_defaults(run=cmd_decode)
+
+    i = sub.add_parser("interpolate", help="decode the path between two images' codes")
+    i.add_argument("checkpoint")
+    i.add_argument("--from", dest="source", type=int, required=True, help="index of the first image")
+    i.add_argument("--to", dest="target", type=int, required=True, help="index of the second image")
+    i.add_argument("--steps", type=_positive(int), default=10)
+    i.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
+    data_args(i)
+    i.add_argument("-o", "--output", default="interpolation.png")
+    i.set_defaults(run=cmd_interpolate)
+
+    n = sub.add_parser("info", help="print a checkpoint's architecture, history and metrics")
+    n.add_argument("checkpoint")
+    n.set_defaults(run=cmd_info)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from .data import DataError
+    from .io import CheckpointError
+    from .train import TrainingDiverged
+    try:
+        return args.run(args)
+    except (CheckpointError, DataError, TrainingDiverged, FileNotFoundError, ValueError) as exc:
+        print(f"tinyae {args.command}: error: {exc}", file=sys.stderr)
+        return 1

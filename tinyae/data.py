@@ -1,0 +1,216 @@
+"""MNIST and Fashion-MNIST from the original IDX files: find, download, verify, read.
+
+Where the files live (first that is set):
+  1. the ``root`` argument,
+  2. ``$TINYAE_DATA_DIR`` (MNIST's four files in it, Fashion-MNIST in its
+     ``fashion-mnist`` subfolder),
+  3. the user cache, ``$XDG_CACHE_HOME/tinyae/<dataset>`` (``~/.cache/tinyae``).
+
+Every file is checked against its published digest before use. A missing
+file is downloaded from each mirror in turn: streamed to a temporary file in
+the same folder, verified, then renamed, so a failed or corrupt download
+never leaves a file under the real name.
+"""
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A data file that is missing, corrupt, or not what its name says."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    subdir: str                 # folder name under the cache (and under TINYAE_DATA_DIR)
+    files: dict                 # file name -> "sha256:<hex>" or "md5:<hex>"
+    mirrors: tuple              # base URLs, tried in order
+    licence: str
+
+
+MNIST = Dataset(
+    "MNIST", "", {
+        "train-images-idx3-ubyte.gz": "sha256:440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "sha256:3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "sha256:8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "sha256:f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    ("https://ossci-datasets.s3.amazonaws.com/mnist/",          # torchvision's mirror
+     "https://storage.googleapis.com/cvdf-datasets/mnist/",     # TensorFlow tutorials' mirror
+     "http://yann.lecun.com/exdb/mnist/"),                      # the original home
+    "MNIST by Y. LeCun, C. Cortes and C. Burges, CC BY-SA 3.0")
+
+FASHION_MNIST = Dataset(
+    "Fashion-MNIST", "fashion-mnist", {                            # MD5s published with the data
+        "train-images-idx3-ubyte.gz": "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "md5:25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "md5:bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "md5:bb300cfdad3c16e7a12a480ee83cd310",
+    },
+    ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",   # torchvision's mirror
+     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"),  # Keras' mirror
+    "Fashion-MNIST by Zalando Research, MIT licence")
+
+SPLITS = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+# Tests replace this to simulate a machine without network.
+urlopen = urllib.request.urlopen
+
+
+# --- reading IDX ---------------------------------------------------------------------
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (gzipped or raw) into an array, checking header and length.
+
+    Header: two zero bytes, a type code, the rank r, then r big-endian uint32
+    dimensions; the data follow, exactly prod(dims) items.
+    """
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        raise DataError(f"{path}: cannot be read as {'gzip' if path.suffix == '.gz' else 'IDX'} "
+                        f"({exc}); the file is truncated or corrupt: delete it and download "
+                        "it again.") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        raise DataError(f"{path}: wrong magic number {raw[:4].hex() or '(empty file)'}; "
+                        "this is not an IDX file.")
+    rank = raw[3]
+    header = 4 + 4 * rank
+    if rank < 1 or len(raw) < header:
+        raise DataError(f"{path}: IDX header is cut short (rank {rank}, {len(raw)} bytes).")
+    dims = struct.unpack(f">{rank}I", raw[4:header])
+    dtype = np.dtype(IDX_DTYPES[raw[2]])
+    expected = int(np.prod(dims)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: header says shape {dims} ({expected:,} data bytes) but the file "
+                        f"holds {len(raw) - header:,}; it is truncated or corrupt.")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+
+
+# --- finding and verifying files -----------------------------------------------------
+def data_dir(dataset=MNIST, root=None) -> Path:
+    """The folder that holds (or will hold) ``dataset``'s files."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get("TINYAE_DATA_DIR")
+    if env:
+        return Path(env) / dataset.subdir
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "tinyae" / (dataset.subdir or "mnist")
+
+
+def file_digest(path, algorithm) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path, checksum):
+    """Raise ``DataError`` unless the file's digest equals ``checksum`` ("sha256:<hex>")."""
+    algorithm, want = checksum.split(":")
+    got = file_digest(path, algorithm)
+    if got != want:
+        raise DataError(f"{path}: {algorithm} checksum mismatch (expected {want}, got {got}); "
+                        "the file is corrupt or a different file: delete it and download again.")
+
+
+def download(url, dest, checksum, progress=True, timeout=30):
+    """Stream ``url`` to ``dest`` through a temporary file; verify, then rename."""
+    dest = Path(dest)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            bar = _progress_bar(total, dest.name, progress)
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
+            bar.close()
+        verify(tmp, checksum)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _progress_bar(total, name, enabled):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}",
+                disable=not enabled, leave=False)
+
+
+def ensure_files(dataset=MNIST, root=None, download_missing=True, mirrors=None, progress=True):
+    """Return the folder with all of ``dataset``'s files present and verified."""
+    folder = data_dir(dataset, root)
+    mirrors = dataset.mirrors if mirrors is None else tuple(mirrors)
+    for name, checksum in dataset.files.items():
+        path = folder / name
+        if path.exists():
+            verify(path, checksum)
+            continue
+        if not download_missing:
+            raise DataError(f"{dataset.name}: {path} is missing and download=False. Put the four "
+                            f"files {sorted(dataset.files)} in {folder} (or set TINYAE_DATA_DIR).")
+        folder.mkdir(parents=True, exist_ok=True)
+        failures = []
+        for base in mirrors:
+            try:
+                download(base + name, path, checksum, progress)
+                break
+            except Exception as exc:                # any failure: note it, try the next mirror
+                failures.append(f"  {base + name}: {type(exc).__name__}: {exc}")
+        else:
+            raise DataError(f"could not download {dataset.name} file {name}; tried:\n"
+                            + "\n".join(failures)
+                            + f"\nDownload the files by hand and put them in {folder} "
+                              "(or point TINYAE_DATA_DIR at a folder that has them).")
+    return folder
+
+
+def _load(dataset, split, root, download, flatten, progress):
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    folder = ensure_files(dataset, root, download, progress=progress)
+    image_file, label_file = SPLITS[split]
+    images, labels = read_idx(folder / image_file), read_idx(folder / label_file)
+    if images.ndim != 3 or labels.ndim != 1:
+        raise DataError(f"{folder / image_file}: expected images (N, 28, 28) and labels (N,), got "
+                        f"{images.shape} and {labels.shape}")
+    if len(images) != len(labels):
+        raise DataError(f"{folder}: {image_file} has {len(images)} images but {label_file} has "
+                        f"{len(labels)} labels; one of the files is wrong.")
+    labels = labels.astype(np.int64)
+    if not flatten:
+        return images, labels
+    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255), labels
+
+
+def load_mnist(split="train", root=None, download=True, flatten=True, progress=True):
+    """MNIST ``split`` as (images, labels).
+
+    Returns float32 images in [0, 1] of shape (N, 784) (``flatten=False``:
+    the raw uint8 (N, 28, 28)) and int64 labels (N,). N is 60,000 for
+    "train" and 10,000 for "test".
+    """
+    return _load(MNIST, split, root, download, flatten, progress)
+
+
+def load_fashion_mnist(split="train", root=None, download=True, flatten=True, progress=True):
+    """Fashion-MNIST, the same shapes and types as ``load_mnist``."""
+    return _load(FASHION_MNIST, split, root, download, flatten, progress)

@@ -1,0 +1,238 @@
+"""fit(): mini-batch training with shuffling, validation, early stopping and a progress bar.
+
+One step is the whole algorithm of the package:
+
+    xb = X[batch]                       gather a mini-batch       (B, D)
+    L  = loss(model.forward(xb), xb)    reconstruct and compare
+    model.backward(dL/dX')              chain rule, layer by layer
+    optimizer.step()                    move every weight
+"""
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import kernels
+from .layers import as_float_batch
+from .losses import MSE
+from .optim import Adam
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    val_loss: float | None
+    seconds: float
+    lr: float
+
+
+@dataclass
+class History:
+    """Per-epoch records; ``stopped`` says why training ended early, if it did."""
+    records: list = field(default_factory=list)
+    stopped: str | None = None
+
+    @property
+    def loss(self):
+        return [r.loss for r in self.records]
+
+    @property
+    def val_loss(self):
+        return [r.val_loss for r in self.records]
+
+    def to_dict(self):
+        return {"records": [asdict(r) for r in self.records], "stopped": self.stopped}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls([EpochRecord(**r) for r in d.get("records", [])], d.get("stopped"))
+
+    def to_csv(self):
+        lines = ["epoch,loss,val_loss,seconds,lr"]
+        for r in self.records:
+            val = "" if r.val_loss is None else f"{r.val_loss:.8g}"
+            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g}")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when the monitored loss has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best`` the model ends with the weights of its best epoch.
+    """
+    patience: int = 5
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+
+def check_data(X, width, name="X"):
+    """X as a float32/64 (N, width) array with only finite values, else a clear error."""
+    X = np.asarray(X)
+    X = as_float_batch(X, width, X.dtype, f"fit(): {name}")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        raise ValueError(f"fit(): {name} has NaN or infinite values in {len(rows)} rows (first: "
+                         f"{rows[:5].tolist()}); clean or drop them first, e.g. "
+                         f"{name}[np.isfinite({name}).all(axis=1)].")
+    if len(X) == 0:
+        raise ValueError(f"fit(): {name} is empty")
+    return X
+
+
+def _split_validation(X, validation, seed):
+    if validation is None:
+        return X, None
+    if isinstance(validation, float):
+        if not 0 < validation < 1:
+            raise ValueError(f"validation fraction must be in (0, 1), got {validation}")
+        order = np.random.default_rng([seed, 99]).permutation(len(X))
+        n_val = max(1, int(round(len(X) * validation)))
+        return X[order[n_val:]], X[order[:n_val]]
+    if isinstance(validation, tuple):
+        validation = validation[0]
+    return X, validation
+
+
+def evaluate(model, X, loss=None, batch_size=1024):
+    """Mean loss of ``model`` on ``X`` (batched, so memory stays small)."""
+    loss = loss or MSE()
+    total = 0.0
+    for i in range(0, len(X), batch_size):
+        xb = X[i:i + batch_size]
+        total += loss.forward(model.forward(xb), xb) * len(xb)
+    return total / len(X)
+
+
+class _CtrlC:
+    """Turn the first Ctrl-C into a flag checked between steps (a second one interrupts)."""
+
+    def __enter__(self):
+        self.pressed = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _snapshot(model):
+    return [p.copy() for _, p, _ in model.parameters()]
+
+
+def _restore(model, snapshot):
+    for (_, p, _), s in zip(model.parameters(), snapshot):
+        p[...] = s
+
+
+def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=None,
+        validation=None, seed: int = 0, shuffle: bool = True, early_stopping=None,
+        callbacks=(), progress: bool = True, history: History | None = None) -> History:
+    """Train ``model`` to reconstruct ``X``; returns the ``History``.
+
+    Args:
+        X: (N, D) float data, finite.
+        epochs: total epochs; with ``history`` from an earlier run, training
+            continues from ``len(history.records)`` up to ``epochs``.
+        optimizer: default ``Adam(model.parameters(), lr=1e-3)``.
+        loss: default ``MSE()``.
+        validation: None, a fraction of X to hold out, or a validation array
+            (or a 1-tuple holding one).
+        seed: the shuffling seed; the same seed and data give the same run.
+        early_stopping: None, a patience (int) or an ``EarlyStopping``.
+        callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
+        progress: show a tqdm bar with the running loss.
+    """
+    width = model.input_width
+    X = check_data(X, width)
+    X, Xv = _split_validation(X, validation, seed)
+    if Xv is not None:
+        Xv = check_data(Xv, width, "validation")
+    if batch_size < 1 or epochs < 0:
+        raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
+    X = np.ascontiguousarray(X, dtype=model.dtype)
+    optimizer = optimizer or Adam(model.parameters(), lr=1e-3)
+    loss = loss or MSE()
+    if isinstance(early_stopping, int):
+        early_stopping = EarlyStopping(patience=early_stopping)
+    history = history or History()
+    n, steps = len(X), math.ceil(len(X) / batch_size)
+    best, best_weights, waited = math.inf, None, 0
+
+    from tqdm.auto import tqdm
+    with _CtrlC() as ctrl_c:
+        for epoch in range(len(history.records) + 1, epochs + 1):
+            start, good = time.perf_counter(), _snapshot(model)
+            # One generator per (seed, epoch): a resumed run shuffles as the original did.
+            order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
+                       leave=False, unit="step")
+            total = 0.0
+            for step in range(steps):
+                xb = kernels.gather_rows(X, order[step * batch_size:(step + 1) * batch_size])
+                optimizer.zero_grad()
+                value = loss.forward(model.forward(xb), xb)
+                if not math.isfinite(value):
+                    bar.close()
+                    _diverged(model, good, epoch, step + 1, value, optimizer)
+                model.backward(loss.backward(), need_dx=False)
+                optimizer.step()
+                total += value * len(xb)
+                bar.update()
+                bar.set_postfix(loss=f"{total / min(n, (step + 1) * batch_size):.4f}", refresh=False)
+                if ctrl_c.pressed:
+                    break
+            bar.close()
+            if ctrl_c.pressed:
+                history.stopped = f"interrupted (Ctrl-C) in epoch {epoch}, step {step + 1}"
+                break
+            val = evaluate(model, Xv, loss) if Xv is not None else None
+            history.records.append(EpochRecord(epoch, total / n, val, time.perf_counter() - start,
+                                               optimizer.lr))
+            if progress:
+                tqdm.write(f"epoch {epoch}/{epochs}  loss {total / n:.5f}"
+                           + ("" if val is None else f"  val_loss {val:.5f}")
+                           + f"  ({history.records[-1].seconds:.1f} s)")
+            for cb in callbacks:
+                cb(model, optimizer, history)
+            if early_stopping is not None:
+                monitored = val if val is not None else total / n
+                if monitored < best - early_stopping.min_delta:
+                    best, waited = monitored, 0
+                    best_weights = _snapshot(model) if early_stopping.restore_best else None
+                else:
+                    waited += 1
+                    if waited >= early_stopping.patience:
+                        history.stopped = (f"early stopping after epoch {epoch}: no improvement "
+                                           f"for {waited} epochs")
+                        if best_weights is not None:
+                            _restore(model, best_weights)
+                        break
+    return history
+
+
+def _diverged(model, good, epoch, step, value, optimizer):
+    finite = all(np.isfinite(p).all() for _, p, _ in model.parameters())
+    if not finite:                        # the last update broke the weights: go back
+        _restore(model, good)
+    kept = "the last good step's weights" if finite else "the weights from the start of the epoch"
+    raise TrainingDiverged(f"the loss became {value} at epoch {epoch}, step {step}; the model "
+                           f"keeps {kept}. Try a smaller learning rate (now lr={optimizer.lr:g}, "
+                           "e.g. --lr 1e-4).")
