@@ -63,7 +63,7 @@ def cmd_train(args):
     if args.resume:
         ckpt = io.read_checkpoint(args.resume)
         args.data = ckpt.extra.get("args", {}).get("data", args.data)
-    X, _, data_name = load_data(args.data, "train", args.limit, args.quiet)
+    X, y, data_name = load_data(args.data, "train", args.limit, args.quiet)
     if args.resume:
         model = ta.load(args.resume)
         saved = ckpt.extra.get("args", {})
@@ -103,7 +103,7 @@ def cmd_train(args):
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
     Xt, yt, _ = load_data(data_name, "test", args.limit, quiet=True)
-    m = metrics.evaluate_autoencoder(model, X, Xt, yt)
+    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt)
     m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
     extra = {"args": run_args, "history": history.to_dict(), "metrics": m}
     io.save(model, out / "last.npz", optimizer=optimizer, extra=extra)

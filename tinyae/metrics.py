@@ -37,25 +37,24 @@ class PCA:
         return Z @ self.components.T + self.mean
 
 
-def knn_accuracy(Z, labels, k=5, chunk=1000) -> float:
-    """Leave-one-out k-nearest-neighbour accuracy of codes Z (majority vote of labels).
-
-    How well digits separate in the latent space: each code is classified by
-    its k nearest other codes. Distances are computed ``chunk`` rows at a time.
+def knn_accuracy(Z_train, y_train, Z_test, y_test, k=5, chunk=500) -> float:
+    """Accuracy of a k-nearest-neighbour vote: each test code takes the majority
+    label of its k nearest training codes. It measures how well the digits
+    separate in the latent space. Distances are computed ``chunk`` rows at a time.
     """
-    Z = np.asarray(Z, np.float64)
-    labels = np.asarray(labels)
-    sq = np.sum(Z * Z, axis=1)
-    n_classes = int(labels.max()) + 1
+    Z_train, Z_test = np.asarray(Z_train, np.float64), np.asarray(Z_test, np.float64)
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    sq = np.sum(Z_train * Z_train, axis=1)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
     correct = 0
-    for i in range(0, len(Z), chunk):
-        d = sq[i:i + chunk, None] - 2 * Z[i:i + chunk] @ Z.T + sq[None, :]      # (c, N)
-        d[np.arange(d.shape[0]), np.arange(i, i + d.shape[0])] = np.inf          # not itself
-        nearest = np.argpartition(d, k, axis=1)[:, :k]                          # (c, k)
-        votes = np.zeros((d.shape[0], n_classes), np.int64)
-        np.add.at(votes, (np.arange(d.shape[0])[:, None], labels[nearest]), 1)
-        correct += int(np.sum(votes.argmax(axis=1) == labels[i:i + chunk]))
-    return correct / len(Z)
+    for i in range(0, len(Z_test), chunk):
+        q = Z_test[i:i + chunk]
+        d = np.sum(q * q, axis=1)[:, None] - 2 * q @ Z_train.T + sq[None, :]     # (c, N_train)
+        nearest = np.argpartition(d, k - 1, axis=1)[:, :k]                        # (c, k)
+        votes = np.zeros((len(q), n_classes), np.int64)
+        np.add.at(votes, (np.arange(len(q))[:, None], y_train[nearest]), 1)
+        correct += int(np.sum(votes.argmax(axis=1) == y_test[i:i + chunk]))
+    return correct / len(Z_test)
 
 
 def batched(fn, X, batch_size=2048):
@@ -63,18 +62,21 @@ def batched(fn, X, batch_size=2048):
     return np.concatenate([fn(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
 
 
-def evaluate_autoencoder(model, X_train, X_test, labels_test, k=5):
-    """The metrics of ``tinyae train``: model against PCA-2 on the same data."""
-    Z = batched(model.encode, X_test)
-    X_rec = batched(model.decode, Z)
+def evaluate_autoencoder(model, X_train, y_train, X_test, y_test, k=5):
+    """The metrics of ``tinyae train``: the model against PCA-2 on the same data.
+
+    k-NN accuracies classify the test codes by their nearest training codes.
+    """
+    Z_train, Z_test = batched(model.encode, X_train), batched(model.encode, X_test)
     pca = PCA(2).fit(X_train)
-    Zp = pca.encode(X_test)
-    X_pca = pca.decode(Zp)
+    P_train, P_test = pca.encode(X_train), pca.encode(X_test)
+    X_rec = batched(model.decode, Z_test)
     return {
         "test_mse_per_pixel": mse_per_pixel(X_test, X_rec),
         "test_bce_per_image": bce_per_image(X_test, X_rec),
-        "pca2_test_mse_per_pixel": mse_per_pixel(X_test, X_pca),
-        f"knn{k}_accuracy_latent": knn_accuracy(Z[:, :2] if Z.shape[1] > 2 else Z, labels_test, k),
-        f"knn{k}_accuracy_pca2": knn_accuracy(Zp, labels_test, k),
+        "pca2_test_mse_per_pixel": mse_per_pixel(X_test, pca.decode(P_test)),
+        f"knn{k}_accuracy_latent": knn_accuracy(Z_train, y_train, Z_test, y_test, k),
+        f"knn{k}_accuracy_pca2": knn_accuracy(P_train, y_train, P_test, y_test, k),
+        "n_train": int(len(X_train)),
         "n_test": int(len(X_test)),
     }

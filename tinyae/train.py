@@ -9,6 +9,7 @@ One step is the whole algorithm of the package:
 """
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -188,12 +189,17 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             for step in range(steps):
                 xb = kernels.gather_rows(X, order[step * batch_size:(step + 1) * batch_size])
                 optimizer.zero_grad()
-                value = loss.forward(model.forward(xb), xb)
-                if not math.isfinite(value):
+                try:
+                    # Overflow is divergence: raise at once instead of warning on every step.
+                    with np.errstate(over="raise", invalid="raise", divide="raise"):
+                        value = loss.forward(model.forward(xb), xb)
+                        if not math.isfinite(value):
+                            raise FloatingPointError(f"the loss became {value}")
+                        model.backward(loss.backward(), need_dx=False)
+                        optimizer.step()
+                except FloatingPointError as exc:
                     bar.close()
-                    _diverged(model, good, epoch, step + 1, value, optimizer)
-                model.backward(loss.backward(), need_dx=False)
-                optimizer.step()
+                    _diverged(model, good, epoch, step + 1, exc, optimizer)
                 total += value * len(xb)
                 bar.update()
                 bar.set_postfix(loss=f"{total / min(n, (step + 1) * batch_size):.4f}", refresh=False)
@@ -209,7 +215,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             if progress:
                 tqdm.write(f"epoch {epoch}/{epochs}  loss {total / n:.5f}"
                            + ("" if val is None else f"  val_loss {val:.5f}")
-                           + f"  ({history.records[-1].seconds:.1f} s)")
+                           + f"  ({history.records[-1].seconds:.1f} s)", file=sys.stderr)
             for cb in callbacks:
                 cb(model, optimizer, history)
             if early_stopping is not None:
@@ -228,11 +234,11 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     return history
 
 
-def _diverged(model, good, epoch, step, value, optimizer):
+def _diverged(model, good, epoch, step, why, optimizer):
     finite = all(np.isfinite(p).all() for _, p, _ in model.parameters())
     if not finite:                        # the last update broke the weights: go back
         _restore(model, good)
     kept = "the last good step's weights" if finite else "the weights from the start of the epoch"
-    raise TrainingDiverged(f"the loss became {value} at epoch {epoch}, step {step}; the model "
+    raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step} ({why}); the model "
                            f"keeps {kept}. Try a smaller learning rate (now lr={optimizer.lr:g}, "
                            "e.g. --lr 1e-4).")

@@ -1,0 +1,175 @@
+"""One epoch of the seed model on MNIST: NumPy reference vs Numba vs PyTorch CPU.
+
+Each measurement runs in its own process (thread pools of different libraries
+slow each other down when they share one), and the backends alternate
+A B C A B C ... so that a noisy neighbour hits all of them alike. Every
+process starts from the same initial weights, warms up (JIT compilation,
+BLAS threads, page faults) and then times one full epoch.
+
+    python benchmarks/bench_epoch.py                     # batch 64, 256, 1024; 3 rounds
+    python benchmarks/bench_epoch.py --batches 256 --rounds 5
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import SEED_SIZES, machine, median_time, peak_rss_mb, run_worker, step_flops  # noqa: E402
+
+N_TRAIN = 60_000
+
+
+def initial_weights():
+    import tinyae as ta
+    model = ta.dense_autoencoder(SEED_SIZES, rng=np.random.default_rng(0))
+    return model
+
+
+def tinyae_worker(backend, batch, warmup_steps=20):
+    import tinyae as ta
+    from tinyae import data, kernels
+    from tinyae.metrics import batched
+    from tinyae.latent import grid
+    kernels.set_backend(backend)
+    X, _ = data.load_mnist("train", progress=False)
+    model = initial_weights()
+    loss, opt = ta.MSE(), ta.Adam(model.parameters(), lr=1e-3)
+    order = np.random.default_rng(0).permutation(len(X))
+
+    def step(idx):
+        xb = kernels.gather_rows(X, idx)
+        opt.zero_grad()
+        loss.forward(model.forward(xb), xb)
+        model.backward(loss.backward(), need_dx=False)
+        opt.step()
+
+    for k in range(warmup_steps):
+        step(order[k * batch:(k + 1) * batch])
+    start = time.perf_counter()
+    for k in range(0, len(X), batch):
+        step(order[k:k + batch])
+    seconds = time.perf_counter() - start
+    final = loss.forward(model.forward(X[:2000]), X[:2000])
+    Xt = X[:10_000]
+    enc = median_time(lambda: batched(model.encode, Xt), repeat=5)
+    Z = grid((-3, 3), (-3, 3), 30).astype(np.float32)
+    dec = median_time(lambda: model.decode(Z), repeat=5)
+    return {"seconds": seconds, "loss": final, "encode_10k": enc, "decode_900": dec,
+            "peak_mb": peak_rss_mb()}
+
+
+def torch_worker(batch, warmup_steps=20):
+    import torch
+    from tinyae import data
+    torch.set_num_threads(2)
+    X = torch.from_numpy(data.load_mnist("train", progress=False)[0])
+    ref = initial_weights()
+    layers = []
+    for part in (ref.encoder, ref.decoder):
+        for layer in part:
+            name = type(layer).__name__
+            if name == "Dense":
+                lin = torch.nn.Linear(layer.in_features, layer.out_features)
+                with torch.no_grad():            # tinyae's W is (in, out): the transpose
+                    lin.weight.copy_(torch.from_numpy(layer.params["W"].T.copy()))
+                    lin.bias.copy_(torch.from_numpy(layer.params["b"]))
+                layers.append(lin)
+            else:
+                layers.append({"ReLU": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid}[name]())
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    lossf = torch.nn.MSELoss()
+    order = torch.from_numpy(np.random.default_rng(0).permutation(len(X)))
+
+    def step(idx):
+        xb = X[idx]
+        opt.zero_grad(set_to_none=False)
+        lossf(model(xb), xb).backward()
+        opt.step()
+
+    for k in range(warmup_steps):
+        step(order[k * batch:(k + 1) * batch])
+    start = time.perf_counter()
+    for k in range(0, len(X), batch):
+        step(order[k:k + batch])
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        final = float(lossf(model(X[:2000]), X[:2000]))
+        enc_net = model[:7]
+        enc = median_time(lambda: enc_net(X[:10_000]), repeat=5)
+        Z = torch.from_numpy(np.random.default_rng(0).uniform(-3, 3, (900, 2)).astype(np.float32))
+        dec = median_time(lambda: model[7:](Z), repeat=5)
+    return {"seconds": seconds, "loss": final, "encode_10k": enc, "decode_900": dec,
+            "peak_mb": peak_rss_mb()}
+
+
+def sgemm_worker():
+    """sgemm GFLOP/s on the seed model's largest product, (256, 784) @ (784, 512)."""
+    a = np.random.default_rng(0).random((256, 784), dtype=np.float32)
+    b = np.random.default_rng(1).random((784, 512), dtype=np.float32)
+    t = median_time(lambda: [a @ b for _ in range(50)], repeat=7) / 50
+    return {"gflops": 2 * 256 * 784 * 512 / t / 1e9}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker is not None:
+        kind, *rest = args.worker
+        if kind == "sgemm":
+            result = sgemm_worker()
+        elif kind == "torch":
+            result = torch_worker(int(rest[0]))
+        else:
+            result = tinyae_worker(kind, int(rest[0]))
+        print(json.dumps(result))
+        return
+
+    try:
+        import torch  # noqa: F401
+        backends = ["numpy", "numba", "torch"]
+    except ImportError:
+        backends = ["numpy", "numba"]
+        print("PyTorch is not installed: comparing the two tinyae backends only "
+              "(pip install torch==2.13.0 for the CPU build).")
+    print(f"machine: {machine()}")
+    script = os.path.abspath(__file__)
+    results = {}
+    sgemm = []
+    for batch in args.batches:
+        for r in range(args.rounds):
+            sgemm.append(run_worker(script, ["sgemm"])["gflops"])
+            for b in (backends if r % 2 == 0 else backends[::-1]):          # A B C, C B A, ...
+                results.setdefault((batch, b), []).append(run_worker(script, [b, batch]))
+    rate = statistics.median(sgemm)
+    print(f"sgemm (256x784 @ 784x512): {rate:.0f} GFLOP/s, median of {len(sgemm)} measurements\n")
+    print(f"{'batch':>5}  {'backend':<7} {'epoch s':>8} {'runs':>22} {'x torch':>8} {'% sgemm':>8} "
+          f"{'loss':>7} {'enc 10k':>8} {'dec 900':>8} {'peak MB':>8}")
+    for batch in args.batches:
+        gflop = step_flops(batch) * (N_TRAIN / batch) / 1e9
+        torch_runs = results.get((batch, "torch"))
+        for b in backends:
+            runs = results[(batch, b)]
+            sec = statistics.median(r["seconds"] for r in runs)
+            # Pair by pair: run k of this backend against run k of PyTorch (same round).
+            ratio = (statistics.median(r["seconds"] / t["seconds"] for r, t in zip(runs, torch_runs))
+                     if torch_runs else float("nan"))
+            print(f"{batch:>5}  {b:<7} {sec:>8.2f} {' '.join(f'{r['seconds']:.2f}' for r in runs):>22} "
+                  f"{ratio:>8.2f} {100 * gflop / sec / rate:>7.0f}% {runs[0]['loss']:>7.4f} "
+                  f"{statistics.median(r['encode_10k'] for r in runs) * 1e3:>6.1f}ms "
+                  f"{statistics.median(r['decode_900'] for r in runs) * 1e3:>6.1f}ms "
+                  f"{max(r['peak_mb'] for r in runs):>8.0f}")
+    print(f"\nepoch matmul work: {step_flops(1) / 1e6:.3f} MFLOP per sample, "
+          f"{step_flops(1) * N_TRAIN / 1e9:.0f} GFLOP per epoch")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import tinyae as ta
+from tinyae.digits import load_builtin_digits
+from tinyae.train import EarlyStopping, TrainingDiverged, fit
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_builtin_digits("train", n=512)[0]
+
+
+def small_model(seed=0):
+    return ta.dense_autoencoder((784, 32, 2), rng=np.random.default_rng(seed))
+
+
+def test_same_seed_same_run(digits):
+    runs = []
+    for _ in range(2):
+        model = small_model()
+        h = fit(model, digits, epochs=2, batch_size=64, validation=0.1, seed=3, progress=False)
+        runs.append((model, h))
+    (m1, h1), (m2, h2) = runs
+    assert h1.loss == h2.loss and h1.val_loss == h2.val_loss
+    for (_, p, _), (_, q, _) in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_array_equal(p, q)
+    assert h1.loss[1] < h1.loss[0] and all(v is not None for v in h1.val_loss)
+
+
+def test_other_seed_other_shuffle(digits):
+    a, b = small_model(), small_model()
+    fit(a, digits, epochs=1, batch_size=64, seed=0, progress=False)
+    fit(b, digits, epochs=1, batch_size=64, seed=1, progress=False)
+    assert not np.array_equal(next(a.parameters())[1], next(b.parameters())[1])
+
+
+def test_divergence_is_reported_and_weights_stay_finite(digits):
+    model = ta.dense_autoencoder((784, 32, 2), output="identity", rng=np.random.default_rng(0))
+    opt = ta.SGD(model.parameters(), lr=1e3)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+.*smaller learning rate"):
+        fit(model, digits, epochs=3, batch_size=64, optimizer=opt, progress=False)
+    assert all(np.isfinite(p).all() for _, p, _ in model.parameters())
+
+
+def test_nan_in_data(digits):
+    X = digits.copy()
+    X[7, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinite values in 1 rows \(first: \[7\]\)"):
+        fit(small_model(), X, epochs=1, progress=False)
+
+
+def test_wrong_width_and_dtype(digits):
+    with pytest.raises(ValueError, match="expects 784 input features, got 100"):
+        fit(small_model(), digits[:, :100], epochs=1, progress=False)
+    with pytest.raises(TypeError, match="floating-point"):
+        fit(small_model(), (digits * 255).astype(np.uint8), epochs=1, progress=False)
+
+
+def test_early_stopping_stops(digits):
+    # Demanding an improvement of 1.0 per epoch can never be met: stop after patience epochs.
+    h = fit(small_model(), digits, epochs=10, batch_size=128, progress=False,
+            early_stopping=EarlyStopping(patience=2, min_delta=1.0))
+    assert len(h.records) == 3 and "early stopping after epoch 3" in h.stopped
+
+
+def test_callbacks_run_every_epoch(digits):
+    seen = []
+    fit(small_model(), digits, epochs=3, batch_size=128, progress=False,
+        callbacks=[lambda m, o, h: seen.append(len(h.records))])
+    assert seen == [1, 2, 3]
+
+
+def test_resume_continues_exactly(tmp_path, digits):
+    """2 epochs in one go == 1 epoch, checkpoint, load, 1 more epoch."""
+    straight = small_model()
+    fit(straight, digits, epochs=2, batch_size=64, progress=False)
+
+    first = small_model()
+    opt = ta.Adam(first.parameters())
+    h = fit(first, digits, epochs=1, batch_size=64, optimizer=opt, progress=False)
+    path = ta.save(first, tmp_path / "ckpt", optimizer=opt)
+    ckpt = ta.io.read_checkpoint(path)
+    resumed = ta.load(path)
+    opt2 = ta.Adam(resumed.parameters())
+    opt2.load_state_dict(ckpt.optim)
+    fit(resumed, digits, epochs=2, batch_size=64, optimizer=opt2, history=h, progress=False)
+    assert len(h.records) == 2
+    for (_, p, _), (_, q, _) in zip(straight.parameters(), resumed.parameters()):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_ctrl_c_stops_after_the_current_step(digits):
+    model = small_model()
+    opt = ta.Adam(model.parameters())
+    steps = []
+    real_step = opt.step
+
+    def step():
+        real_step()
+        steps.append(1)
+        if len(steps) == 3:
+            os.kill(os.getpid(), signal.SIGINT)          # as if the user pressed Ctrl-C here
+    opt.step = step
+    h = fit(model, digits, epochs=5, batch_size=64, optimizer=opt, progress=False)
+    assert len(steps) == 3 and opt.t == 3
+    assert h.records == [] and h.stopped == "interrupted (Ctrl-C) in epoch 1, step 3"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_history_csv_and_dict(digits):
+    h = fit(small_model(), digits, epochs=2, batch_size=128, validation=0.25, progress=False)
+    lines = h.to_csv().splitlines()
+    assert lines[0] == "epoch,loss,val_loss,seconds,lr" and len(lines) == 3
+    assert type(h).from_dict(h.to_dict()).loss == h.loss
+
+
+def test_progress_bar_is_real(digits, capsys):
+    fit(small_model(), digits, epochs=1, batch_size=128, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "step" in err and "loss" in err

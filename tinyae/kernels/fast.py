@@ -1,0 +1,183 @@
+"""Numba kernels: the same functions as ``reference.py``, fused into single passes.
+
+Where the time goes in one training step, and what this file does about it:
+
+- The big matmuls (x @ W, x^T dz, dz @ W^T) are compute-bound; OpenBLAS runs
+  them near the machine's peak, so they stay ``np.dot`` calls.
+- Everything else is memory-bound: bias add, activation, activation gradient,
+  bias gradient, Adam. NumPy makes one pass (and often a temporary) per
+  operation; here each becomes one loop that reads and writes every element
+  once.
+- Kernels are serial on purpose: OpenBLAS already uses every core for the
+  matmuls, and a second thread pool woken between BLAS calls stalls for a
+  scheduler timeslice (see benchmarks/README.md).
+
+Activation codes (resolved outside the loops, so the loops stay branch-free):
+identity 0, relu 1, leaky_relu 2, sigmoid 3, tanh 4.
+"""
+import warnings
+
+import numba
+import numpy as np
+
+from .reference import ACTIVATIONS
+
+ACT_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
+
+
+def _jit(fn):
+    """``numba.njit(cache=True)``; without a writable cache folder, compile per process."""
+    try:
+        return numba.njit(cache=True)(fn)
+    except RuntimeError as exc:              # numba finds no writable place for its cache
+        if not _jit.warned:
+            warnings.warn(f"tinyae: Numba cannot cache compiled kernels ({exc}); they will be "
+                          "compiled again in every process. Set NUMBA_CACHE_DIR to a writable "
+                          "folder to avoid that.", stacklevel=2)
+            _jit.warned = True
+        return numba.njit(cache=False)(fn)
+
+
+_jit.warned = False
+
+
+# --- elementwise kernels -------------------------------------------------------------
+@_jit
+def _act_inplace(z, code, alpha, one):
+    """z <- act(z) for a 2-D array, in place. ``one`` and ``alpha`` have z's dtype."""
+    n, h = z.shape
+    if code == 1:
+        for i in range(n):
+            for j in range(h):
+                if z[i, j] < 0:
+                    z[i, j] = 0
+    elif code == 2:
+        for i in range(n):
+            for j in range(h):
+                if z[i, j] < 0:
+                    z[i, j] *= alpha
+    elif code == 3:
+        for i in range(n):
+            for j in range(h):
+                v = z[i, j]
+                e = np.exp(-abs(v))                            # never overflows
+                z[i, j] = one / (one + e) if v >= 0 else e / (one + e)
+    elif code == 4:
+        for i in range(n):
+            for j in range(h):
+                z[i, j] = np.tanh(z[i, j])
+
+
+@_jit
+def _bias_act_inplace(z, b, code, alpha, one):
+    """z <- act(z + b), one pass: the epilogue of the forward matmul."""
+    n, h = z.shape
+    for i in range(n):
+        for j in range(h):
+            z[i, j] += b[j]
+    _act_inplace(z, code, alpha, one)
+
+
+@_jit
+def _act_grad(y, dy, code, alpha, one, dz, db, with_bias):
+    """dz = dy * act'(y) and, in the same pass, db += sum over rows of dz."""
+    n, h = dy.shape
+    for i in range(n):
+        for j in range(h):
+            g = dy[i, j]
+            if code == 1:
+                g = g if y[i, j] > 0 else g * 0
+            elif code == 2:
+                g = g if y[i, j] > 0 else g * alpha
+            elif code == 3:
+                g = g * y[i, j] * (one - y[i, j])
+            elif code == 4:
+                g = g * (one - y[i, j] * y[i, j])
+            dz[i, j] = g
+            if with_bias:
+                db[j] += g
+
+
+@_jit
+def _adam(p, g, m, v, lr, b1, c1, b2, c2, bc1, bc2, eps, wd):
+    """One Adam step over flat arrays, in place; the arithmetic of reference.adam_update."""
+    for i in range(p.size):
+        gi = g[i] + wd * p[i] if wd != 0 else g[i]
+        m[i] = b1 * m[i] + c1 * gi
+        v[i] = b2 * v[i] + c2 * (gi * gi)
+        p[i] -= lr * (m[i] / bc1) / (np.sqrt(v[i] / bc2) + eps)
+
+
+@_jit
+def _gather(X, idx, out):
+    for i in range(idx.size):
+        out[i, :] = X[idx[i], :]
+
+
+# --- the kernel API (signatures as in reference.py) ----------------------------------
+def _code(act):
+    try:
+        return ACT_CODE[act]
+    except KeyError:
+        raise ValueError(f"unknown activation {act!r}; choose one of {ACTIVATIONS}") from None
+
+
+def act_forward(z, act, alpha=0.0, out=None):
+    code = _code(act)
+    out = z.copy() if out is None else (out if out is z else np.copyto(out, z) or out)
+    if code:
+        _act_inplace(_as2d(out), code, out.dtype.type(alpha), out.dtype.type(1))
+    return out
+
+
+def act_backward(y, dy, act, alpha=0.0):
+    code = _code(act)
+    if code == 0:
+        return dy
+    dy2 = _as2d(dy)
+    dz = np.empty_like(dy2)
+    t = dy.dtype.type
+    _act_grad(_as2d(y), dy2, code, t(alpha), t(1), dz, dz[0], False)
+    return dz.reshape(dy.shape)
+
+
+def dense_forward(x, W, b, act="identity", alpha=0.0):
+    code = _code(act)
+    z = x @ W                                            # BLAS sgemm/dgemm, (N, H)
+    t = z.dtype.type
+    if b is not None:
+        _bias_act_inplace(z, b, code, t(alpha), t(1))
+    elif code:
+        _act_inplace(z, code, t(alpha), t(1))
+    return z
+
+
+def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True):
+    code = _code(act)
+    dy = np.ascontiguousarray(dy, dtype=W.dtype)
+    if code == 0 and db is None:
+        dz = dy
+    else:
+        dz = np.empty_like(dy)
+        t = dy.dtype.type
+        _act_grad(dy if y is None else y, dy, code, t(alpha), t(1), dz,
+                  dz[0] if db is None else db, db is not None)
+    dW += x.T @ dz
+    return dz @ W.T if need_dx else None
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
+    c = p.dtype.type
+    _adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), c(lr), c(beta1),
+          c(1 - beta1), c(beta2), c(1 - beta2), c(1 - beta1 ** t), c(1 - beta2 ** t), c(eps),
+          c(weight_decay))
+
+
+def gather_rows(X, idx):
+    out = np.empty((len(idx),) + X.shape[1:], dtype=X.dtype)
+    _gather(_as2d(X), np.asarray(idx, dtype=np.int64), _as2d(out))
+    return out
+
+
+def _as2d(a):
+    return a.reshape(len(a), -1) if a.ndim != 2 else a
