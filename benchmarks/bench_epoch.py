@@ -43,7 +43,7 @@ def tinyae_worker(backend, batch, warmup_steps=20):
 
     def step(idx):
         xb = kernels.gather_rows(X, idx)
-        opt.zero_grad()
+        model.zero_grad()
         loss.forward(model.forward(xb), xb)
         model.backward(loss.backward(), need_dx=False)
         opt.step()
@@ -162,7 +162,8 @@ def main():
             # Pair by pair: run k of this backend against run k of PyTorch (same round).
             ratio = (statistics.median(r["seconds"] / t["seconds"] for r, t in zip(runs, torch_runs))
                      if torch_runs else float("nan"))
-            print(f"{batch:>5}  {b:<7} {sec:>8.2f} {' '.join(f'{r['seconds']:.2f}' for r in runs):>22} "
+            each = " ".join(f"{r['seconds']:.2f}" for r in runs)
+            print(f"{batch:>5}  {b:<7} {sec:>8.2f} {each:>22} "
                   f"{ratio:>8.2f} {100 * gflop / sec / rate:>7.0f}% {runs[0]['loss']:>7.4f} "
                   f"{statistics.median(r['encode_10k'] for r in runs) * 1e3:>6.1f}ms "
                   f"{statistics.median(r['decode_900'] for r in runs) * 1e3:>6.1f}ms "

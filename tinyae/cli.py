@@ -44,6 +44,19 @@ def _sizes(text):
     return sizes
 
 
+def _validation(text):
+    if text in ("test", "none"):
+        return text
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = -1
+    if not 0 < fraction < 1:
+        raise argparse.ArgumentTypeError(f"--validation wants test, none or a fraction in (0, 1), "
+                                         f"got {text!r}")
+    return fraction
+
+
 def _positive(kind):
     def parse(text):
         value = kind(text)
@@ -82,7 +95,7 @@ def cmd_train(args):
     if ckpt is not None and ckpt.optim:
         optimizer.load_state_dict(ckpt.optim)
     run_args = {"data": data_name, "sizes": list(args.sizes), "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                "seed": args.seed, "limit": args.limit}
+                "seed": args.seed, "limit": args.limit, "validation": args.validation}
     best = [min((v for v in history.val_loss if v is not None), default=np.inf)]
 
     def checkpoints(model, optimizer, history):
@@ -96,13 +109,14 @@ def cmd_train(args):
     if not args.quiet:
         print(f"training {'-'.join(map(str, args.sizes))} on {data_name} ({len(X):,} images) "
               f"for {args.epochs} epochs; writing to {out}", file=sys.stderr)
+    Xt, yt, _ = load_data(data_name, "test", args.limit, quiet=True)
+    validation = {"test": (Xt,), "none": None}.get(args.validation, args.validation)
     history = fit(model, X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
-                  validation=args.val_fraction or None, seed=args.seed, history=history,
+                  validation=validation, seed=args.seed, history=history,
                   callbacks=[checkpoints], progress=not args.quiet)
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
-    Xt, yt, _ = load_data(data_name, "test", args.limit, quiet=True)
     m = metrics.evaluate_autoencoder(model, X, y, Xt, yt)
     m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
     extra = {"args": run_args, "history": history.to_dict(), "metrics": m}
@@ -162,12 +176,7 @@ def cmd_decode(args):
         raise ValueError(f"cannot read codes from {args.codes!r} ({exc}); expected a .npy array "
                          "of shape (N, latent size), e.g. from tinyae encode") from None
     images = model.decode(np.atleast_2d(Z).astype(model.dtype))
-    ncols = args.columns or int(np.ceil(np.sqrt(len(images))))
-    fig = plot._figure(ncols * 0.6, np.ceil(len(images) / ncols) * 0.6)
-    ax = fig.subplots()
-    ax.imshow(plot.tile(images, ncols), cmap="gray", vmin=0, vmax=1)
-    ax.axis("off")
-    plot._save(fig, args.output)
+    plot.image_grid(images, args.columns, path=args.output)
     print(f"decoded {len(images):,} codes into {args.output}")
     return 0
 
@@ -225,8 +234,9 @@ def build_parser():
     t.add_argument("--batch-size", type=_positive(int), default=256)
     t.add_argument("--lr", type=_positive(float), default=1e-3)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--val-fraction", type=float, default=0.05,
-                   help="fraction of the training set held out for validation (0: none)")
+    t.add_argument("--validation", type=_validation, default="test", metavar="test|none|FRACTION",
+                   help="what best.npz is chosen on: the test split (default, as in the seed "
+                   "post), none, or a fraction of the training set held out")
     t.add_argument("--limit", type=_positive(int), help="use only the first N images of each split")
     t.add_argument("--out", help="output folder (default runs/<timestamp>)")
     t.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (with optimiser state)")

@@ -113,14 +113,18 @@ class Dense(Layer):
         if bias:
             self.params["b"] = np.zeros(self.out_features, dtype=dtype)
         self.grads = {k: np.zeros_like(p) for k, p in self.params.items()}
+        self._zeroed = True         # grads known to be zero: backward may write instead of add
 
     def forward(self, x):
         return self._forward(x, "identity", 0.0)
 
     def backward(self, dout):
         self._check_dout(dout)
-        return kernels.dense_backward(self.x, self.params["W"], None, dout,
-                                      self.grads["W"], self.grads.get("b"))
+        return self._backward(dout, "identity", 0.0, None, True)
+
+    def zero_grad(self):
+        super().zero_grad()
+        self._zeroed = True
 
     # Dense followed by an activation runs as one kernel call; Sequential uses these.
     def _forward(self, x, act, alpha):
@@ -132,9 +136,15 @@ class Dense(Layer):
 
     def _backward_fused(self, dout, activation, need_dx=True):
         activation._check_dout(dout)
-        return kernels.dense_backward(self.x, self.params["W"], activation.y, dout,
-                                      self.grads["W"], self.grads.get("b"),
-                                      activation.act, activation.alpha, need_dx)
+        return self._backward(dout, activation.act, activation.alpha, activation.y, need_dx)
+
+    def _backward(self, dout, act, alpha, y, need_dx):
+        # Right after zero_grad, "add into zeros" is "write": it skips a temporary as big as W.
+        dx = kernels.dense_backward(self.x, self.params["W"], y, dout, self.grads["W"],
+                                    self.grads.get("b"), act, alpha, need_dx,
+                                    accumulate=not self._zeroed)
+        self._zeroed = False
+        return dx
 
     def config(self):
         return {"type": "Dense", "in_features": self.in_features,

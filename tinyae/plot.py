@@ -90,6 +90,23 @@ def decoded_grid(model, ranges, n=20, path=None, title="decoded latent grid"):
     return _save(fig, path)
 
 
+def image_grid(images, ncols=None, path=None, title="", row_labels=None):
+    """Images (N, 784) in a grid of ``ncols`` columns (default: about square)."""
+    images = np.asarray(images)
+    ncols = ncols or int(np.ceil(np.sqrt(len(images))))
+    nrows = int(np.ceil(len(images) / ncols))
+    fig = _figure(max(2.5, ncols * 0.6 + (1.0 if row_labels else 0)), max(1.5, nrows * 0.6 + 0.4))
+    ax = fig.subplots()
+    ax.imshow(tile(images, ncols), cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    if row_labels:
+        ax.set_yticks(np.arange(nrows) * 29 + 14, row_labels)
+    else:
+        ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
 def image_strip(images, path=None, title="", labels=None):
     """A row of images, e.g. an interpolation from left to right."""
     images = np.asarray(images)

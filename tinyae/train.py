@@ -188,7 +188,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             total = 0.0
             for step in range(steps):
                 xb = kernels.gather_rows(X, order[step * batch_size:(step + 1) * batch_size])
-                optimizer.zero_grad()
+                model.zero_grad()           # the model's: lets Dense write its first gradient
                 try:
                     # Overflow is divergence: raise at once instead of warning on every step.
                     with np.errstate(over="raise", invalid="raise", divide="raise"):

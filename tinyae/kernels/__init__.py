@@ -68,8 +68,9 @@ def dense_forward(x, W, b, act="identity", alpha=0.0):
     return _backend().dense_forward(x, W, b, act, alpha)
 
 
-def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True):
-    return _backend().dense_backward(x, W, y, dy, dW, db, act, alpha, need_dx)
+def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
+                   accumulate=True):
+    return _backend().dense_backward(x, W, y, dy, dW, db, act, alpha, need_dx, accumulate)
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):

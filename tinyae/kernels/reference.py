@@ -12,6 +12,8 @@ because that is what the forward pass keeps.
     sigmoid       1 / (1 + exp(-z))            y (1 - y)
     tanh          tanh(z)                      1 - y^2
 """
+import math
+
 import numpy as np
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
@@ -65,38 +67,56 @@ def dense_forward(x, W, b, act="identity", alpha=0.0):
     return act_forward(z, act, alpha, out=z)
 
 
-def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True):
+def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
+                   accumulate=True):
     """Backward of y = act(x @ W + b); adds into dW and db, returns dx.
 
     dz = dy * act'(z)      (N, H)
     dW += x^T dz           (D, H)
     db += sum_n dz         (H,)
     dx  = dz W^T           (N, D), or None when ``need_dx`` is False
+
+    ``accumulate=False`` overwrites dW and db instead of adding: the same
+    result when they hold zeros, without a temporary the size of W.
     """
     dz = act_backward(y, dy, act, alpha)
-    dW += x.T @ dz
+    if accumulate:
+        dW += x.T @ dz
+    else:
+        np.matmul(x.T, dz, out=dW)
     if db is not None:
-        db += dz.sum(axis=0)
+        if accumulate:
+            db += dz.sum(axis=0)
+        else:
+            np.sum(dz, axis=0, out=db)
     return dz @ W.T if need_dx else None
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
     """One Adam step (Kingma & Ba, with bias correction), all arrays in place.
 
-    g <- g + wd p            (L2 penalty, as torch.optim.Adam)
-    m <- b1 m + (1 - b1) g
-    v <- b2 v + (1 - b2) g^2
-    p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    g <- g + wd p                   (L2 penalty, as torch.optim.Adam)
+    m <- b1 m + (1 - b1) g          first moment
+    v <- b2 v + (1 - b2) g^2        second moment
+    p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    The last line is the paper's lr * m_hat / (sqrt(v_hat) + eps) with the bias
+    corrections m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t) folded into
+    scalars, the way torch.optim.Adam computes it.
     """
     if weight_decay:
         g = g + weight_decay * p                  # a copy: the stored grad stays as computed
     m *= beta1
     m += (1 - beta1) * g
     v *= beta2
-    v += (1 - beta2) * g * g
-    m_hat = m / (1 - beta1 ** t)
-    v_hat = v / (1 - beta2 ** t)
-    p -= (lr * m_hat / (np.sqrt(v_hat) + eps)).astype(p.dtype, copy=False)
+    v += (1 - beta2) * (g * g)
+    step = lr / (1 - beta1 ** t)
+    denom = np.sqrt(v)
+    denom /= math.sqrt(1 - beta2 ** t)
+    denom += eps
+    np.divide(m, denom, out=denom)
+    denom *= step
+    p -= denom
 
 
 def gather_rows(X, idx):

@@ -1,0 +1,66 @@
+"""Every tutorial runs top to bottom in fast mode, as a script and (one) as a notebook."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, find_mnist_dir
+
+TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
+FIGURES = {
+    "01_layers_by_hand": [],
+    "02_train_autoencoder": ["02_loss.png", "02_reconstructions.png", "seed_model_fast.npz"],
+    "03_encode_latent_map": ["03_latent_map.png", "03_pca_map.png"],
+    "04_decode": ["04_points_on_map.png", "04_points_decoded.png", "04_decoded_grid.png"],
+    "05_interpolate": ["05_lerp.png", "05_pixel_blend.png", "05_slerp.png", "05_paths_on_map.png"],
+    "06_generate": ["06_samples_on_map.png", "06_samples.png", "06_per_digit.png"],
+    "07_fast_kernels": [],
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tutorials")
+    env = {**os.environ, "TINYAE_FAST": "1", "TINYAE_TUTORIAL_OUT": str(out), "MPLBACKEND": "Agg"}
+    mnist = find_mnist_dir()
+    if mnist is not None:
+        env["TINYAE_DATA_DIR"] = str(mnist)
+    else:                                   # built-in digits; never the network
+        env["TINYAE_DATA_DIR"] = str(out / "no-data")
+    return env, out
+
+
+def test_every_tutorial_is_listed():
+    assert [t.stem for t in TUTORIALS] == list(FIGURES)
+    readme = (ROOT / "tutorials" / "README.md").read_text()
+    assert all(t.name in readme for t in TUTORIALS)
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+def test_tutorial_runs_as_a_script(path, env):
+    env, out = env
+    r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env,
+                       cwd=out, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in FIGURES[path.stem]:
+        assert (out / name).stat().st_size > 1000, name
+
+
+def test_tutorial_runs_as_a_notebook(env, tmp_path):
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    env, _ = env
+    nb = jupytext.read(ROOT / "tutorials" / "01_layers_by_hand.py")
+    assert sum(c.cell_type == "markdown" for c in nb.cells) >= 5
+    old = dict(os.environ)
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                resources={"metadata": {"path": str(ROOT / "tutorials")}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "FAILED: b" in outputs and "PASSED" in outputs

@@ -1,0 +1,68 @@
+# %% [markdown]
+# # 5. Interpolate: walking from one digit to another
+#
+# Take two test images X_1 and X_2 with codes Z_1 and Z_2. The straight line
+# between the codes is
+#
+#     Z_t = Z_1 (1 - t) + Z_2 t,    t in [0, 1],
+#
+# and decoding each point, X'_t = g(Z_t), shows how the network morphs one
+# digit into the other.
+
+# %%
+import numpy as np
+
+from tinyae import plot
+from tinyae.latent import latent_range, lerp, slerp
+from tinyae.metrics import batched
+
+from _common import load, show, trained_model
+
+model = trained_model()
+X_test, y_test, _ = load("test")
+Z = batched(model.encode, X_test)
+i = int(np.argmax(y_test == 1))                      # the first 1 ...
+j = int(np.argmax(y_test == 0))                      # ... and the first 0
+print(f"from test image {i} (a {y_test[i]}) to test image {j} (a {y_test[j]})")
+print("Z_1 =", Z[i].round(2), " Z_2 =", Z[j].round(2))
+
+# %%
+steps = 10
+path = lerp(Z[i], Z[j], steps).astype(np.float32)       # (steps, 2)
+show(plot.image_strip(model.decode(path), title="decoded linear interpolation"), "05_lerp.png")
+
+# %% [markdown]
+# ## Against blending pixels
+#
+# The naive alternative mixes the images themselves:
+# X_t = X_1 (1 - t) + X_2 t. Halfway, that is a faint 1 on top of a faint
+# 0 -- two digits, not one. The latent path instead passes through images
+# that each look like a single (if strange) digit.
+
+# %%
+t = np.linspace(0, 1, steps)[:, None]
+blend = X_test[i] * (1 - t) + X_test[j] * t
+show(plot.image_strip(blend, title="blending the pixels instead"), "05_pixel_blend.png")
+
+# %% [markdown]
+# ## Spherical interpolation
+#
+# `slerp` follows the arc around the origin instead of the chord:
+# Z_t = sin((1 - t) w) / sin(w) Z_1 + sin(t w) / sin(w) Z_2 with
+# cos w = <Z_1, Z_2> / (|Z_1| |Z_2|). It matters most for codes drawn from a
+# Gaussian, where the chord cuts through the unlikely region near the origin.
+
+# %%
+arc = slerp(Z[i], Z[j], steps).astype(np.float32)
+show(plot.image_strip(model.decode(arc), title="decoded spherical interpolation"), "05_slerp.png")
+
+# %% [markdown]
+# ## Both paths on the map
+
+# %%
+fig = plot.latent_scatter(Z, y_test, ranges=latent_range(np.vstack([Z, path, arc])),
+                          title="linear (black) and spherical (red) paths")
+ax = fig.axes[0]
+ax.plot(path[:, 0], path[:, 1], "k.-", lw=2, ms=8)
+ax.plot(arc[:, 0], arc[:, 1], "r.-", lw=2, ms=8)
+show(fig, "05_paths_on_map.png")
