@@ -9,7 +9,7 @@
 import numpy as np
 
 from tinyae import plot
-from tinyae.latent import latent_range
+from tinyae.latent import grid, latent_range
 from tinyae.metrics import batched
 
 from _common import load, show, trained_model
@@ -68,5 +68,29 @@ d[np.arange(500), np.arange(500)] = np.inf                        # not itself
 typical = np.median(d.min(axis=1))
 print(f"typical gap between neighbouring codes: {typical:.3f}")
 for k, dist in enumerate(nearest):
-    note = "in a hole" if dist > 5 * typical else "near data"
+    note = "far from the data" if dist > 5 * typical else "near data"
     print(f"point {k}: distance to the nearest test code {dist:.2f} ({note})")
+
+# %% [markdown]
+# To see the holes on purpose, search the box for its emptiest places: lay a
+# 40 x 40 grid over it and keep the six points farthest from any code (each
+# at least a fifth of the box apart, so they are six different holes).
+# What comes out is not controlled by anything in training: smeared strokes,
+# blends of neighbouring digits, or a digit stretched far beyond its shape.
+
+# %%
+candidates = grid(ranges[0], ranges[1], 40).astype(np.float32)          # (1600, 2)
+gaps = np.array([np.sqrt(((Z - c) ** 2).sum(-1)).min() for c in candidates])
+spacing = 0.2 * np.linalg.norm(ranges[:, 1] - ranges[:, 0])
+picked = []
+for k in np.argsort(-gaps):
+    if all(np.linalg.norm(candidates[k] - candidates[p]) > spacing for p in picked):
+        picked.append(k)
+    if len(picked) == 6:
+        break
+holes = candidates[picked]
+fig = plot.latent_scatter(Z, y_test, ranges=ranges, title="the six emptiest places in the box")
+fig.axes[0].scatter(holes[:, 0], holes[:, 1], marker="o", s=90, facecolors="none", edgecolors="black")
+show(fig, "04_holes_on_map.png")
+show(plot.image_strip(model.decode(holes), title="decoded from the holes",
+                      labels=[f"gap {g:.1f}" for g in gaps[picked]]), "04_holes.png")

@@ -130,7 +130,7 @@ def _act_grad_bias(y, dy, code, alpha, one, dz, db, accumulate):
 
 
 @_jit
-def _adam(p, g, m, v, step, b1, c1, b2, c2, sqrt_bc2, eps, wd):
+def _adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd):
     """One Adam step over flat arrays, in place; the arithmetic of reference.adam_update.
 
     m and v go through locals, so each element is loaded once and stored once.
@@ -142,7 +142,7 @@ def _adam(p, g, m, v, step, b1, c1, b2, c2, sqrt_bc2, eps, wd):
         vi = b2 * v[i] + c2 * (gi * gi)
         m[i] = mi
         v[i] = vi
-        p[i] -= step * (mi / (np.sqrt(vi) / sqrt_bc2 + eps))
+        p[i] -= step * (mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps))
 
 
 @_jit
@@ -160,11 +160,53 @@ def _code(act):
 
 
 def act_forward(z, act, alpha=0.0, out=None):
-    code = _code(act)
-    out = z.copy() if out is None else (out if out is z else np.copyto(out, z) or out)
-    if code:
-        _act_inplace(_as2d(out), code, out.dtype.type(alpha), out.dtype.type(1))
-    return out
+    if out is None:
+        out = z.copy()
+    elif out is not z:
+        np.copyto(out, z)
+    return _act(_as2d(out), _code(act), alpha).reshape(z.shape)
+
+
+def _act(z, code, alpha, b=None):
+    """z <- act(z + b) in place (z is 2-D); returns z."""
+    t = z.dtype.type
+    if code in (3, 4):
+        # exp and tanh: NumPy's SIMD versions are about 4x faster than the
+        # scalar libm calls a Numba loop makes, so only the bias is fused here.
+        if b is not None:
+            _bias_act_inplace(z, b, 0, t(alpha), t(1))
+        if code == 4:
+            return np.tanh(z, out=z)
+        e = _scratch(z.shape, z.dtype, "e")
+        np.abs(z, out=e)
+        np.negative(e, out=e)
+        np.exp(e, out=e)                                  # e = exp(-|z|) in (0, 1]: no overflow
+        _sigmoid_from_exp(z, e, t(1))
+    elif b is not None:
+        _bias_act_inplace(z, b, code, t(alpha), t(1))
+    elif code:
+        _act_inplace(z, code, t(alpha), t(1))
+    return z
+
+
+_scratch_buffers = {}
+SCRATCH_LIMIT = 8 << 20                                  # bytes
+
+
+def _scratch(shape, dtype, name):
+    """A reusable temporary that never leaves this module (one per shape, dtype and name).
+
+    Fresh arrays of a few hundred KiB cost page faults on every step; these
+    are allocated once. Big ones (evaluation batches) are not kept. Not
+    thread-safe: one training loop per process.
+    """
+    if np.prod(shape) * np.dtype(dtype).itemsize > SCRATCH_LIMIT:
+        return np.empty(shape, dtype)
+    key = (name, shape, np.dtype(dtype))
+    buf = _scratch_buffers.get(key)
+    if buf is None:
+        buf = _scratch_buffers[key] = np.empty(shape, dtype)
+    return buf
 
 
 def act_backward(y, dy, act, alpha=0.0):
@@ -179,26 +221,8 @@ def act_backward(y, dy, act, alpha=0.0):
 
 
 def dense_forward(x, W, b, act="identity", alpha=0.0):
-    code = _code(act)
     z = x @ W                                            # BLAS sgemm/dgemm, (N, H)
-    t = z.dtype.type
-    if code in (3, 4):
-        # exp and tanh: NumPy's SIMD versions are about 4x faster than the
-        # scalar libm calls a Numba loop makes, so only the bias is fused here.
-        if b is not None:
-            _bias_act_inplace(z, b, 0, t(alpha), t(1))
-        return _sigmoid_inplace(z) if code == 3 else np.tanh(z, out=z)
-    if b is not None:
-        _bias_act_inplace(z, b, code, t(alpha), t(1))
-    elif code:
-        _act_inplace(z, code, t(alpha), t(1))
-    return z
-
-
-def _sigmoid_inplace(z):
-    e = np.exp(-np.abs(z))                               # SIMD exp, in (0, 1]
-    _sigmoid_from_exp(z, e, z.dtype.type(1))
-    return z
+    return _act(z, _code(act), alpha, b)
 
 
 def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
@@ -207,10 +231,10 @@ def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
     dy = np.ascontiguousarray(dy, dtype=W.dtype)
     t = dy.dtype.type
     if db is not None:
-        dz = np.empty_like(dy)
+        dz = _scratch(dy.shape, dy.dtype, "dz")          # used only inside this call
         _act_grad_bias(dy if y is None else y, dy, code, t(alpha), t(1), dz, db, accumulate)
     elif code:
-        dz = np.empty_like(dy)
+        dz = _scratch(dy.shape, dy.dtype, "dz")
         _act_grad(y, dy, code, t(alpha), t(1), dz)
     else:
         dz = dy
@@ -225,7 +249,7 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
     c = p.dtype.type
     # The scalars of the reference, rounded to p's dtype as NumPy does there.
     _adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), c(lr / (1 - beta1 ** t)),
-          c(beta1), c(1 - beta1), c(beta2), c(1 - beta2), c((1 - beta2 ** t) ** 0.5), c(eps),
+          c(beta1), c(1 - beta1), c(beta2), c(1 - beta2), c(1 / (1 - beta2 ** t) ** 0.5), c(eps),
           c(weight_decay))
 
 
