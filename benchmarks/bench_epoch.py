@@ -10,6 +10,7 @@ BLAS threads, page faults) and then times one full epoch.
     python benchmarks/bench_epoch.py --batches 256 --rounds 5
 """
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -31,30 +32,24 @@ def initial_weights():
 
 
 def tinyae_worker(backend, batch, warmup_steps=20):
+    """One epoch through ``tinyae.train.fit``, exactly what users run."""
     import tinyae as ta
     from tinyae import data, kernels
-    from tinyae.metrics import batched
     from tinyae.latent import grid
+    from tinyae.metrics import batched
+    from tinyae.train import fit
     kernels.set_backend(backend)
     X, _ = data.load_mnist("train", progress=False)
     model = initial_weights()
-    loss, opt = ta.MSE(), ta.Adam(model.parameters(), lr=1e-3)
-    order = np.random.default_rng(0).permutation(len(X))
-
-    def step(idx):
-        xb = kernels.gather_rows(X, idx)
-        model.zero_grad()
-        loss.forward(model.forward(xb), xb)
-        model.backward(loss.backward(), need_dx=False)
-        opt.step()
-
-    for k in range(warmup_steps):
-        step(order[k * batch:(k + 1) * batch])
+    opt = ta.Adam(model.parameters(), lr=1e-3)
+    # Warm-up on a copy (JIT compilation, BLAS threads), then the timed epoch from the
+    # shared initial weights.
+    warm = initial_weights()
+    fit(warm, X[:warmup_steps * batch], epochs=1, batch_size=batch, progress=False)
     start = time.perf_counter()
-    for k in range(0, len(X), batch):
-        step(order[k:k + batch])
+    fit(model, X, epochs=1, batch_size=batch, optimizer=opt, seed=0, progress=False)
     seconds = time.perf_counter() - start
-    final = loss.forward(model.forward(X[:2000]), X[:2000])
+    final = ta.MSE().forward(model.forward(X[:2000]), X[:2000])
     Xt = X[:10_000]
     enc = median_time(lambda: batched(model.encode, Xt), repeat=5)
     Z = grid((-3, 3), (-3, 3), 30).astype(np.float32)
@@ -81,22 +76,21 @@ def torch_worker(batch, warmup_steps=20):
                 layers.append(lin)
             else:
                 layers.append({"ReLU": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid}[name]())
-    model = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     lossf = torch.nn.MSELoss()
-    order = torch.from_numpy(np.random.default_rng(0).permutation(len(X)))
+    order = torch.from_numpy(np.random.default_rng([0, 1]).permutation(len(X)))  # fit's epoch 1
 
-    def step(idx):
-        xb = X[idx]
-        opt.zero_grad(set_to_none=False)
-        lossf(model(xb), xb).backward()
-        opt.step()
+    def epoch(model, steps):
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        for k in range(0, min(len(X), steps * batch), batch):
+            xb = X[order[k:k + batch]]
+            opt.zero_grad(set_to_none=False)
+            lossf(model(xb), xb).backward()
+            opt.step()
 
-    for k in range(warmup_steps):
-        step(order[k * batch:(k + 1) * batch])
+    model = torch.nn.Sequential(*layers)
+    epoch(copy.deepcopy(model), warmup_steps)             # warm-up on a copy
     start = time.perf_counter()
-    for k in range(0, len(X), batch):
-        step(order[k:k + batch])
+    epoch(model, len(X))
     seconds = time.perf_counter() - start
     with torch.no_grad():
         final = float(lossf(model(X[:2000]), X[:2000]))

@@ -89,6 +89,10 @@ def test_gather_matches_reference(dtype):
     idx = np.array([22, 0, 5, 5, 1])
     np.testing.assert_array_equal(fast.gather_rows(X, idx), reference.gather_rows(X, idx))
     assert fast.gather_rows(X, idx[:1]).shape == (1, 5)
+    for k in (reference, fast):
+        out = np.zeros((5, 5), dtype)
+        assert k.gather_rows(X, idx, out=out) is out
+        np.testing.assert_array_equal(out, X[idx])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -45,7 +45,7 @@ class MSE(Loss):
         pred, target = self._check(pred, target)
         diff = pred - target                      # (N, D)
         self._cache = diff
-        return float(np.mean(diff * diff))
+        return float(np.vdot(diff, diff)) / diff.size     # sum of squares, no temporary
 
     def backward(self):
         diff = self._saved()

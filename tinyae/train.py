@@ -79,9 +79,10 @@ def check_data(X, width, name="X"):
     """X as a float32/64 (N, width) array with only finite values, else a clear error."""
     X = np.asarray(X)
     X = as_float_batch(X, width, X.dtype, f"fit(): {name}")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        rows = np.unique(np.nonzero(bad)[0])
+    # One float64 sum is finite exactly when every value is (a NaN or inf spreads into
+    # it), and costs no array of flags; only then look for the culprit rows.
+    if not np.isfinite(np.sum(X, dtype=np.float64)):
+        rows = np.nonzero(~np.isfinite(X).all(axis=1))[0]
         raise ValueError(f"fit(): {name} has NaN or infinite values in {len(rows)} rows (first: "
                          f"{rows[:5].tolist()}); clean or drop them first, e.g. "
                          f"{name}[np.isfinite({name}).all(axis=1)].")
@@ -175,6 +176,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         early_stopping = EarlyStopping(patience=early_stopping)
     history = history or History()
     n, steps = len(X), math.ceil(len(X) / batch_size)
+    batch = np.empty((min(batch_size, n), X.shape[1]), X.dtype)    # reused by every full step
     best, best_weights, waited = math.inf, None, 0
 
     from tqdm.auto import tqdm
@@ -185,29 +187,14 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
                        leave=False, unit="step")
-            total = 0.0
-            for step in range(steps):
-                xb = kernels.gather_rows(X, order[step * batch_size:(step + 1) * batch_size])
-                model.zero_grad()           # the model's: lets Dense write its first gradient
-                try:
-                    # Overflow is divergence: raise at once instead of warning on every step.
-                    with np.errstate(over="raise", invalid="raise", divide="raise"):
-                        value = loss.forward(model.forward(xb), xb)
-                        if not math.isfinite(value):
-                            raise FloatingPointError(f"the loss became {value}")
-                        model.backward(loss.backward(), need_dx=False)
-                        optimizer.step()
-                except FloatingPointError as exc:
-                    bar.close()
-                    _diverged(model, good, epoch, step + 1, exc, optimizer)
-                total += value * len(xb)
-                bar.update()
-                bar.set_postfix(loss=f"{total / min(n, (step + 1) * batch_size):.4f}", refresh=False)
-                if ctrl_c.pressed:
-                    break
-            bar.close()
+            try:
+                total, step = _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c)
+            except _StepFailed as failed:
+                _diverged(model, good, epoch, failed.step, failed.why, optimizer)
+            finally:
+                bar.close()
             if ctrl_c.pressed:
-                history.stopped = f"interrupted (Ctrl-C) in epoch {epoch}, step {step + 1}"
+                history.stopped = f"interrupted (Ctrl-C) in epoch {epoch}, step {step}"
                 break
             val = evaluate(model, Xv, loss) if Xv is not None else None
             history.records.append(EpochRecord(epoch, total / n, val, time.perf_counter() - start,
@@ -232,6 +219,38 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                             _restore(model, best_weights)
                         break
     return history
+
+
+class _StepFailed(Exception):
+    def __init__(self, step, why):
+        self.step, self.why = step, why
+
+
+def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c):
+    """One pass over X in mini-batches of ``len(batch)``; returns (summed loss, steps done)."""
+    total, seen, step = 0.0, 0, 0
+    # Overflow is divergence: raise at once instead of warning on every step.
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        for start in range(0, len(X), len(batch)):
+            step += 1
+            idx = order[start:start + len(batch)]
+            xb = kernels.gather_rows(X, idx, batch if len(idx) == len(batch) else None)
+            model.zero_grad()               # the model's: lets Dense write its first gradient
+            try:
+                value = loss.forward(model.forward(xb), xb)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"the loss became {value}")
+                model.backward(loss.backward(), need_dx=False)
+                optimizer.step()
+            except FloatingPointError as exc:
+                raise _StepFailed(step, exc) from None
+            total, seen = total + value * len(idx), seen + len(idx)
+            if not bar.disable:
+                bar.update()
+                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            if ctrl_c.pressed:
+                break
+    return total, step
 
 
 def _diverged(model, good, epoch, step, why, optimizer):

@@ -77,8 +77,8 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
     return _backend().adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay)
 
 
-def gather_rows(X, idx):
-    return _backend().gather_rows(X, idx)
+def gather_rows(X, idx, out=None):
+    return _backend().gather_rows(X, idx, out)
 
 
 for _f in (act_forward, act_backward, dense_forward, dense_backward, adam_update, gather_rows):

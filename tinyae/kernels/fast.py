@@ -148,7 +148,9 @@ def _adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd):
 @_jit
 def _gather(X, idx, out):
     for i in range(idx.size):
-        out[i, :] = X[idx[i], :]
+        src, dst = X[idx[i]], out[i]              # 1-D row views: a plain vectorised copy
+        for j in range(src.size):
+            dst[j] = src[j]
 
 
 # --- the kernel API (signatures as in reference.py) ----------------------------------
@@ -253,8 +255,9 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
           c(weight_decay))
 
 
-def gather_rows(X, idx):
-    out = np.empty((len(idx),) + X.shape[1:], dtype=X.dtype)
+def gather_rows(X, idx, out=None):
+    if out is None:
+        out = np.empty((len(idx),) + X.shape[1:], dtype=X.dtype)
     _gather(_as2d(X), np.asarray(idx, dtype=np.int64), _as2d(out))
     return out
 

@@ -1,0 +1,75 @@
+"""Do Numba's threads and OpenBLAS's threads fight? Serial vs parallel Adam in a real step.
+
+The training step alternates BLAS matmuls (OpenBLAS, all cores) with Numba
+loops. This runs 150 steps of the seed model at batch 256 with the fused Adam
+kernel serial (tinyae's choice) and with a ``prange`` version, each in its own
+process, under the default environment and with OMP_WAIT_POLICY=passive.
+
+    python benchmarks/bench_threads.py
+"""
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import machine, run_worker  # noqa: E402
+
+STEPS = 150
+
+
+def worker(mode):
+    import json
+
+    import numba
+    import numpy as np
+
+    import tinyae as ta
+    from tinyae.kernels import fast
+
+    @numba.njit(parallel=True, error_model="numpy")
+    def adam_parallel(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd):
+        for i in numba.prange(p.size):
+            gi = g[i]
+            mi = b1 * m[i] + c1 * gi
+            vi = b2 * v[i] + c2 * (gi * gi)
+            m[i] = mi
+            v[i] = vi
+            p[i] -= step * (mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps))
+
+    if mode == "parallel":
+        fast._adam = adam_parallel
+    rng = np.random.default_rng(0)
+    X = rng.random((STEPS * 256, 784), dtype=np.float32)
+    model = ta.dense_autoencoder(rng=rng)
+    loss, opt = ta.MSE(), ta.Adam(model.parameters())
+
+    def step(xb):
+        model.zero_grad()
+        loss.forward(model.forward(xb), xb)
+        model.backward(loss.backward(), need_dx=False)
+        opt.step()
+
+    for k in range(10):
+        step(X[k * 256:(k + 1) * 256])
+    t = time.perf_counter()
+    for k in range(STEPS):
+        step(X[k * 256:(k + 1) * 256])
+    ms = (time.perf_counter() - t) / STEPS * 1e3
+    layer = numba.threading_layer() if mode == "parallel" else "-"
+    print(json.dumps({"ms": ms, "layer": layer}))
+
+
+def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        return worker(sys.argv[2])
+    print(f"machine: {machine()}\nms per training step (batch 256), median of 3 processes\n")
+    for env_name, env in (("default environment", {}), ("OMP_WAIT_POLICY=passive", {"OMP_WAIT_POLICY": "passive"})):
+        for mode in ("serial", "parallel"):
+            runs = [run_worker(os.path.abspath(__file__), [mode], env) for _ in range(3)]
+            ms = statistics.median(r["ms"] for r in runs)
+            print(f"{env_name:<26} Adam {mode:<9} {ms:7.2f} ms/step   (threading layer: {runs[0]['layer']})")
+
+
+if __name__ == "__main__":
+    main()
