@@ -64,7 +64,8 @@ def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         return worker(sys.argv[2])
     print(f"machine: {machine()}\nms per training step (batch 256), median of 3 processes\n")
-    for env_name, env in (("default environment", {}), ("OMP_WAIT_POLICY=passive", {"OMP_WAIT_POLICY": "passive"})):
+    envs = (("default environment", {}), ("OMP_WAIT_POLICY=passive", {"OMP_WAIT_POLICY": "passive"}))
+    for env_name, env in envs:
         for mode in ("serial", "parallel"):
             runs = [run_worker(os.path.abspath(__file__), [mode], env) for _ in range(3)]
             ms = statistics.median(r["ms"] for r in runs)

@@ -40,6 +40,24 @@ def median_time(fn, repeat=7, warmup=2):
     return statistics.median(times)
 
 
+def paired_times(fa, fb, repeat=21, warmup=2):
+    """Median times of ``fa`` and ``fb`` and the median of their ratios, timed A B A B ...
+
+    Alternating keeps a noisy neighbour from landing on one side only.
+    """
+    for _ in range(warmup):
+        fa()
+        fb()
+    ta, tb = [], []
+    for _ in range(repeat):
+        for fn, out in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return (statistics.median(ta), statistics.median(tb),
+            statistics.median(a / b for a, b in zip(ta, tb)))
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -37,7 +37,7 @@ def draw(run, out):
         "grid.png": plot.decoded_grid(model, ranges, n=20, title="decoded grid, same scale"),
         "reconstructions.png": plot.reconstructions(X[:10], model.decode(Z[:10])),
         "interpolation.png": plot.image_strip(model.decode(lerp(Z[i], Z[j], 10).astype(np.float32)),
-                                              title=f"a 4 to a 0 through the latent space"),
+                                              title="a 4 to a 0 through the latent space"),
     }
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():

@@ -71,7 +71,8 @@ def test_activations_match_reference(dtype, act):
 @pytest.mark.parametrize("shape", [(1,), (5, 23), (7, 3)])
 def test_adam_matches_reference(dtype, wd, shape):
     rng = np.random.default_rng(2)
-    state = [rng.standard_normal(shape).astype(dtype) for _ in range(2)] + [np.zeros(shape, dtype), np.zeros(shape, dtype)]
+    p, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    state = [p, g, np.zeros(shape, dtype), np.zeros(shape, dtype)]          # p, g, m, v
     ref_state, fast_state = copy.deepcopy(state), copy.deepcopy(state)
     for t in (1, 2, 3):
         g = rng.standard_normal(shape).astype(dtype)

@@ -1,7 +1,6 @@
 """The ``tinyae`` command: train the seed model, then encode, decode, interpolate, inspect."""
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -68,48 +67,22 @@ def _positive(kind):
 
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
-    import tinyae as ta
-    from . import io, metrics, plot
-    from .latent import latent_range, lerp
-    from .train import History, fit
+    from . import metrics
+    from .train import Checkpointer, fit
 
-    if args.resume:
-        ckpt = io.read_checkpoint(args.resume)
-        args.data = ckpt.extra.get("args", {}).get("data", args.data)
+    model, optimizer, history, out = _start_or_resume(args)
     X, y, data_name = load_data(args.data, "train", args.limit, args.quiet)
-    if args.resume:
-        model = ta.load(args.resume)
-        saved = ckpt.extra.get("args", {})
-        args.sizes = tuple(saved.get("sizes") or args.sizes)
-        history = History.from_dict(ckpt.extra.get("history", {}))
-        out = Path(args.out or Path(args.resume).parent)
-    else:
-        if args.sizes[0] != X.shape[1]:
-            raise ValueError(f"--sizes starts with {args.sizes[0]} but the data has "
-                             f"{X.shape[1]} features per image")
-        model = ta.dense_autoencoder(args.sizes, rng=np.random.default_rng(args.seed))
-        history, ckpt = History(), None
-        out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-    out.mkdir(parents=True, exist_ok=True)
-    optimizer = ta.Adam(model.parameters(), lr=args.lr)
-    if ckpt is not None and ckpt.optim:
-        optimizer.load_state_dict(ckpt.optim)
-    run_args = {"data": data_name, "sizes": list(args.sizes), "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                "seed": args.seed, "limit": args.limit, "validation": args.validation}
-    best = [min((v for v in history.val_loss if v is not None), default=np.inf)]
-
-    def checkpoints(model, optimizer, history):
-        extra = {"args": run_args, "history": history.to_dict()}
-        io.save(model, out / "last.npz", optimizer=optimizer, extra=extra)
-        val = history.records[-1].val_loss
-        if val is not None and val < best[0]:
-            best[0] = val
-            io.save(model, out / "best.npz", optimizer=optimizer, extra=extra)
-
+    Xt, yt, _ = load_data(data_name, "test", args.limit, quiet=True)
+    if model.input_width != X.shape[1]:
+        raise ValueError(f"the model takes {model.input_width} features per image but the "
+                         f"{data_name} images have {X.shape[1]}; check --sizes")
+    run_args = {"data": data_name, "sizes": list(args.sizes), "epochs": args.epochs,
+                "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                "limit": args.limit, "validation": args.validation}
+    checkpoints = Checkpointer(out, extra={"args": run_args}, history=history)
     if not args.quiet:
         print(f"training {'-'.join(map(str, args.sizes))} on {data_name} ({len(X):,} images) "
               f"for {args.epochs} epochs; writing to {out}", file=sys.stderr)
-    Xt, yt, _ = load_data(data_name, "test", args.limit, quiet=True)
     validation = {"test": (Xt,), "none": None}.get(args.validation, args.validation)
     history = fit(model, X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                   validation=validation, seed=args.seed, history=history,
@@ -119,27 +92,56 @@ def cmd_train(args):
 
     m = metrics.evaluate_autoencoder(model, X, y, Xt, yt)
     m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
-    extra = {"args": run_args, "history": history.to_dict(), "metrics": m}
-    io.save(model, out / "last.npz", optimizer=optimizer, extra=extra)
+    checkpoints.extra["metrics"] = m
+    checkpoints.save_last(model, optimizer, history)
     _write_text(out / "history.json", json.dumps(history.to_dict(), indent=2))
     _write_text(out / "history.csv", history.to_csv())
     _write_text(out / "metrics.json", json.dumps(m, indent=2))
-
-    Z = metrics.batched(model.encode, Xt)
-    ranges = latent_range(Z[:, :2]) if Z.shape[1] >= 2 else None
-    plot.reconstructions(Xt[:10], model.decode(Z[:10]), path=out / "reconstructions.png")
-    plot.latent_scatter(Z, yt, path=out / "latent.png", ranges=ranges if Z.shape[1] == 2 else None)
-    if Z.shape[1] == 2:
-        plot.decoded_grid(model, ranges, path=out / "grid.png")
-    i, j = 0, int(np.argmax(yt != yt[0]))
-    plot.image_strip(model.decode(lerp(Z[i], Z[j], 10).astype(model.dtype)),
-                     path=out / "interpolation.png", title=f"test image {i} to test image {j}")
-    plot.loss_curves(history, path=out / "loss.png")
+    _figures(model, Xt, yt, history, out)
     print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
           f"{m['pca2_test_mse_per_pixel']:.4f}); 5-NN accuracy of the codes "
           f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f})")
     print(f"wrote {out}")
     return 0
+
+
+def _start_or_resume(args):
+    """(model, optimizer, history, out folder): new from the flags, or from --resume."""
+    import tinyae as ta
+    from . import io
+    from .train import History
+    if not args.resume:
+        model = ta.dense_autoencoder(args.sizes, rng=np.random.default_rng(args.seed))
+        out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+        return model, ta.Adam(model.parameters(), lr=args.lr), History(), out
+    ckpt = io.read_checkpoint(args.resume)
+    saved = ckpt.extra.get("args", {})
+    args.data = saved.get("data", args.data)           # the run continues on its own data
+    args.sizes = tuple(saved.get("sizes") or args.sizes)
+    model = io.load_weights(ta.Autoencoder.from_config(ckpt.config["model"]), ckpt)
+    optimizer = ta.Adam(model.parameters(), lr=args.lr)
+    if ckpt.optim:
+        optimizer.load_state_dict(ckpt.optim)
+    history = History.from_dict(ckpt.extra.get("history", {}))
+    return model, optimizer, history, Path(args.out or Path(args.resume).parent)
+
+
+def _figures(model, Xt, yt, history, out):
+    """The five figures of a training run, from the test set."""
+    from . import metrics, plot
+    from .latent import latent_range, lerp
+    Z = metrics.batched(model.encode, Xt)
+    plot.reconstructions(Xt[:10], model.decode(Z[:10]), path=out / "reconstructions.png")
+    if Z.shape[1] == 2:
+        ranges = latent_range(Z)
+        plot.latent_scatter(Z, yt, path=out / "latent.png", ranges=ranges)
+        plot.decoded_grid(model, ranges, path=out / "grid.png")
+    else:
+        plot.latent_scatter(Z, yt, path=out / "latent.png")
+    i, j = 0, int(np.argmax(yt != yt[0]))                # two test images of different digits
+    plot.image_strip(model.decode(lerp(Z[i], Z[j], 10).astype(model.dtype)),
+                     path=out / "interpolation.png", title=f"test image {i} to test image {j}")
+    plot.loss_curves(history, path=out / "loss.png")
 
 
 def _write_text(path, text):

@@ -127,7 +127,8 @@ def _sample(size, samples, rng):
 def _compare(rows, name, analytic, numeric, idx):
     if idx is not None:
         analytic, numeric = analytic.reshape(-1)[idx], numeric.reshape(-1)[idx]
-    rows.append((name, analytic.shape if idx is None else f"{len(idx)} sampled", rel_error(analytic, numeric)))
+    shape = analytic.shape if idx is None else f"{len(idx)} sampled"
+    rows.append((name, shape, rel_error(analytic, numeric)))
 
 
 def check_layer(layer, x, dout=None, *, h=1e-5, threshold=1e-7, samples=None,

@@ -68,7 +68,10 @@ class Layer:
 
 
 def as_float_batch(x, width, dtype, who):
-    """Check that ``x`` is an (N, width) float array and return it in ``dtype``."""
+    """Check that ``x`` is an (N, width) float array and return it in ``dtype``.
+
+    ``who`` (a name, or the layer itself) is only formatted when there is an error.
+    """
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"{who} expects floating-point input, got dtype {x.dtype}; convert it "
@@ -129,7 +132,7 @@ class Dense(Layer):
     # Dense followed by an activation runs as one kernel call; Sequential uses these.
     def _forward(self, x, act, alpha):
         W = self.params["W"]
-        self.x = as_float_batch(x, self.in_features, W.dtype, repr(self))   # (N, D)
+        self.x = as_float_batch(x, self.in_features, W.dtype, self)   # (N, D)
         y = kernels.dense_forward(self.x, W, self.params.get("b"), act, alpha)  # (N, H)
         self._out_shape = y.shape
         return y

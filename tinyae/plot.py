@@ -47,7 +47,9 @@ def reconstructions(X, X_rec, n=10, path=None, title="originals (top) and recons
 def _two_d(Z):
     """The first two coordinates, or the first two principal components when Z > 2."""
     Z = np.asarray(Z, np.float64)
-    if Z.shape[1] <= 2:
+    if Z.shape[1] == 1:                                  # a 1-D code: spread it along z1 only
+        return np.column_stack([Z[:, 0], np.zeros(len(Z))]), ("z1", ""), " (1-D codes)"
+    if Z.shape[1] == 2:
         return Z, ("z1", "z2"), ""
     from .metrics import PCA
     return PCA(2).fit(Z).encode(Z), ("PC1", "PC2"), f" ({Z.shape[1]}-D codes: first two principal components)"

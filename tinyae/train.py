@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -73,6 +74,35 @@ class EarlyStopping:
     patience: int = 5
     min_delta: float = 0.0
     restore_best: bool = True
+
+
+class Checkpointer:
+    """Callback: save ``last.npz`` after every epoch, ``best.npz`` when the validation loss improves.
+
+    Both hold the optimiser state and the history, so ``--resume`` can continue.
+    ``extra`` (JSON-ready) goes into every checkpoint.
+    """
+
+    def __init__(self, folder, extra=None, history=None):
+        self.folder, self.extra = Path(folder), dict(extra or {})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.best = min((v for v in (history.val_loss if history else []) if v is not None),
+                        default=math.inf)
+
+    def __call__(self, model, optimizer, history):
+        self.save_last(model, optimizer, history)
+        val = history.records[-1].val_loss
+        if val is not None and val < self.best:
+            self.best = val
+            self._save(model, optimizer, history, "best.npz")
+
+    def save_last(self, model, optimizer, history):
+        self._save(model, optimizer, history, "last.npz")
+
+    def _save(self, model, optimizer, history, name):
+        from .io import save
+        save(model, self.folder / name, optimizer=optimizer,
+             extra={**self.extra, "history": history.to_dict()})
 
 
 def check_data(X, width, name="X"):
