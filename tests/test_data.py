@@ -194,3 +194,10 @@ def test_builtin_digits():
     assert raw.shape == (10, 28, 28) and raw.dtype == np.uint8
     Xtr, _ = load_builtin_digits("train", n=300)
     assert not np.array_equal(Xtr, X)
+
+
+def test_fashion_mnist_uses_its_own_folder_and_checksums(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYAE_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match=r"Fashion-MNIST: .*fashion-mnist.*missing"):
+        data.load_fashion_mnist(download=False)
+    assert all(c.startswith("md5:") for c in data.FASHION_MNIST.files.values())
