@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .layers import layer_parameters
+
 
 def rel_error(a, b) -> float:
     """max |a - b| / max(1e-8, max(|a| + |b|)): relative to the gradient's scale.
@@ -110,9 +112,7 @@ def float64_copy(layer):
 
 
 def _named_params(layer):
-    if hasattr(layer, "parameters"):
-        return list(layer.parameters())
-    return [(k, p, layer.grads[k]) for k, p in layer.params.items()]
+    return list(layer_parameters(layer))
 
 
 def _zero_grads(layer):
