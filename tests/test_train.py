@@ -122,3 +122,19 @@ def test_progress_bar_is_real(digits, capsys):
     fit(small_model(), digits, epochs=1, batch_size=128, progress=True)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "step" in err and "loss" in err
+
+
+def test_outputs_are_new_arrays_outside_training_and_reused_inside(digits):
+    from tinyae import buffers
+    model = small_model()
+    a, b = model.forward(digits[:8]), model.forward(digits[8:16])
+    assert a is not b and not np.array_equal(a, b)
+    kept = a.copy()
+    model.forward(digits[16:24])
+    np.testing.assert_array_equal(a, kept)                   # what a user keeps stays as it was
+    with buffers.reusing():
+        c = model.forward(digits[:8])
+        d = model.forward(digits[8:16])
+        assert c is d                                          # training reuses one array
+        np.testing.assert_array_equal(d, b)                    # with the same values
+    assert model.forward(digits[:8]) is not c

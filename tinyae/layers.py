@@ -15,6 +15,7 @@ import numpy as np
 
 from . import init as initialisers
 from . import kernels
+from .buffers import buffer
 
 
 class Layer:
@@ -133,7 +134,8 @@ class Dense(Layer):
     def _forward(self, x, act, alpha):
         W = self.params["W"]
         self.x = as_float_batch(x, self.in_features, W.dtype, self)   # (N, D)
-        y = kernels.dense_forward(self.x, W, self.params.get("b"), act, alpha)  # (N, H)
+        out = buffer(self, "y", (len(self.x), self.out_features), W.dtype)  # None unless training
+        y = kernels.dense_forward(self.x, W, self.params.get("b"), act, alpha, out)  # (N, H)
         self._out_shape = y.shape
         return y
 
@@ -145,7 +147,9 @@ class Dense(Layer):
         # Right after zero_grad, "add into zeros" is "write": it skips a temporary as big as W.
         dx = kernels.dense_backward(self.x, self.params["W"], y, dout, self.grads["W"],
                                     self.grads.get("b"), act, alpha, need_dx,
-                                    accumulate=not self._zeroed)
+                                    accumulate=not self._zeroed,
+                                    dx_out=buffer(self, "dx", self.x.shape, self.x.dtype)
+                                    if need_dx else None)
         self._zeroed = False
         return dx
 

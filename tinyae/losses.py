@@ -7,6 +7,7 @@ depends on the gradient's scale, with SGD it does, fully.
 """
 import numpy as np
 
+from .buffers import buffer
 from .kernels.reference import sigmoid
 
 
@@ -43,13 +44,14 @@ class MSE(Loss):
 
     def forward(self, pred, target) -> float:
         pred, target = self._check(pred, target)
-        diff = pred - target                      # (N, D)
+        diff = np.subtract(pred, target, out=buffer(self, "diff", pred.shape, pred.dtype))  # (N, D)
         self._cache = diff
         return float(np.vdot(diff, diff)) / diff.size     # sum of squares, no temporary
 
     def backward(self):
         diff = self._saved()
-        return diff * diff.dtype.type(2.0 / diff.size)
+        return np.multiply(diff, diff.dtype.type(2.0 / diff.size),
+                           out=buffer(self, "grad", diff.shape, diff.dtype))
 
 
 class BCE(Loss):

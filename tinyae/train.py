@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import kernels
+from . import buffers, kernels
 from .layers import as_float_batch
 from .losses import MSE
 from .optim import Adam
@@ -218,7 +218,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
                        leave=False, unit="step")
             try:
-                total, step = _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c)
+                with buffers.reusing():     # outputs never leave the step: reuse their arrays
+                    total, step = _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c)
+                    val = evaluate(model, Xv, loss) if Xv is not None and not ctrl_c.pressed else None
             except _StepFailed as failed:
                 _diverged(model, good, epoch, failed.step, failed.why, optimizer)
             finally:
@@ -226,7 +228,6 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             if ctrl_c.pressed:
                 history.stopped = f"interrupted (Ctrl-C) in epoch {epoch}, step {step}"
                 break
-            val = evaluate(model, Xv, loss) if Xv is not None else None
             history.records.append(EpochRecord(epoch, total / n, val, time.perf_counter() - start,
                                                optimizer.lr))
             if progress:

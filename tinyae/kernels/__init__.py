@@ -64,13 +64,14 @@ def act_backward(y, dy, act, alpha=0.0):
     return _backend().act_backward(y, dy, act, alpha)
 
 
-def dense_forward(x, W, b, act="identity", alpha=0.0):
-    return _backend().dense_forward(x, W, b, act, alpha)
+def dense_forward(x, W, b, act="identity", alpha=0.0, out=None):
+    return _backend().dense_forward(x, W, b, act, alpha, out)
 
 
 def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
-                   accumulate=True):
-    return _backend().dense_backward(x, W, y, dy, dW, db, act, alpha, need_dx, accumulate)
+                   accumulate=True, dx_out=None):
+    return _backend().dense_backward(x, W, y, dy, dW, db, act, alpha, need_dx, accumulate,
+                                     dx_out)
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):

@@ -15,7 +15,9 @@ Where the time goes in one training step, and what this file does about it:
 Activation codes (resolved outside the loops, so the loops stay branch-free):
 identity 0, relu 1, leaky_relu 2, sigmoid 3, tanh 4.
 """
+import math
 import warnings
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -202,7 +204,7 @@ def _scratch(shape, dtype, name):
     are allocated once. Big ones (evaluation batches) are not kept. Not
     thread-safe: one training loop per process.
     """
-    if np.prod(shape) * np.dtype(dtype).itemsize > SCRATCH_LIMIT:
+    if math.prod(shape) * np.dtype(dtype).itemsize > SCRATCH_LIMIT:
         return np.empty(shape, dtype)
     key = (name, shape, np.dtype(dtype))
     buf = _scratch_buffers.get(key)
@@ -222,13 +224,13 @@ def act_backward(y, dy, act, alpha=0.0):
     return dz.reshape(dy.shape)
 
 
-def dense_forward(x, W, b, act="identity", alpha=0.0):
-    z = x @ W                                            # BLAS sgemm/dgemm, (N, H)
+def dense_forward(x, W, b, act="identity", alpha=0.0, out=None):
+    z = np.matmul(x, W, out=out)                         # BLAS sgemm/dgemm, (N, H)
     return _act(z, _code(act), alpha, b)
 
 
 def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
-                   accumulate=True):
+                   accumulate=True, dx_out=None):
     code = _code(act)
     dy = np.ascontiguousarray(dy, dtype=W.dtype)
     t = dy.dtype.type
@@ -244,15 +246,23 @@ def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
         dW += x.T @ dz                                   # BLAS, (D, H)
     else:
         np.matmul(x.T, dz, out=dW)                       # straight into dW: no temporary
-    return dz @ W.T if need_dx else None
+    return np.matmul(dz, W.T, out=dx_out) if need_dx else None
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
-    c = p.dtype.type
-    # The scalars of the reference, rounded to p's dtype as NumPy does there.
-    _adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), c(lr / (1 - beta1 ** t)),
-          c(beta1), c(1 - beta1), c(beta2), c(1 - beta2), c(1 / (1 - beta2 ** t) ** 0.5), c(eps),
-          c(weight_decay))
+    _adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+          *_adam_scalars(p.dtype, lr, beta1, beta2, eps, t, weight_decay))
+
+
+@lru_cache(maxsize=16)
+def _adam_scalars(dtype, lr, beta1, beta2, eps, t, weight_decay):
+    """The scalars of the reference, rounded to p's dtype as NumPy does there.
+
+    Cached: one step updates every parameter array with the same scalars.
+    """
+    c = dtype.type
+    return (c(lr / (1 - beta1 ** t)), c(beta1), c(1 - beta1), c(beta2), c(1 - beta2),
+            c(1 / (1 - beta2 ** t) ** 0.5), c(eps), c(weight_decay))
 
 
 def gather_rows(X, idx, out=None):

@@ -59,16 +59,16 @@ def act_backward(y, dy, act, alpha=0.0):
     raise ValueError(f"unknown activation {act!r}; choose one of {ACTIVATIONS}")
 
 
-def dense_forward(x, W, b, act="identity", alpha=0.0):
-    """y = act(x @ W + b).  x (N, D), W (D, H), b (H,) or None -> y (N, H)."""
-    z = x @ W                                     # (N, H), a new array
+def dense_forward(x, W, b, act="identity", alpha=0.0, out=None):
+    """y = act(x @ W + b).  x (N, D), W (D, H), b (H,) or None -> y (N, H), into ``out`` if given."""
+    z = np.matmul(x, W, out=out)                  # (N, H)
     if b is not None:
         z += b
     return act_forward(z, act, alpha, out=z)
 
 
 def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
-                   accumulate=True):
+                   accumulate=True, dx_out=None):
     """Backward of y = act(x @ W + b); adds into dW and db, returns dx.
 
     dz = dy * act'(z)      (N, H)
@@ -78,6 +78,7 @@ def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
 
     ``accumulate=False`` overwrites dW and db instead of adding: the same
     result when they hold zeros, without a temporary the size of W.
+    ``dx_out`` receives dx when given.
     """
     dz = act_backward(y, dy, act, alpha)
     if accumulate:
@@ -89,7 +90,7 @@ def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
             db += dz.sum(axis=0)
         else:
             np.sum(dz, axis=0, out=db)
-    return dz @ W.T if need_dx else None
+    return np.matmul(dz, W.T, out=dx_out) if need_dx else None
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
