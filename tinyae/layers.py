@@ -9,6 +9,9 @@ optimisers and ``tinyae.gradcheck``):
 - ``params`` and ``grads`` are dicts with the same keys; optimisers update the
   arrays in place, so references to them stay valid.
 
+Outputs are new arrays, except inside ``tinyae.buffers.reusing()`` (``fit``
+trains in it), where Dense reuses its output and dx arrays from step to step.
+
 Shape letters: N batch, D input features, H output features.
 """
 import numpy as np
