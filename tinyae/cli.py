@@ -232,13 +232,14 @@ def build_parser():
                    help="auto: MNIST, else the built-in digits (default); mnist never falls back")
     t.add_argument("--sizes", type=_sizes, default=(784, 512, 256, 64, 2),
                    help="encoder widths, input to latent (default 784,512,256,64,2)")
-    t.add_argument("--epochs", type=_positive(int), default=20)
-    t.add_argument("--batch-size", type=_positive(int), default=256)
-    t.add_argument("--lr", type=_positive(float), default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=_positive(int), default=20, help="epochs in all (default 20)")
+    t.add_argument("--batch-size", type=_positive(int), default=256, help="default 256")
+    t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed for the initial weights and the shuffling (default 0)")
     t.add_argument("--validation", type=_validation, default="test", metavar="test|none|FRACTION",
-                   help="what best.npz is chosen on: the test split (default, as in the seed "
-                   "post), none, or a fraction of the training set held out")
+                   help="what best.npz is chosen on: the test split (default), none, or a "
+                   "fraction of the training set held out")
     t.add_argument("--limit", type=_positive(int), help="use only the first N images of each split")
     t.add_argument("--out", help="output folder (default runs/<timestamp>)")
     t.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (with optimiser state)")
