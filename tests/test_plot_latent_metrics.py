@@ -67,6 +67,8 @@ def test_lerp_and_slerp():
     np.testing.assert_allclose(np.linalg.norm(arc, axis=1), 1)            # stays on the circle
     np.testing.assert_allclose(np.diff(np.arctan2(arc[:, 1], arc[:, 0])), np.pi / 8)   # even steps
     np.testing.assert_allclose(slerp(z1, 3 * z1, 3), lerp(z1, 3 * z1, 3))  # parallel: falls back
+    c = np.array([5.0, 5.0])                                              # the same arc, moved
+    np.testing.assert_allclose(slerp(z1 + c, np.array([0.0, 1.0]) + c, 5, center=c), arc + c)
 
 
 def test_grid_and_range(rng):

@@ -185,7 +185,7 @@ def cmd_decode(args):
 
 def cmd_interpolate(args):
     import tinyae as ta
-    from . import io, plot
+    from . import io, metrics, plot
     from .latent import lerp, slerp
     model, ckpt = ta.load(args.checkpoint), io.read_checkpoint(args.checkpoint)
     X, _, _ = _checkpoint_data(args, ckpt)
@@ -193,7 +193,11 @@ def cmd_interpolate(args):
         if not 0 <= k < len(X):
             raise ValueError(f"image index {k} is out of range: the {args.split} set has {len(X)} images")
     z1, z2 = model.encode(X[args.source]), model.encode(X[args.target])
-    path = (slerp if args.slerp else lerp)(z1, z2, args.steps).astype(model.dtype)
+    if args.slerp:              # the arc bends around the centre of the codes, not the origin
+        center = metrics.batched(model.encode, X).mean(axis=0)
+        path = slerp(z1, z2, args.steps, center=center).astype(model.dtype)
+    else:
+        path = lerp(z1, z2, args.steps).astype(model.dtype)
     kind = "spherical" if args.slerp else "linear"
     plot.image_strip(model.decode(path), path=args.output,
                      title=f"{kind} interpolation, {args.split} image {args.source} to {args.target}")

@@ -2,6 +2,7 @@
 
     lerp:   Z_t = Z_1 (1 - t) + Z_2 t
     slerp:  Z_t = sin((1 - t) w) / sin(w) Z_1 + sin(t w) / sin(w) Z_2,  cos w = <Z_1, Z_2> / |Z_1||Z_2|
+            (about a centre c: the same with Z - c, then + c)
 """
 import numpy as np
 
@@ -12,20 +13,23 @@ def lerp(z1, z2, steps=10):
     return np.asarray(z1) * (1 - t) + np.asarray(z2) * t
 
 
-def slerp(z1, z2, steps=10):
-    """Spherical interpolation: follows the arc between z1 and z2 around the origin.
+def slerp(z1, z2, steps=10, center=None):
+    """Spherical interpolation: follows the arc between z1 and z2 around ``center``.
 
-    The norm changes smoothly from |z1| to |z2|; for (anti)parallel vectors,
+    ``center`` defaults to the origin, right for codes drawn from N(0, I);
+    for an autoencoder's codes pass their mean. The distance from the centre
+    changes smoothly from |z1 - c| to |z2 - c|; for (anti)parallel vectors,
     where the arc is undefined, it falls back to ``lerp``.
     """
     z1, z2 = np.asarray(z1, np.float64), np.asarray(z2, np.float64)
-    n1, n2 = np.linalg.norm(z1), np.linalg.norm(z2)
-    cos = np.dot(z1, z2) / max(n1 * n2, 1e-12)
+    c = np.zeros_like(z1) if center is None else np.asarray(center, np.float64)
+    a, b = z1 - c, z2 - c
+    cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
     w = np.arccos(np.clip(cos, -1, 1))
     if np.sin(w) < 1e-6:
         return lerp(z1, z2, steps)
     t = np.linspace(0, 1, steps)[:, None]
-    return (np.sin((1 - t) * w) * z1 + np.sin(t * w) * z2) / np.sin(w)
+    return c + (np.sin((1 - t) * w) * a + np.sin(t * w) * b) / np.sin(w)
 
 
 def latent_range(Z, lo=1, hi=99, margin=0.05):

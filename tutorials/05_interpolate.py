@@ -47,20 +47,26 @@ show(plot.image_strip(blend, title="blending the pixels instead"), "05_pixel_ble
 # %% [markdown]
 # ## Spherical interpolation
 #
-# `slerp` follows the arc around the origin instead of the chord:
+# `slerp` follows an arc instead of the chord:
 # Z_t = sin((1 - t) w) / sin(w) Z_1 + sin(t w) / sin(w) Z_2 with
-# cos w = <Z_1, Z_2> / (|Z_1| |Z_2|). It matters most for codes drawn from a
-# Gaussian, where the chord cuts through the unlikely region near the origin.
+# cos w = <Z_1, Z_2> / (|Z_1| |Z_2|). It is made for codes drawn from a
+# Gaussian N(0, I), where the chord cuts through the unlikely region near the
+# origin. Our codes are not centred at the origin, so we bend the arc around
+# their mean c instead: slerp of Z_1 - c and Z_2 - c, plus c.
 
 # %%
-arc = slerp(Z[i], Z[j], steps).astype(np.float32)
+arc = slerp(Z[i], Z[j], steps, center=Z.mean(axis=0)).astype(np.float32)
 show(plot.image_strip(model.decode(arc), title="decoded spherical interpolation"), "05_slerp.png")
 
 # %% [markdown]
 # ## Both paths on the map
+#
+# The chord runs straight across; the arc keeps its distance from the centre
+# of the codes, so when the two codes lie on opposite sides of it the arc
+# swings wide and passes through other digits' regions on the way.
 
 # %%
-fig = plot.latent_scatter(Z, y_test, ranges=latent_range(np.vstack([Z, path, arc])),
+fig = plot.latent_scatter(Z, y_test, ranges=latent_range(Z),
                           title="linear (black) and spherical (red) paths")
 ax = fig.axes[0]
 ax.plot(path[:, 0], path[:, 1], "k.-", lw=2, ms=8)
