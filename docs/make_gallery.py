@@ -23,12 +23,12 @@ DPI = 72                      # small files: the README shows them at this size 
 def draw(run, out):
     import tinyae as ta
     from tinyae import plot
-    from tinyae.cli import load_data
+    from tinyae.data import load_dataset
     from tinyae.latent import latent_range, lerp
     from tinyae.metrics import batched
 
     model = ta.load(run / "last.npz")
-    X, y, _ = load_data("mnist", "test", quiet=True)
+    X, y, _ = load_dataset("mnist", "test", progress=False)
     Z = batched(model.encode, X)
     ranges = latent_range(Z)
     i, j = int(np.argmax(y == 4)), int(np.argmax(y == 0))

@@ -104,7 +104,7 @@ def test_offline_default_uses_builtin_digits(tmp_path, monkeypatch, capsys):
     code, out, err = run(["train", "--epochs", "1", "--limit", "500", "--sizes", "784,32,2",
                           "--out", str(tmp_path / "run"), "--quiet"], capsys)
     assert code == 0
-    assert cli.FALLBACK_NOTE in err
+    assert data.FALLBACK_NOTE in err
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["data"] == "builtin"
     code, _, err = run(["train", "--data", "mnist", "--epochs", "1", "--quiet",
                         "--out", str(tmp_path / "run2")], capsys)

@@ -7,29 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import load_dataset
+
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
-FALLBACK_NOTE = "MNIST not available: using the built-in digits; --data mnist to require MNIST"
-
-
-def load_data(kind, split, limit=None, quiet=False):
-    """(images, labels, name) for --data; "auto" falls back to the built-in digits."""
-    from . import data, digits
-    if kind == "builtin":
-        X, y = digits.load_builtin_digits(split)
-        name = "builtin"
-    elif kind == "fashion":
-        (X, y), name = data.load_fashion_mnist(split, progress=not quiet), "fashion"
-    else:
-        try:
-            (X, y), name = data.load_mnist(split, progress=not quiet), "mnist"
-        except data.DataError:
-            if kind == "mnist":
-                raise
-            print(FALLBACK_NOTE, file=sys.stderr)
-            return load_data("builtin", split, limit)
-    if limit:
-        X, y = X[:limit], y[:limit]
-    return X, y, name
 
 
 def _sizes(text):
@@ -71,8 +51,8 @@ def cmd_train(args):
     from .train import Checkpointer, fit
 
     model, optimizer, history, out = _start_or_resume(args)
-    X, y, data_name = load_data(args.data, "train", args.limit, args.quiet)
-    Xt, yt, _ = load_data(data_name, "test", args.limit, quiet=True)
+    X, y, data_name = load_dataset(args.data, "train", args.limit, progress=not args.quiet)
+    Xt, yt, _ = load_dataset(data_name, "test", args.limit, progress=False)
     if model.input_width != X.shape[1]:
         raise ValueError(f"the model takes {model.input_width} features per image but the "
                          f"{data_name} images have {X.shape[1]}; check --sizes")
@@ -152,7 +132,7 @@ def _write_text(path, text):
 # --- encode / decode / interpolate / info --------------------------------------------
 def _checkpoint_data(args, ckpt):
     kind = args.data or ckpt.extra.get("args", {}).get("data", "auto")
-    return load_data(kind, args.split, args.limit, quiet=True)
+    return load_dataset(kind, args.split, args.limit, progress=False)
 
 
 def cmd_encode(args):

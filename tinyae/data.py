@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import os
 import struct
+import sys
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -214,3 +215,31 @@ def load_mnist(split="train", root=None, download=True, flatten=True, progress=T
 def load_fashion_mnist(split="train", root=None, download=True, flatten=True, progress=True):
     """Fashion-MNIST, the same shapes and types as ``load_mnist``."""
     return _load(FASHION_MNIST, split, root, download, flatten, progress)
+
+
+FALLBACK_NOTE = "MNIST not available: using the built-in digits; --data mnist to require MNIST"
+
+
+def load_dataset(kind, split, limit=None, progress=True):
+    """(images, labels, name) for ``kind`` in "auto", "mnist", "fashion", "builtin".
+
+    "auto" is MNIST when it can be found or downloaded, else the built-in
+    digits (saying so on stderr); "mnist" never falls back. ``limit`` keeps
+    the first images only.
+    """
+    from .digits import load_builtin_digits
+    if kind == "builtin":
+        (X, y), name = load_builtin_digits(split), "builtin"
+    elif kind == "fashion":
+        (X, y), name = load_fashion_mnist(split, progress=progress), "fashion"
+    elif kind in ("auto", "mnist"):
+        try:
+            (X, y), name = load_mnist(split, progress=progress), "mnist"
+        except DataError:
+            if kind == "mnist":
+                raise
+            print(FALLBACK_NOTE, file=sys.stderr)
+            (X, y), name = load_builtin_digits(split), "builtin"
+    else:
+        raise ValueError(f"unknown data set {kind!r}; choose auto, mnist, fashion or builtin")
+    return (X[:limit], y[:limit], name) if limit else (X, y, name)

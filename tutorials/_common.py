@@ -23,9 +23,9 @@ if "TINYAE_DATA_DIR" not in os.environ and _SHARED.is_dir():
 
 def load(split):
     """MNIST ``split`` (the built-in digits when MNIST cannot be had), subset in fast mode."""
-    from tinyae.cli import load_data
+    from tinyae.data import load_dataset
     limit = (3000 if split == "train" else 1000) if FAST else None
-    X, y, name = load_data("auto", split, limit, quiet=True)
+    X, y, name = load_dataset("auto", split, limit, progress=False)
     return X, y, name
 
 

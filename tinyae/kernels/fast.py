@@ -51,8 +51,12 @@ _jit.warned = False
 
 # --- elementwise kernels -------------------------------------------------------------
 @_jit
-def _act_inplace(z, code, alpha, one):
-    """z <- act(z) for a 2-D array, in place. ``one`` and ``alpha`` have z's dtype."""
+def _act_inplace(z, code, alpha):
+    """z <- act(z) in place for the piecewise-linear codes (identity 0, relu 1, leaky_relu 2).
+
+    Sigmoid and tanh are not here: ``_act`` uses NumPy's SIMD exp/tanh for them.
+    ``alpha`` has z's dtype.
+    """
     n, h = z.shape
     if code == 1:
         for i in range(n):
@@ -64,26 +68,16 @@ def _act_inplace(z, code, alpha, one):
             for j in range(h):
                 if z[i, j] < 0:
                     z[i, j] *= alpha
-    elif code == 3:
-        for i in range(n):
-            for j in range(h):
-                v = z[i, j]
-                e = np.exp(-abs(v))                            # never overflows
-                z[i, j] = one / (one + e) if v >= 0 else e / (one + e)
-    elif code == 4:
-        for i in range(n):
-            for j in range(h):
-                z[i, j] = np.tanh(z[i, j])
 
 
 @_jit
-def _bias_act_inplace(z, b, code, alpha, one):
-    """z <- act(z + b), one pass: the epilogue of the forward matmul."""
+def _bias_act_inplace(z, b, code, alpha):
+    """z <- act(z + b), one pass: the epilogue of the forward matmul (codes 0-2)."""
     n, h = z.shape
     for i in range(n):
         for j in range(h):
             z[i, j] += b[j]
-    _act_inplace(z, code, alpha, one)
+    _act_inplace(z, code, alpha)
 
 
 @_jit
@@ -178,7 +172,7 @@ def _act(z, code, alpha, b=None):
         # exp and tanh: NumPy's SIMD versions are about 4x faster than the
         # scalar libm calls a Numba loop makes, so only the bias is fused here.
         if b is not None:
-            _bias_act_inplace(z, b, 0, t(alpha), t(1))
+            _bias_act_inplace(z, b, 0, t(alpha))
         if code == 4:
             return np.tanh(z, out=z)
         e = _scratch(z.shape, z.dtype, "e")
@@ -187,9 +181,9 @@ def _act(z, code, alpha, b=None):
         np.exp(e, out=e)                                  # e = exp(-|z|) in (0, 1]: no overflow
         _sigmoid_from_exp(z, e, t(1))
     elif b is not None:
-        _bias_act_inplace(z, b, code, t(alpha), t(1))
+        _bias_act_inplace(z, b, code, t(alpha))
     elif code:
-        _act_inplace(z, code, t(alpha), t(1))
+        _act_inplace(z, code, t(alpha))
     return z
 
 
