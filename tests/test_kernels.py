@@ -85,6 +85,23 @@ def test_adam_matches_reference(dtype, wd, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 4), (5, 23), (1, 1), (3, 2, 5)])
+def test_mse_grad_matches_reference(dtype, shape):
+    rng = np.random.default_rng(5)
+    pred, target = rng.random(shape).astype(dtype), rng.random(shape).astype(dtype)
+    s_ref, g_ref = reference.mse_grad(pred, target)
+    s, g = fast.mse_grad(pred, target)
+    assert isinstance(s, float) and g.dtype == dtype and g.shape == shape
+    np.testing.assert_allclose(s, s_ref, **tol(dtype))
+    np.testing.assert_allclose(g, g_ref, **tol(dtype))
+    diff = pred.astype(np.float64) - target            # the definition, in float64
+    np.testing.assert_allclose(s, np.sum(diff ** 2), rtol=1e-5 if dtype == np.float32 else 1e-12)
+    out = np.full(shape, np.nan, dtype)
+    assert fast.mse_grad(pred[..., ::-1], target, out=out)[1] is out   # a strided pred works too
+    np.testing.assert_allclose(out, reference.mse_grad(pred[..., ::-1], target)[1], **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gather_matches_reference(dtype):
     X = np.random.default_rng(3).standard_normal((23, 5)).astype(dtype)
     idx = np.array([22, 0, 5, 5, 1])
@@ -236,6 +253,9 @@ def test_kernel_logic_without_jit():
         fast.adam_update(*q, 0.1, 0.9, 0.999, 1e-8, 1, 0.01)
         assert all(np.allclose(a, c) for a, c in zip(p, q))
         assert np.array_equal(fast.gather_rows(x, [2, 0]), x[[2, 0]])
+        s1, g1 = reference.mse_grad(x, 2 * x)
+        s2, g2 = fast.mse_grad(x, 2 * x)
+        assert np.isclose(s1, s2) and np.allclose(g1, g2)
         assert np.allclose(matmul.matmul(rng.random((6, 3)), rng.random((3, 5))).shape, (6, 5))
         print("ok")
     """, NUMBA_DISABLE_JIT="1")

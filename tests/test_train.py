@@ -138,3 +138,27 @@ def test_outputs_are_new_arrays_outside_training_and_reused_inside(digits):
         assert c is d                                          # training reuses one array
         np.testing.assert_array_equal(d, b)                    # with the same values
     assert model.forward(digits[:8]) is not c
+
+
+def test_training_skips_the_zero_fill_but_gets_the_same_gradients(digits):
+    from tinyae import buffers
+    model, loss = small_model(), ta.MSE()
+    xb = digits[:16]
+
+    def gradients():
+        model.zero_grad()
+        loss.forward(model.forward(xb), xb)
+        model.backward(loss.backward())
+        return [g.copy() for _, _, g in model.parameters()]
+
+    expected = gradients()
+    for _, _, g in model.parameters():
+        g.fill(7.0)                                    # stale values from an earlier step
+    with buffers.reusing():
+        model.zero_grad()
+        assert all(np.all(g == 7.0) for _, _, g in model.parameters())   # no fill in training
+        got = gradients()
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(b, a)            # backward overwrote every entry
+    model.zero_grad()
+    assert all(np.all(g == 0) for _, _, g in model.parameters())        # outside: zeros

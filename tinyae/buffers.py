@@ -5,6 +5,10 @@ overwritten. Inside ``reusing()`` (``fit`` trains inside it) layers and
 losses write into arrays they keep from the previous call of the same
 shape instead: a fresh array of a few hundred KiB costs page faults that
 take longer than the arithmetic that fills it (benchmarks/README.md).
+
+For the same reason ``Dense.zero_grad`` does not fill its gradients with
+zeros inside ``reusing()``: in a training step the next backward pass
+overwrites them (it writes rather than adds right after ``zero_grad``).
 """
 from contextlib import contextmanager
 
@@ -22,6 +26,11 @@ def reusing():
         yield
     finally:
         _active = before
+
+
+def active() -> bool:
+    """True inside ``reusing()``."""
+    return _active
 
 
 def buffer(owner, name, shape, dtype):

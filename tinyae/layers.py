@@ -16,8 +16,8 @@ Shape letters: N batch, D input features, H output features.
 """
 import numpy as np
 
+from . import buffers, kernels
 from . import init as initialisers
-from . import kernels
 from .buffers import buffer
 
 
@@ -120,7 +120,7 @@ class Dense(Layer):
         if bias:
             self.params["b"] = np.zeros(self.out_features, dtype=dtype)
         self.grads = {k: np.zeros_like(p) for k, p in self.params.items()}
-        self._zeroed = True         # grads known to be zero: backward may write instead of add
+        self._zeroed = True         # the next backward writes the grads instead of adding to them
 
     def forward(self, x):
         return self._forward(x, "identity", 0.0)
@@ -130,7 +130,10 @@ class Dense(Layer):
         return self._backward(dout, "identity", 0.0, None, True)
 
     def zero_grad(self):
-        super().zero_grad()
+        # In training (buffers.reusing()) the next backward writes dW and db instead of
+        # adding to them, so the fill (4 MiB for the seed model) would be wasted.
+        if not buffers.active():
+            super().zero_grad()
         self._zeroed = True
 
     # Dense followed by an activation runs as one kernel call; Sequential uses these.

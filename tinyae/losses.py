@@ -7,6 +7,7 @@ depends on the gradient's scale, with SGD it does, fully.
 """
 import numpy as np
 
+from . import kernels
 from .buffers import buffer
 from .kernels.reference import sigmoid
 
@@ -40,18 +41,19 @@ class MSE(Loss):
 
     forward:   L = mean((pred - target)^2)        over all N*D elements
     backward:  dpred = 2 (pred - target) / (N*D)
+
+    forward computes dpred as well, in the same pass over pred and target
+    (``kernels.mse_grad``); backward hands it over.
     """
 
     def forward(self, pred, target) -> float:
         pred, target = self._check(pred, target)
-        diff = np.subtract(pred, target, out=buffer(self, "diff", pred.shape, pred.dtype))  # (N, D)
-        self._cache = diff
-        return float(np.vdot(diff, diff)) / diff.size     # sum of squares, no temporary
+        s, self._cache = kernels.mse_grad(pred, target,
+                                          buffer(self, "grad", pred.shape, pred.dtype))
+        return s / pred.size
 
     def backward(self):
-        diff = self._saved()
-        return np.multiply(diff, diff.dtype.type(2.0 / diff.size),
-                           out=buffer(self, "grad", diff.shape, diff.dtype))
+        return self._saved()
 
 
 class BCE(Loss):

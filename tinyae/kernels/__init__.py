@@ -1,4 +1,4 @@
-"""The one seam for the hot paths: dense forward/backward, Adam, batch gather.
+"""The one seam for the hot paths: dense forward/backward, MSE, Adam, batch gather.
 
 Layers and optimisers call the functions below; each forwards to the active
 backend module, which has the same function names and signatures:
@@ -78,13 +78,19 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0):
     return _backend().adam_update(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay)
 
 
+def mse_grad(pred, target, out=None):
+    return _backend().mse_grad(pred, target, out)
+
+
 def gather_rows(X, idx, out=None):
     return _backend().gather_rows(X, idx, out)
 
 
-for _f in (act_forward, act_backward, dense_forward, dense_backward, adam_update, gather_rows):
+for _f in (act_forward, act_backward, dense_forward, dense_backward, adam_update, mse_grad,
+           gather_rows):
     _f.__doc__ = getattr(reference, _f.__name__).__doc__
 del _f
 
 __all__ = ["ACTIVATIONS", "BACKENDS", "set_backend", "get_backend", "act_forward",
-           "act_backward", "dense_forward", "dense_backward", "adam_update", "gather_rows"]
+           "act_backward", "dense_forward", "dense_backward", "adam_update", "mse_grad",
+           "gather_rows"]

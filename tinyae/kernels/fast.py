@@ -22,12 +22,13 @@ from functools import lru_cache
 import numba
 import numpy as np
 
+from . import reference
 from .reference import ACTIVATIONS
 
 ACT_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
 
 
-def _jit(fn):
+def _jit(fn=None, **options):
     """``numba.njit(cache=True)``; without a writable cache folder, compile per process.
 
     ``error_model="numpy"``: a division by zero gives inf/nan as in NumPy instead
@@ -35,15 +36,17 @@ def _jit(fn):
     branch in every iteration and stops the loop from being vectorised: it
     made the Adam loop 4-8x slower.
     """
+    if fn is None:                           # used as @_jit(fastmath=...)
+        return lambda f: _jit(f, **options)
     try:
-        return numba.njit(cache=True, error_model="numpy")(fn)
+        return numba.njit(cache=True, error_model="numpy", **options)(fn)
     except RuntimeError as exc:              # numba finds no writable place for its cache
         if not _jit.warned:
             warnings.warn(f"tinyae: Numba cannot cache compiled kernels ({exc}); they will be "
                           "compiled again in every process. Set NUMBA_CACHE_DIR to a writable "
                           "folder to avoid that.", stacklevel=2)
             _jit.warned = True
-        return numba.njit(cache=False, error_model="numpy")(fn)
+        return numba.njit(cache=False, error_model="numpy", **options)(fn)
 
 
 _jit.warned = False
@@ -81,6 +84,17 @@ def _bias_act_inplace(z, b, code, alpha):
 
 
 @_jit
+def _bias_neg_abs(z, b, e):
+    """z <- z + b (when b is not None), and e = -|z|: the sigmoid's exp input, one pass."""
+    n, h = z.shape
+    for i in range(n):
+        for j in range(h):
+            if b is not None:                   # resolved at compile time (b's type)
+                z[i, j] += b[j]
+            e[i, j] = -abs(z[i, j])
+
+
+@_jit
 def _sigmoid_from_exp(z, e, one):
     """z <- sigmoid(z), given e = exp(-|z|): 1 / (1 + e) for z >= 0, e / (1 + e) below."""
     n, h = z.shape
@@ -114,15 +128,36 @@ def _act_grad(y, dy, code, alpha, one, dz):
 
 
 @_jit
-def _act_grad_bias(y, dy, code, alpha, one, dz, db, accumulate):
-    """dz = dy * act'(y), then db (+)= column sums of dz while dz is still in cache."""
-    _act_grad(y, dy, code, alpha, one, dz)
+def _bias_grad(dz, db, accumulate):
+    """db (+)= sum_n dz, the column sums."""
     if not accumulate:
         db[:] = 0
     n, h = dz.shape
     for i in range(n):
         for j in range(h):
             db[j] += dz[i, j]
+
+
+@_jit
+def _act_grad_bias(y, dy, code, alpha, one, dz, db, accumulate):
+    """dz = dy * act'(y), then db (+)= column sums of dz while dz is still in cache."""
+    _act_grad(y, dy, code, alpha, one, dz)
+    _bias_grad(dz, db, accumulate)
+
+
+@_jit(fastmath={"reassoc"})
+def _mse_grad(p, t, scale, g):
+    """g = scale (p - t) and the sum of (p - t)^2, one pass over flat arrays.
+
+    The sum is kept in float64; ``reassoc`` lets the compiler split it into
+    SIMD partial sums (a strict left-to-right sum is one add at a time).
+    """
+    s = 0.0
+    for i in range(p.size):
+        d = p[i] - t[i]
+        s += np.float64(d * d)
+        g[i] = scale * d
+    return s
 
 
 @_jit
@@ -171,13 +206,12 @@ def _act(z, code, alpha, b=None):
     if code in (3, 4):
         # exp and tanh: NumPy's SIMD versions are about 4x faster than the
         # scalar libm calls a Numba loop makes, so only the bias is fused here.
-        if b is not None:
-            _bias_act_inplace(z, b, 0, t(alpha))
         if code == 4:
+            if b is not None:
+                _bias_act_inplace(z, b, 0, t(alpha))
             return np.tanh(z, out=z)
         e = _scratch(z.shape, z.dtype, "e")
-        np.abs(z, out=e)
-        np.negative(e, out=e)
+        _bias_neg_abs(z, b, e)                            # z += b; e = -|z|
         np.exp(e, out=e)                                  # e = exp(-|z|) in (0, 1]: no overflow
         _sigmoid_from_exp(z, e, t(1))
     elif b is not None:
@@ -228,14 +262,16 @@ def dense_backward(x, W, y, dy, dW, db, act="identity", alpha=0.0, need_dx=True,
     code = _code(act)
     dy = np.ascontiguousarray(dy, dtype=W.dtype)
     t = dy.dtype.type
-    if db is not None:
-        dz = _scratch(dy.shape, dy.dtype, "dz")          # used only inside this call
-        _act_grad_bias(dy if y is None else y, dy, code, t(alpha), t(1), dz, db, accumulate)
-    elif code:
-        dz = _scratch(dy.shape, dy.dtype, "dz")
-        _act_grad(y, dy, code, t(alpha), t(1), dz)
-    else:
+    if code == 0:                                        # identity: dz is dy
         dz = dy
+        if db is not None:
+            _bias_grad(dz, db, accumulate)
+    else:
+        dz = _scratch(dy.shape, dy.dtype, "dz")          # used only inside this call
+        if db is None:
+            _act_grad(y, dy, code, t(alpha), t(1), dz)
+        else:                                            # db summed while dz is in cache
+            _act_grad_bias(y, dy, code, t(alpha), t(1), dz, db, accumulate)
     if accumulate:
         dW += x.T @ dz                                   # BLAS, (D, H)
     else:
@@ -257,6 +293,16 @@ def _adam_scalars(dtype, lr, beta1, beta2, eps, t, weight_decay):
     c = dtype.type
     return (c(lr / (1 - beta1 ** t)), c(beta1), c(1 - beta1), c(beta2), c(1 - beta2),
             c(1 / (1 - beta2 ** t) ** 0.5), c(eps), c(weight_decay))
+
+
+def mse_grad(pred, target, out=None):
+    if pred.dtype not in (np.float32, np.float64):       # e.g. float16: Numba has no loop for it
+        return reference.mse_grad(pred, target, out)
+    if out is None:
+        out = np.empty(pred.shape, pred.dtype)
+    scale = pred.dtype.type(2.0 / pred.size)
+    s = _mse_grad(pred.reshape(-1), target.reshape(-1), scale, out.reshape(-1))
+    return s, out
 
 
 def gather_rows(X, idx, out=None):
