@@ -62,6 +62,11 @@ def main():
     row("adam_update, all 1,100,434 params", lambda: reference.adam_update(p_, g, m, v, *args),
         lambda: fast.adam_update(p_, g, m, v, *args), 7 * 4 * n_params, "GB/s")
 
+    # MSE value and gradient: reads pred and target, writes the gradient.
+    pred, target, grad = (rng.random((N, 784), dtype=f32) for _ in range(3))
+    row(f"mse_grad {N}x784", lambda: reference.mse_grad(pred, target, grad),
+        lambda: fast.mse_grad(pred, target, grad), 3 * 4 * N * 784, "GB/s")
+
     X = rng.random((60_000, 784), dtype=f32)
     idx = rng.permutation(60_000)[:N]
     out = np.empty((N, 784), f32)

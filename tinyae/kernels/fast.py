@@ -5,9 +5,9 @@ Where the time goes in one training step, and what this file does about it:
 - The big matmuls (x @ W, x^T dz, dz @ W^T) are compute-bound; OpenBLAS runs
   them near the machine's peak, so they stay ``np.dot`` calls.
 - Everything else is memory-bound: bias add, activation, activation gradient,
-  bias gradient, Adam. NumPy makes one pass (and often a temporary) per
-  operation; here each becomes one loop that reads and writes every element
-  once.
+  bias gradient, the MSE loss and its gradient, Adam. NumPy makes one pass
+  (and often a temporary) per operation; here each group becomes one loop
+  that reads and writes every element once.
 - Kernels are serial on purpose: OpenBLAS already uses every core for the
   matmuls, and a second thread pool woken between BLAS calls stalls for a
   scheduler timeslice (see benchmarks/README.md).
