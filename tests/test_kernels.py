@@ -111,6 +111,12 @@ def test_gather_matches_reference(dtype):
         out = np.zeros((5, 5), dtype)
         assert k.gather_rows(X, idx, out=out) is out
         np.testing.assert_array_equal(out, X[idx])
+    np.testing.assert_array_equal(fast.gather_rows(X, [-1, -23]), X[[-1, -23]])  # as NumPy
+    for bad in ([0, 23], [-24]):                           # past either end: no silent garbage
+        with pytest.raises(IndexError, match=r"\[-23, 23\)"):
+            fast.gather_rows(X, bad)
+    with pytest.raises(ValueError, match="differ"):
+        fast.mse_grad(X, X[:-1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -298,6 +298,8 @@ def _adam_scalars(dtype, lr, beta1, beta2, eps, t, weight_decay):
 def mse_grad(pred, target, out=None):
     if pred.dtype not in (np.float32, np.float64):       # e.g. float16: Numba has no loop for it
         return reference.mse_grad(pred, target, out)
+    if pred.shape != target.shape:                       # the loop does not check its bounds
+        raise ValueError(f"mse_grad: pred {pred.shape} and target {target.shape} differ")
     if out is None:
         out = np.empty(pred.shape, pred.dtype)
     scale = pred.dtype.type(2.0 / pred.size)
@@ -308,7 +310,11 @@ def mse_grad(pred, target, out=None):
 def gather_rows(X, idx, out=None):
     if out is None:
         out = np.empty((len(idx),) + X.shape[1:], dtype=X.dtype)
-    _gather(_as2d(X), np.asarray(idx, dtype=np.int64), _as2d(out))
+    idx = np.asarray(idx, dtype=np.int64)
+    if idx.size and not (-len(X) <= idx.min() and idx.max() < len(X)):  # the loop won't check
+        raise IndexError(f"gather_rows: row indices must be in [-{len(X)}, {len(X)}), got "
+                         f"{idx.min()}..{idx.max()}")
+    _gather(_as2d(X), idx, _as2d(out))
     return out
 
 
