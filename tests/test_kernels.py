@@ -99,6 +99,9 @@ def test_mse_grad_matches_reference(dtype, shape):
     out = np.full(shape, np.nan, dtype)
     assert fast.mse_grad(pred[..., ::-1], target, out=out)[1] is out   # a strided pred works too
     np.testing.assert_allclose(out, reference.mse_grad(pred[..., ::-1], target)[1], **tol(dtype))
+    strided = np.zeros(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]
+    assert fast.mse_grad(pred, target, out=strided)[1] is strided       # so does a strided out
+    np.testing.assert_allclose(strided, g_ref, **tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -205,7 +205,7 @@ def _act(z, code, alpha, b=None):
     t = z.dtype.type
     if code in (3, 4):
         # exp and tanh: NumPy's SIMD versions are about 4x faster than the
-        # scalar libm calls a Numba loop makes, so only the bias is fused here.
+        # scalar libm calls a Numba loop makes, so the loops go around them.
         if code == 4:
             if b is not None:
                 _bias_act_inplace(z, b, 0, t(alpha))
@@ -300,11 +300,12 @@ def mse_grad(pred, target, out=None):
         return reference.mse_grad(pred, target, out)
     if pred.shape != target.shape:                       # the loop does not check its bounds
         raise ValueError(f"mse_grad: pred {pred.shape} and target {target.shape} differ")
-    if out is None:
-        out = np.empty(pred.shape, pred.dtype)
+    g = np.empty(pred.shape, pred.dtype) if out is None or not out.flags.c_contiguous else out
     scale = pred.dtype.type(2.0 / pred.size)
-    s = _mse_grad(pred.reshape(-1), target.reshape(-1), scale, out.reshape(-1))
-    return s, out
+    s = _mse_grad(pred.reshape(-1), target.reshape(-1), scale, g.reshape(-1))  # flat views
+    if out is not None and g is not out:                 # a strided out: reshape would copy
+        np.copyto(out, g)
+    return s, (g if out is None else out)
 
 
 def gather_rows(X, idx, out=None):
