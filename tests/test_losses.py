@@ -61,3 +61,9 @@ def test_shape_mismatch_names_both(rng):
 def test_backward_before_forward():
     with pytest.raises(RuntimeError, match="before forward"):
         ta.MSE().backward()
+
+
+@pytest.mark.parametrize("loss", [ta.MSE(), ta.BCE(), ta.BCE(from_logits=True)])
+def test_empty_batch_says_so(loss):
+    with pytest.raises(ValueError, match=r"pred is empty \(shape \(0, 4\)\)"):
+        loss.forward(np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32))

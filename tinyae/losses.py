@@ -25,6 +25,9 @@ class Loss:
                              f"shape {target.shape}; they must match element for element.")
         if not np.issubdtype(pred.dtype, np.floating):
             raise TypeError(f"{type(self).__name__}: pred must be floating point, got {pred.dtype}")
+        if pred.size == 0:
+            raise ValueError(f"{type(self).__name__}: pred is empty (shape {pred.shape}); the "
+                             "mean of no elements is undefined, so pass at least one sample.")
         return pred, target.astype(pred.dtype, copy=False)
 
     def _saved(self):
