@@ -149,7 +149,7 @@ def test_outputs_are_new_arrays_outside_training_and_reused_inside(digits):
     assert model.forward(digits[:8]) is not c
 
 
-def test_training_skips_the_zero_fill_but_gets_the_same_gradients(digits):
+def test_sequential_skips_the_zero_fill_in_training_with_the_same_gradients(digits):
     from tinyae import buffers
     model, loss = small_model(), ta.MSE()
     xb = digits[:16]
@@ -171,3 +171,8 @@ def test_training_skips_the_zero_fill_but_gets_the_same_gradients(digits):
         np.testing.assert_array_equal(b, a)            # backward overwrote every entry
     model.zero_grad()
     assert all(np.all(g == 0) for _, _, g in model.parameters())        # outside: zeros
+    layer = ta.Dense(3, 2)                             # alone, nothing promises a backward
+    layer.grads["W"].fill(7.0)
+    with buffers.reusing():
+        layer.zero_grad()
+    assert np.all(layer.grads["W"] == 0)

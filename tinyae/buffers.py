@@ -6,9 +6,10 @@ losses write into arrays they keep from the previous call of the same
 shape instead: a fresh array of a few hundred KiB costs page faults that
 take longer than the arithmetic that fills it (benchmarks/README.md).
 
-For the same reason ``Dense.zero_grad`` does not fill its gradients with
-zeros inside ``reusing()``: in a training step the next backward pass
-overwrites them (it writes rather than adds right after ``zero_grad``).
+For the same reason ``Sequential.zero_grad`` does not fill its Dense
+layers' gradients with zeros inside ``reusing()``: its next backward pass
+runs every layer's backward, and each Dense then writes its gradients
+rather than adding to them.
 """
 from contextlib import contextmanager
 

@@ -130,10 +130,7 @@ class Dense(Layer):
         return self._backward(dout, "identity", 0.0, None, True)
 
     def zero_grad(self):
-        # In training (buffers.reusing()) the next backward writes dW and db instead of
-        # adding to them, so the fill (4 MiB for the seed model) would be wasted.
-        if not buffers.active():
-            super().zero_grad()
+        super().zero_grad()
         self._zeroed = True
 
     # Dense followed by an activation runs as one kernel call; Sequential uses these.
@@ -281,7 +278,13 @@ class Sequential(Layer):
 
     def zero_grad(self):
         for layer in self.layers:
-            layer.zero_grad()
+            if buffers.active() and type(layer) is Dense:
+                # In training, our backward runs every layer's backward, and right after
+                # zero_grad a Dense writes dW and db rather than adding: the fill (4 MiB
+                # for the seed model) would be overwritten unread.
+                layer._zeroed = True
+            else:
+                layer.zero_grad()
 
     def parameters(self, prefix=""):
         for i, layer in enumerate(self.layers):
