@@ -117,6 +117,16 @@ def test_checksum_mismatch(tmp_path):
         data.ensure_files(ds, tmp_path, download_missing=False)
 
 
+def test_a_split_needs_and_checks_only_its_own_files(tmp_path):
+    ds = fake_dataset(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x00" * 10)   # corrupt train file
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()                    # and a missing one
+    X, y = data._load(ds, "test", tmp_path, False, True, False)
+    assert X.shape == (7, 784) and y.shape == (7,)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: sha256 checksum mismatch"):
+        data._load(ds, "train", tmp_path, False, True, False)
+
+
 def test_missing_without_download(tmp_path):
     with pytest.raises(DataError, match="missing and download=False.*Put the four files"):
         data.load_mnist(root=tmp_path, download=False)

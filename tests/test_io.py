@@ -23,6 +23,12 @@ def test_save_load_gives_identical_outputs(tmp_path, model, rng):
     assert isinstance(loaded.encoder[1], ta.LeakyReLU)
 
 
+def test_load_takes_a_checkpoint_already_read(tmp_path, model, rng):
+    ckpt = ta.io.read_checkpoint(ta.save(model, tmp_path / "m"))
+    X = rng.random((3, 12), dtype=np.float32)
+    np.testing.assert_array_equal(ta.load(ckpt).forward(X), model.forward(X))
+
+
 def test_float64_model_round_trip(tmp_path, rng):
     model = ta.dense_autoencoder((5, 3), dtype=np.float64, rng=rng)
     assert ta.load(ta.save(model, tmp_path / "m.npz")).dtype == np.float64

@@ -98,7 +98,7 @@ def _start_or_resume(args):
     saved = ckpt.extra.get("args", {})
     args.data = saved.get("data", args.data)           # the run continues on its own data
     args.sizes = tuple(saved.get("sizes") or args.sizes)
-    model = io.load_weights(ta.Autoencoder.from_config(ckpt.config["model"]), ckpt)
+    model = io.load(ckpt)                               # checks the config like tinyae.load
     optimizer = ta.Adam(model.parameters(), lr=args.lr)
     if ckpt.optim:
         optimizer.load_state_dict(ckpt.optim)
@@ -136,9 +136,9 @@ def _checkpoint_data(args, ckpt):
 
 
 def cmd_encode(args):
-    import tinyae as ta
     from . import io, metrics
-    model, ckpt = ta.load(args.checkpoint), io.read_checkpoint(args.checkpoint)
+    ckpt = io.read_checkpoint(args.checkpoint)
+    model = io.load(ckpt)
     X, y, _ = _checkpoint_data(args, ckpt)
     Z = metrics.batched(model.encode, X)
     io.atomic_write(args.output, lambda f: np.save(f, Z))
@@ -164,10 +164,10 @@ def cmd_decode(args):
 
 
 def cmd_interpolate(args):
-    import tinyae as ta
     from . import io, metrics, plot
     from .latent import lerp, slerp
-    model, ckpt = ta.load(args.checkpoint), io.read_checkpoint(args.checkpoint)
+    ckpt = io.read_checkpoint(args.checkpoint)
+    model = io.load(ckpt)
     X, _, _ = _checkpoint_data(args, ckpt)
     for k in (args.source, args.target):
         if not 0 <= k < len(X):
@@ -186,9 +186,9 @@ def cmd_interpolate(args):
 
 
 def cmd_info(args):
-    import tinyae as ta
     from . import io
-    model, ckpt = ta.load(args.checkpoint), io.read_checkpoint(args.checkpoint)
+    ckpt = io.read_checkpoint(args.checkpoint)
+    model = io.load(ckpt)
     print(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
           f"format {ckpt.config.get('format_version')}, dtype {model.dtype}")
     model.summary()

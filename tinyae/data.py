@@ -138,11 +138,10 @@ def download(url, dest, checksum, progress=True, timeout=30):
     try:
         with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            bar = _progress_bar(total, dest.name, progress)
-            for chunk in iter(lambda: response.read(1 << 16), b""):
-                out.write(chunk)
-                bar.update(len(chunk))
-            bar.close()
+            with _progress_bar(total, dest.name, progress) as bar:     # closed on failure too
+                for chunk in iter(lambda: response.read(1 << 16), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
         verify(tmp, checksum)
         os.replace(tmp, dest)
     finally:
@@ -156,11 +155,13 @@ def _progress_bar(total, name, enabled):
                 disable=not enabled, leave=False)
 
 
-def ensure_files(dataset=MNIST, root=None, download_missing=True, mirrors=None, progress=True):
-    """Return the folder with all of ``dataset``'s files present and verified."""
+def ensure_files(dataset=MNIST, root=None, download_missing=True, mirrors=None, progress=True,
+                 names=None):
+    """Return the folder with ``dataset``'s files (or only ``names``) present and verified."""
     folder = data_dir(dataset, root)
     mirrors = dataset.mirrors if mirrors is None else tuple(mirrors)
-    for name, checksum in dataset.files.items():
+    for name in dataset.files if names is None else names:
+        checksum = dataset.files[name]
         path = folder / name
         if path.exists():
             verify(path, checksum)
@@ -187,8 +188,8 @@ def ensure_files(dataset=MNIST, root=None, download_missing=True, mirrors=None, 
 def _load(dataset, split, root, download, flatten, progress):
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    folder = ensure_files(dataset, root, download, progress=progress)
     image_file, label_file = SPLITS[split]
+    folder = ensure_files(dataset, root, download, progress=progress, names=SPLITS[split])
     images, labels = read_idx(folder / image_file), read_idx(folder / label_file)
     if images.ndim != 3 or labels.ndim != 1:
         raise DataError(f"{folder / image_file}: expected images (N, 28, 28) and labels (N,), got "

@@ -129,9 +129,9 @@ def load_weights(model, ckpt):
 
 
 def load(path):
-    """Build the model saved at ``path`` and load its weights."""
+    """Build the model saved at ``path`` (or in a ``Checkpoint`` already read) with its weights."""
     from .models import Autoencoder
-    ckpt = read_checkpoint(path)
+    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
     cfg = ckpt.config.get("model") or {}
     if cfg.get("type") != "Autoencoder":
         raise CheckpointError(f"{ckpt.path!r} holds a model of type {cfg.get('type')!r}, "
