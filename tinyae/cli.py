@@ -10,6 +10,8 @@ import numpy as np
 from .data import load_dataset
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
+SCHEDULES = ("onecycle", "cosine", "step", "warmup", "none")   # tinyae.schedules.NAMES
+DEFAULT_SCHEDULE, DEFAULT_LR = "none", 1e-3         # chosen by benchmarks/bench_quality.py
 
 
 def _sizes(text):
@@ -50,23 +52,26 @@ def cmd_train(args):
     from . import metrics
     from .train import Checkpointer, fit
 
-    model, optimizer, history, out = _start_or_resume(args)
+    model, optimizer, history, out, saved_schedule = _start_or_resume(args)
     X, y, data_name = load_dataset(args.data, "train", args.limit, progress=not args.quiet)
     Xt, yt, _ = load_dataset(data_name, "test", args.limit, progress=False)
     if model.input_width != X.shape[1]:
         raise ValueError(f"the model takes {model.input_width} features per image but the "
                          f"{data_name} images have {X.shape[1]}; check --sizes")
+    schedule = _schedule(args, optimizer, len(X), saved_schedule)
     run_args = {"data": data_name, "sizes": list(args.sizes), "epochs": args.epochs,
                 "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                "limit": args.limit, "validation": args.validation}
-    checkpoints = Checkpointer(out, extra={"args": run_args}, history=history)
+                "limit": args.limit, "validation": args.validation,
+                "schedule": args.schedule, "warmup": args.warmup}
+    checkpoints = Checkpointer(out, extra={"args": run_args}, history=history, schedule=schedule)
     if not args.quiet:
         print(f"training {'-'.join(map(str, args.sizes))} on {data_name} ({len(X):,} images) "
-              f"for {args.epochs} epochs; writing to {out}", file=sys.stderr)
+              f"for {args.epochs} epochs, lr schedule {args.schedule} (peak {schedule.lr:g}); "
+              f"writing to {out}", file=sys.stderr)
     validation = {"test": (Xt,), "none": None}.get(args.validation, args.validation)
     history = fit(model, X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                   validation=validation, seed=args.seed, history=history,
-                  callbacks=[checkpoints], progress=not args.quiet)
+                  callbacks=[checkpoints], progress=not args.quiet, schedule=schedule)
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
@@ -93,17 +98,45 @@ def _start_or_resume(args):
     if not args.resume:
         model = ta.dense_autoencoder(args.sizes, rng=np.random.default_rng(args.seed))
         out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-        return model, ta.Adam(model.parameters(), lr=args.lr), History(), out
+        args.schedule = args.schedule or DEFAULT_SCHEDULE
+        return model, ta.Adam(model.parameters(), lr=args.lr), History(), out, None
     ckpt = io.read_checkpoint(args.resume)
     saved = ckpt.extra.get("args", {})
     args.data = saved.get("data", args.data)           # the run continues on its own data
     args.sizes = tuple(saved.get("sizes") or args.sizes)
+    # ... and on its own lr curve (checkpoints from before schedules had a constant lr)
+    saved_schedule = saved.get("schedule", "none")
+    if args.schedule not in (None, saved_schedule):
+        raise ValueError(f"--schedule {args.schedule} differs from the schedule of the run being "
+                         f"resumed ({saved_schedule}); leave --schedule out to continue it, or "
+                         "start a new run without --resume.")
+    args.schedule = saved_schedule
     model = io.load(ckpt)                               # checks the config like tinyae.load
     optimizer = ta.Adam(model.parameters(), lr=args.lr)
     if ckpt.optim:
         optimizer.load_state_dict(ckpt.optim)
     history = History.from_dict(ckpt.extra.get("history", {}))
-    return model, optimizer, history, Path(args.out or Path(args.resume).parent)
+    return model, optimizer, history, Path(args.out or Path(args.resume).parent), ckpt.schedule
+
+
+def _schedule(args, optimizer, n_images, saved=None):
+    """The run's lr schedule: the resumed one at its saved step, or a new one from the flags."""
+    from . import schedules
+    if saved is not None:
+        return schedules.from_state_dict(optimizer, saved)
+    n = n_images
+    if isinstance(args.validation, float):              # fit holds this many images out
+        n -= max(1, int(round(n_images * args.validation)))
+    steps = -(-n // args.batch_size)                    # ceil: the last batch may be short
+    warmup = None
+    if args.warmup is not None:
+        if args.warmup >= args.epochs:
+            raise ValueError(f"--warmup {args.warmup:g} epochs is not shorter than training "
+                             f"(--epochs {args.epochs}); use a shorter warm-up, e.g. --warmup "
+                             f"{max(1, args.epochs // 10)}, or more --epochs.")
+        warmup = max(1, round(args.warmup * steps))
+    return schedules.build(args.schedule, optimizer, args.epochs * steps, lr=args.lr,
+                           warmup_steps=warmup)
 
 
 def _figures(model, Xt, yt, history, out):
@@ -218,7 +251,15 @@ def build_parser():
                    help="encoder widths, input to latent (default 784,512,256,64,2)")
     t.add_argument("--epochs", type=_positive(int), default=20, help="epochs in all (default 20)")
     t.add_argument("--batch-size", type=_positive(int), default=256, help="default 256")
-    t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--lr", type=_positive(float), default=DEFAULT_LR,
+                   help=f"peak Adam learning rate of the schedule (default {DEFAULT_LR:g})")
+    t.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help=f"learning-rate schedule over the run (default {DEFAULT_SCHEDULE}): onecycle "
+                   "= linear warm-up over 30%% of the steps, then cosine down to ~0; cosine = "
+                   "cosine from --lr to 0; step = lr / 10 after each third; warmup = linear "
+                   "warm-up, then constant; none = constant lr. --resume keeps the saved one")
+    t.add_argument("--warmup", type=_positive(float), metavar="EPOCHS",
+                   help="warm-up length in epochs for onecycle and warmup (may be a fraction)")
     t.add_argument("--seed", type=int, default=0,
                    help="seed for the initial weights and the shuffling (default 0)")
     t.add_argument("--validation", type=_validation, default="test", metavar="test|none|FRACTION",

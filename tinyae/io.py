@@ -6,6 +6,8 @@ Layout of the archive (every entry a plain array, loaded with allow_pickle=False
     param/<name>          every model parameter, e.g. param/encoder.0.W
     optim/<key>           optimiser state, when saved (Adam's t, m.<name>, v.<name>)
 
+The config's "schedule" entry holds a learning-rate schedule's state_dict (JSON), when saved.
+
 Writes go to a temporary file in the target folder, then ``os.replace``, so a
 crash never leaves a half-written checkpoint under the real name.
 """
@@ -43,8 +45,8 @@ def atomic_write(path, write):
         raise
 
 
-def save(model, path, *, optimizer=None, extra=None):
-    """Save ``model`` (and optionally ``optimizer`` state and JSON ``extra``) to ``path``.
+def save(model, path, *, optimizer=None, extra=None, schedule=None):
+    """Save ``model`` (and optionally ``optimizer`` and ``schedule`` state and JSON ``extra``).
 
     ``.npz`` is appended when missing. Returns the path written.
     """
@@ -53,7 +55,8 @@ def save(model, path, *, optimizer=None, extra=None):
     if not path.endswith(".npz"):
         path += ".npz"
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "tinyae_version": __version__,
-              "model": model.config(), "optimizer": None, "extra": extra or {}}
+              "model": model.config(), "optimizer": None, "extra": extra or {},
+              "schedule": None if schedule is None else schedule.state_dict()}
     arrays = {f"param/{name}": p for name, p, _ in model.parameters()}
     if optimizer is not None:
         config["optimizer"] = {"type": type(optimizer).__name__, "lr": optimizer.lr}
@@ -74,6 +77,11 @@ class Checkpoint:
     @property
     def extra(self):
         return self.config.get("extra") or {}
+
+    @property
+    def schedule(self):
+        """The saved schedule's state_dict, or None."""
+        return self.config.get("schedule")
 
 
 def read_checkpoint(path) -> Checkpoint:

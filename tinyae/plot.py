@@ -123,17 +123,30 @@ def image_strip(images, path=None, title="", labels=None):
     return _save(fig, path)
 
 
-def loss_curves(history, path=None, title="training and validation loss"):
-    """Loss per epoch (log scale), with validation when recorded."""
-    fig = _figure(5.0, 3.5)
-    ax = fig.subplots()
+def loss_curves(history, path=None, title="training and validation loss", ax=None):
+    """Loss per epoch (log scale), with validation when recorded, and the lr of every step.
+
+    The lr curve (right axis) places step k of epoch e (S steps) at e - 1 + (k + 1) / S.
+    ``ax``: draw into this Axes instead of a new figure (e.g. to put runs side by side).
+    """
+    fig = _figure(5.5, 3.5) if ax is None else ax.figure
+    ax = fig.subplots() if ax is None else ax
     epochs = [r.epoch for r in history.records]
-    ax.plot(epochs, history.loss, "o-", label="train")
+    lines = ax.plot(epochs, history.loss, "o-", label="train")
     if any(v is not None for v in history.val_loss):
-        ax.plot(epochs, history.val_loss, "s--", label="validation")
+        lines += ax.plot(epochs, history.val_loss, "s--", label="validation")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.legend()
+    steps = [(r.epoch - 1 + (k + 1) / len(r.step_lr), lr)
+             for r in history.records for k, lr in enumerate(r.step_lr)]
+    if steps:
+        lr_ax = ax.twinx()
+        x, lr = zip(*steps)
+        lines += lr_ax.plot(x, lr, "-", color="0.6", lw=1, label="learning rate")
+        lr_ax.set_ylabel("learning rate")
+        lr_ax.set_ylim(0, max(lr) * 1.05)
+        lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8)
     ax.set_title(title, fontsize=10)
     return _save(fig, path)

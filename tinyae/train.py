@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import buffers, kernels
+from . import buffers, kernels, schedules
 from .layers import as_float_batch
 from .losses import MSE
 from .optim import Adam
@@ -33,7 +33,8 @@ class EpochRecord:
     loss: float
     val_loss: float | None
     seconds: float
-    lr: float
+    lr: float                           # the lr of the epoch's last step
+    step_lr: list = field(default_factory=list)     # the lr of each step of the epoch
 
 
 @dataclass
@@ -83,8 +84,8 @@ class Checkpointer:
     ``extra`` (JSON-ready) goes into every checkpoint.
     """
 
-    def __init__(self, folder, extra=None, history=None):
-        self.folder, self.extra = Path(folder), dict(extra or {})
+    def __init__(self, folder, extra=None, history=None, schedule=None):
+        self.folder, self.extra, self.schedule = Path(folder), dict(extra or {}), schedule
         self.folder.mkdir(parents=True, exist_ok=True)
         self.best = min((v for v in (history.val_loss if history else []) if v is not None),
                         default=math.inf)
@@ -101,7 +102,7 @@ class Checkpointer:
 
     def _save(self, model, optimizer, history, name):
         from .io import save
-        save(model, self.folder / name, optimizer=optimizer,
+        save(model, self.folder / name, optimizer=optimizer, schedule=self.schedule,
              extra={**self.extra, "history": history.to_dict()})
 
 
@@ -179,7 +180,8 @@ def _restore(model, snapshot):
 
 def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=None,
         validation=None, seed: int = 0, shuffle: bool = True, early_stopping=None,
-        callbacks=(), progress: bool = True, history: History | None = None) -> History:
+        callbacks=(), progress: bool = True, history: History | None = None,
+        schedule=None) -> History:
     """Train ``model`` to reconstruct ``X``; returns the ``History``.
 
     Args:
@@ -194,6 +196,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
         callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
         progress: show a tqdm bar with the running loss.
+        schedule: None (constant lr), a ``tinyae.schedules`` name such as
+            "onecycle" (built over all ``epochs`` with the optimiser's lr as the
+            peak) or a ``Schedule``; it sets ``optimizer.lr`` after every step.
     """
     width = model.input_width
     X = check_data(X, width)
@@ -209,6 +214,10 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         early_stopping = EarlyStopping(patience=early_stopping)
     history = history or History()
     n, steps = len(X), math.ceil(len(X) / batch_size)
+    if isinstance(schedule, str):       # a resumed run starts where its curve left off
+        schedule = schedules.build(schedule, optimizer, max(1, epochs * steps))
+        for _ in range(len(history.records) * steps):
+            schedule.step()
     batch = np.empty((min(batch_size, n), X.shape[1]), X.dtype)    # reused by every full step
     best, best_weights, waited = math.inf, None, 0
 
@@ -222,7 +231,8 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                        leave=False, unit="step")
             try:
                 with buffers.reusing():     # outputs never leave the step: reuse their arrays
-                    total, step = _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c)
+                    total, step, step_lr = _epoch(model, X, order, batch, loss, optimizer, bar,
+                                                  ctrl_c, schedule)
                     val = evaluate(model, Xv, loss) if Xv is not None and not ctrl_c.pressed else None
             except _StepFailed as failed:
                 _diverged(model, good, epoch, failed.step, failed.why, optimizer)
@@ -232,7 +242,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                 history.stopped = f"interrupted (Ctrl-C) in epoch {epoch}, step {step}"
                 break
             history.records.append(EpochRecord(epoch, total / n, val, time.perf_counter() - start,
-                                               optimizer.lr))
+                                               step_lr[-1], step_lr))
             if progress:
                 tqdm.write(f"epoch {epoch}/{epochs}  loss {total / n:.5f}"
                            + ("" if val is None else f"  val_loss {val:.5f}")
@@ -260,9 +270,9 @@ class _StepFailed(Exception):
         self.step, self.why = step, why
 
 
-def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c):
-    """One pass over X in mini-batches of ``len(batch)``; returns (summed loss, steps done)."""
-    total, seen, step = 0.0, 0, 0
+def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c, schedule=None):
+    """One pass over X in mini-batches of ``len(batch)``; returns (summed loss, steps done, lrs)."""
+    total, seen, step, step_lr = 0.0, 0, 0, []
     # Overflow is divergence: raise at once instead of warning on every step.
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         for start in range(0, len(X), len(batch)):
@@ -279,12 +289,15 @@ def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c):
             except FloatingPointError as exc:
                 raise _StepFailed(step, exc) from None
             total, seen = total + value * len(idx), seen + len(idx)
+            step_lr.append(optimizer.lr)            # the lr this step used
+            if schedule is not None:
+                schedule.step()                     # sets optimizer.lr for the next step
             if not bar.disable:
                 bar.update()
                 bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
             if ctrl_c.pressed:
                 break
-    return total, step
+    return total, step, step_lr
 
 
 def _diverged(model, good, epoch, step, why, optimizer):
