@@ -8,14 +8,16 @@ of schedule@peak-lr pairs instead, one training at a time (seeds outer, configs
 inner, so a noisy neighbour lands on every config alike), and ends with a
 Markdown table of the mean and range over seeds. The sweep of docs/results.md:
 
-    python benchmarks/bench_quality.py --seeds 0 1 2 \\
-        --configs none@1e-3 cosine@1e-3 cosine@3e-3 onecycle@2e-3 onecycle@3e-3 onecycle@5e-3 \\
-        --log sweep.jsonl
+    python benchmarks/bench_quality.py --threads 1 --seeds 0 1 2 \\
+        --configs none@1e-3 onecycle@3e-3 none@3e-3 cosine@3e-3 --log sweep.jsonl
 
 ``--log`` appends one JSON line per run and skips runs already in it, so an
 interrupted sweep continues where it stopped. Seconds are the training time
 (the sum of the epochs) and the wall time of the whole command (with data
-loading, metrics and figures).
+loading, metrics and figures). ``--threads 1`` runs every training on one
+thread (OpenBLAS and Numba): on a shared machine, BLAS threads that spin while
+a neighbour holds the cores can stretch a 3 s epoch to 80 s, so only runs under
+the same thread setting compare.
 """
 import argparse
 import json
@@ -33,7 +35,7 @@ BAR = "test MSE <= 0.0360, >= 25% below PCA-2, 5-NN >= 0.80"
 TARGET = "test MSE <= 0.033 and 5-NN >= 0.85 on every seed (issue 15)"
 
 
-def train(config, seed, epochs):
+def train(config, seed, epochs, env=None):
     """One `tinyae train --data mnist` run in a fresh process; its metrics and times."""
     cmd = [sys.executable, "-m", "tinyae", "train", "--data", "mnist", "--seed", str(seed),
            "--epochs", str(epochs), "--quiet"]
@@ -42,7 +44,8 @@ def train(config, seed, epochs):
         cmd += ["--schedule", schedule, "--lr", lr]
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        subprocess.run(cmd + ["--out", out], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd + ["--out", out], check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, **(env or {})})
         wall = time.perf_counter() - start
         with open(os.path.join(out, "metrics.json")) as f:
             m = json.load(f)
@@ -88,7 +91,13 @@ def main():
     p.add_argument("--configs", nargs="+", default=["default"], metavar="SCHEDULE@LR",
                    help="e.g. none@1e-3 onecycle@3e-3; 'default' runs the command's defaults")
     p.add_argument("--log", help="append each run to this JSON-lines file; skip runs already there")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: print what --log already holds for these seeds and configs")
+    p.add_argument("--threads", type=int, help="threads per training (OpenBLAS, OpenMP, Numba); "
+                   "default: the environment's")
     args = p.parse_args()
+    env = None if args.threads is None else {
+        k: str(args.threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
     for c in args.configs:
         if c != "default" and (c.count("@") != 1 or not c.split("@")[1]):
             p.error(f"--configs wants SCHEDULE@LR like onecycle@3e-3, got {c!r}")
@@ -96,7 +105,8 @@ def main():
     if args.log and os.path.exists(args.log):
         with open(args.log) as f:
             done = [json.loads(line) for line in f if line.strip()]
-    print(f"machine: {machine()}\nbar: {BAR}\ntarget: {TARGET}\n")
+    threads = "the environment's" if args.threads is None else args.threads
+    print(f"machine: {machine()}\nthreads per training: {threads}\nbar: {BAR}\ntarget: {TARGET}\n")
     print(f"{'config':>14} {'seed':>4} {'test MSE':>9} {'PCA-2 MSE':>10} {'below PCA':>10} "
           f"{'5-NN':>6} {'PCA-2 5-NN':>10} {'train s':>8} {'wall s':>7}  verdict", flush=True)
     runs = []
@@ -104,8 +114,10 @@ def main():
         for config in args.configs:
             m = next((r for r in done if r["config"] == config and r["seed"] == seed
                       and r["epochs"] == args.epochs), None)
+            if m is None and args.report:
+                continue
             if m is None:
-                m = train(config, seed, args.epochs)
+                m = train(config, seed, args.epochs, env)
                 if args.log:
                     with open(args.log, "a") as f:
                         f.write(json.dumps(m) + "\n")

@@ -10,7 +10,7 @@ import tinyae as ta
 from tinyae import cli, io, plot, schedules
 from tinyae.digits import load_builtin_digits
 from tinyae.schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
-from tinyae.train import Checkpointer, History, fit
+from tinyae.train import Checkpointer, History, evaluate, fit
 
 
 @pytest.fixture(scope="module")
@@ -152,22 +152,25 @@ def test_resume_by_name_replays_the_steps_done(digits):
     assert h.records[2].step_lr == h_whole.records[2].step_lr
 
 
-# --- the default recipe beats a constant lr --------------------------------------------
+# --- the default schedule beats a constant lr ------------------------------------------
 def test_default_schedule_ends_lower_than_a_constant_lr(digits):
     """Same model, data, seed and peak lr; only the schedule differs.
 
-    On this run the constant lr ends about X% higher; a schedule that never
-    decays (or decays from the wrong end) lands within noise of it.
+    A high lr and batches of 4 make the gradient noisy, the regime where the
+    end of training is spent jittering around the minimum. There the default
+    schedule ends about 20% lower than the constant lr, while a schedule that
+    forgets to decay (a warm-up only) ends within 5% of it.
     """
-    final = {}
-    for name in (cli.DEFAULT_SCHEDULE, "none"):
-        model = ta.dense_autoencoder((784, 64, 2), rng=np.random.default_rng(0))
-        opt = ta.Adam(model.parameters(), lr=cli.DEFAULT_LR)
-        h = fit(model, digits, epochs=8, batch_size=32, optimizer=opt, schedule=name,
-                progress=False)
-        final[name] = h.loss[-1]
-    print(final)
-    assert final[cli.DEFAULT_SCHEDULE] < 0.9 * final["none"]
+    def final_loss(name):
+        model = ta.dense_autoencoder((784, 64, 8), rng=np.random.default_rng(0))
+        opt = ta.Adam(model.parameters(), lr=1e-2)
+        fit(model, digits[:256], epochs=10, batch_size=4, optimizer=opt, schedule=name,
+            progress=False)
+        return evaluate(model, digits[:256])
+
+    constant = final_loss("none")
+    assert final_loss(cli.DEFAULT_SCHEDULE) < 0.9 * constant
+    assert final_loss("warmup") > 0.9 * constant                  # the margin means something
 
 
 # --- bad input ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from .data import load_dataset
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
 SCHEDULES = ("onecycle", "cosine", "step", "warmup", "none")   # tinyae.schedules.NAMES
-DEFAULT_SCHEDULE, DEFAULT_LR = "none", 1e-3         # chosen by benchmarks/bench_quality.py
+DEFAULT_SCHEDULE, DEFAULT_LR = "onecycle", 1e-3        # chosen by benchmarks/bench_quality.py
 
 
 def _sizes(text):
@@ -227,10 +227,13 @@ def cmd_info(args):
     model.summary()
     records = ckpt.extra.get("history", {}).get("records", [])
     if records:
-        print("\nepoch  loss      val_loss  seconds")
+        print("\nepoch  loss      val_loss  seconds  lr (last step)")
         for r in records:
             val = "" if r["val_loss"] is None else f"{r['val_loss']:.5f}"
-            print(f"{r['epoch']:>5}  {r['loss']:.5f}  {val:<8}  {r['seconds']:.1f}")
+            print(f"{r['epoch']:>5}  {r['loss']:.5f}  {val:<8}  {r['seconds']:>7.1f}  {r['lr']:.3g}")
+    if ckpt.schedule:
+        state = ", ".join(f"{k}={v}" for k, v in ckpt.schedule.items() if k != "name")
+        print(f"lr schedule: {ckpt.schedule['name']}({state})")
     for key, value in (ckpt.extra.get("metrics") or {}).items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0
