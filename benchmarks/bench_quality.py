@@ -50,9 +50,10 @@ def train(config, seed, epochs, env=None):
         with open(os.path.join(out, "metrics.json")) as f:
             m = json.load(f)
         with open(os.path.join(out, "history.json")) as f:
-            train_s = sum(r["seconds"] for r in json.load(f)["records"])
-    return {"config": config, "seed": seed, "epochs": epochs, **m, "train_s": train_s,
-            "wall_s": wall}
+            records = json.load(f)["records"]
+    return {"config": config, "seed": seed, "epochs": epochs, **m,
+            "train_s": sum(r["seconds"] for r in records), "wall_s": wall,
+            "loss": [r["loss"] for r in records], "val_loss": [r["val_loss"] for r in records]}
 
 
 def verdict(m):
