@@ -153,14 +153,16 @@ def test_resume_by_name_replays_the_steps_done(digits):
     assert h.records[2].step_lr == h_whole.records[2].step_lr
 
 
-# --- the default schedule beats a constant lr ------------------------------------------
-def test_default_schedule_ends_lower_than_a_constant_lr(digits):
+# --- a decaying schedule beats a constant lr -------------------------------------------
+@pytest.mark.parametrize("name", ["onecycle", "cosine"])
+def test_decaying_schedule_ends_lower_than_a_constant_lr(digits, name):
     """Same model, data, seed and peak lr; only the schedule differs.
 
     A high lr and batches of 4 make the gradient noisy, the regime where the
-    end of training is spent jittering around the minimum. There the default
-    schedule ends about 20% lower than the constant lr, while a schedule that
-    forgets to decay (a warm-up only) ends within 5% of it.
+    end of training is spent jittering around the minimum. There one-cycle
+    (the recipe docs/results.md recommends) and cosine end 15-20% lower than
+    the constant lr, while a schedule that forgets to decay (a warm-up only)
+    ends within 5% of it.
     """
     def final_loss(name):
         model = ta.dense_autoencoder((784, 64, 8), rng=np.random.default_rng(0))
@@ -170,7 +172,7 @@ def test_default_schedule_ends_lower_than_a_constant_lr(digits):
         return evaluate(model, digits[:256])
 
     constant = final_loss("none")
-    assert final_loss(cli.DEFAULT_SCHEDULE) < 0.9 * constant
+    assert final_loss(name) < 0.9 * constant
     assert final_loss("warmup") > 0.9 * constant                  # the margin means something
 
 

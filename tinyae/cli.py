@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_dataset
+from .schedules import NAMES as SCHEDULES
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
-SCHEDULES = ("onecycle", "cosine", "step", "warmup", "none")   # tinyae.schedules.NAMES
-DEFAULT_SCHEDULE, DEFAULT_LR = "onecycle", 3e-3     # chosen by the sweep in docs/results.md
+# The sweep in docs/results.md: onecycle@3e-3 lowers the test MSE on seeds 0, 1 and 2 but the
+# 5-NN accuracy only on two of them, so the constant lr stays the default (rule: all three improve).
+DEFAULT_SCHEDULE, DEFAULT_LR = "none", 1e-3
 
 
 def _sizes(text):
@@ -256,8 +258,7 @@ def build_parser():
 
     t = sub.add_parser("train", help="train an autoencoder and write checkpoint, metrics, figures",
                        description="Train the seed autoencoder (784-512-256-64-2, ReLU, sigmoid "
-                       "out, MSE, Adam with a one-cycle lr schedule) and write last.npz, best.npz, "
-                       "history, metrics.json "
+                       "out, MSE, Adam) and write last.npz, best.npz, history, metrics.json "
                        "and figures to --out.")
     t.add_argument("--data", choices=DATA_CHOICES, default="auto",
                    help="auto: MNIST, else the built-in digits (default); mnist never falls back")

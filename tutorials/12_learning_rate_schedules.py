@@ -131,11 +131,14 @@ for ax in fig.axes:                     # the two lr axes on one scale, so the c
 show(fig, "12_with_and_without.png")
 
 # %% [markdown]
-# On the full MNIST run (20 epochs; `docs/results.md` has three seeds) the
-# one-cycle recipe ends lower. Look at where the curves part: the constant
-# lr's loss flattens in the last epochs, while the scheduled one keeps
-# dropping as its lr falls towards 0 -- the noisy quadratic again. (Fast mode
-# trains on 3,000 images for 3 epochs, too briefly to show it.)
+# Where do the curves part? In the full MNIST runs of `docs/results.md`
+# (seed 2), both recipes stand at about the same training loss after 10
+# epochs (0.0368 constant, 0.0365 one-cycle). Over the last ten, while the
+# one-cycle lr falls towards 0, its loss drops by 0.0034 against 0.0022 for
+# the constant lr, and it ends with a test MSE 3% lower (0.0338 against
+# 0.0350): the noisy quadratic again, the small steps at the end settle what
+# the big ones found. (Fast mode trains on 3,000 images for 3 epochs, too
+# briefly to show it.)
 #
 # ## Exercise: exponential decay
 #
