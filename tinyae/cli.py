@@ -185,6 +185,18 @@ def cmd_interpolate(args):
     return 0
 
 
+def cmd_explore(args):
+    from . import io
+    from .explore import write_explorer
+    ckpt = io.read_checkpoint(args.checkpoint)
+    model = io.load(ckpt)
+    X, y, name = _checkpoint_data(args, ckpt)
+    size = write_explorer(model, X, y, args.output,
+                          title=f"tinyae explorer: {args.checkpoint}, {len(X):,} {name} {args.split} images")
+    print(f"wrote {args.output} ({size / 2**20:.1f} MiB); open it in a browser")
+    return 0
+
+
 def cmd_info(args):
     from . import io
     ckpt = io.read_checkpoint(args.checkpoint)
@@ -258,6 +270,15 @@ def build_parser():
     data_args(i)
     i.add_argument("-o", "--output", default="interpolation.png")
     i.set_defaults(run=cmd_interpolate)
+
+    x = sub.add_parser("explore", help="write an interactive latent-space explorer (.html)",
+                       description="Write one self-contained HTML page: the latent map of a data "
+                       "split coloured by digit; the pointer decodes any point in the page, two "
+                       "clicks play the path between them. No server or network needed.")
+    x.add_argument("checkpoint")
+    data_args(x)
+    x.add_argument("-o", "--output", default="explore.html")
+    x.set_defaults(run=cmd_explore)
 
     n = sub.add_parser("info", help="print a checkpoint's architecture, history and metrics")
     n.add_argument("checkpoint")
