@@ -1,8 +1,10 @@
 """The ``tinyae`` command: train the seed model, then encode, decode, interpolate, inspect."""
 import argparse
 import json
+import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,10 @@ def cmd_train(args):
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
+    say = (lambda *a, **k: None) if args.quiet else partial(print, file=sys.stderr, flush=True)
+    say(f"evaluating the last model on {len(X):,} training and {len(Xt):,} test images: "
+        "reconstruction error, the PCA-2 baseline, 5-NN accuracy of the codes; then the figures")
+    started = time.perf_counter()
     m = metrics.evaluate_autoencoder(model, X, y, Xt, yt)
     m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
     checkpoints.extra["metrics"] = m
@@ -78,6 +84,7 @@ def cmd_train(args):
     _write_text(out / "history.csv", history.to_csv())
     _write_text(out / "metrics.json", json.dumps(m, indent=2))
     _figures(model, Xt, yt, history, out)
+    say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
     print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
           f"{m['pca2_test_mse_per_pixel']:.4f}); 5-NN accuracy of the codes "
           f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f})")
@@ -203,8 +210,9 @@ def cmd_info(args):
     model = io.load(ckpt)
     print(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
           f"format {ckpt.config.get('format_version')}, dtype {model.dtype}")
-    model.summary()
     records = ckpt.extra.get("history", {}).get("records", [])
+    print(_which_epoch(records, ckpt.extra.get("args", {}).get("epochs")))
+    model.summary()
     if records:
         print("\nepoch  loss      val_loss  seconds")
         for r in records:
@@ -215,9 +223,23 @@ def cmd_info(args):
     return 0
 
 
+def _which_epoch(records, planned):
+    """A sentence saying which epoch's weights the checkpoint holds (best.npz: an early one)."""
+    if not records:
+        return "holds weights that were never trained with tinyae train (no history)"
+    last, of = records[-1], f" of {planned}" if planned else ""
+    text = f"holds the weights after epoch {last['epoch']}{of}"
+    vals = [r["val_loss"] for r in records if r["val_loss"] is not None]
+    if last["val_loss"] is not None and last["val_loss"] <= min(vals):
+        text += f" (validation loss {last['val_loss']:.5f}, the lowest up to then)"
+    return text
+
+
 # --- the parser ----------------------------------------------------------------------
 def build_parser():
+    from . import __version__
     p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.")
+    p.add_argument("--version", action="version", version=f"tinyae {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train an autoencoder and write checkpoint, metrics, figures",
@@ -229,59 +251,67 @@ def build_parser():
     t.add_argument("--sizes", type=_sizes, default=(784, 512, 256, 64, 2),
                    help="encoder widths, input to latent (default 784,512,256,64,2)")
     t.add_argument("--epochs", type=_positive(int), default=20, help="epochs in all (default 20)")
-    t.add_argument("--batch-size", type=_positive(int), default=256, help="default 256")
+    t.add_argument("--batch-size", type=_positive(int), default=256,
+                   help="images per step (default 256)")
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
     t.add_argument("--seed", type=int, default=0,
                    help="seed for the initial weights and the shuffling (default 0)")
     t.add_argument("--validation", type=_validation, default="test", metavar="test|none|FRACTION",
                    help="what best.npz is chosen on: the test split (default), none, or a "
                    "fraction of the training set held out")
-    t.add_argument("--limit", type=_positive(int), help="use only the first N images of each split")
-    t.add_argument("--out", help="output folder (default runs/<timestamp>)")
-    t.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (with optimiser state)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--limit", type=_positive(int),
+                   help="use only the first N images of each split (default: all)")
+    t.add_argument("--out", help="output folder (default runs/<timestamp>; with --resume, the "
+                   "checkpoint's folder)")
+    t.add_argument("--resume", metavar="CKPT",
+                   help="continue from a checkpoint, with its optimiser state (default: a new run)")
+    t.add_argument("--quiet", action="store_true",
+                   help="print only the final metrics and the output folder: no header, "
+                   "progress bar, epoch lines or evaluation line (errors and warnings still show)")
     t.set_defaults(run=cmd_train)
 
     def data_args(q):
         q.add_argument("--data", choices=DATA_CHOICES, help="data set (default: the one trained on)")
-        q.add_argument("--split", choices=("train", "test"), default="test")
-        q.add_argument("--limit", type=_positive(int), help="use only the first N images")
+        q.add_argument("--split", choices=("train", "test"), default="test",
+                       help="which split (default test)")
+        q.add_argument("--limit", type=_positive(int), help="use only the first N images (default: all)")
 
     e = sub.add_parser("encode", help="encode a data set to latent codes (.npy)")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     data_args(e)
-    e.add_argument("-o", "--output", default="codes.npy")
-    e.add_argument("--labels", help="also write the labels to this .npy file")
+    e.add_argument("-o", "--output", default="codes.npy", help="default codes.npy")
+    e.add_argument("--labels", help="also write the labels to this .npy file (default: no labels)")
     e.set_defaults(run=cmd_encode)
 
     d = sub.add_parser("decode", help="decode latent codes (.npy) into an image grid (.png)")
-    d.add_argument("checkpoint")
+    d.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     d.add_argument("codes", help=".npy array of shape (N, latent size)")
-    d.add_argument("-o", "--output", default="decoded.png")
-    d.add_argument("--columns", type=_positive(int))
+    d.add_argument("-o", "--output", default="decoded.png", help="default decoded.png")
+    d.add_argument("--columns", type=_positive(int), help="images per row (default: a square grid)")
     d.set_defaults(run=cmd_decode)
 
     i = sub.add_parser("interpolate", help="decode the path between two images' codes")
-    i.add_argument("checkpoint")
+    i.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     i.add_argument("--from", dest="source", type=int, required=True, help="index of the first image")
     i.add_argument("--to", dest="target", type=int, required=True, help="index of the second image")
-    i.add_argument("--steps", type=_positive(int), default=10)
+    i.add_argument("--steps", type=_positive(int), default=10,
+                   help="images on the path, both ends included (default 10)")
     i.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
     data_args(i)
-    i.add_argument("-o", "--output", default="interpolation.png")
+    i.add_argument("-o", "--output", default="interpolation.png", help="default interpolation.png")
     i.set_defaults(run=cmd_interpolate)
 
     x = sub.add_parser("explore", help="write an interactive latent-space explorer (.html)",
                        description="Write one self-contained HTML page: the latent map of a data "
                        "split coloured by digit; the pointer decodes any point in the page, two "
                        "clicks play the path between them. No server or network needed.")
-    x.add_argument("checkpoint")
+    x.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     data_args(x)
-    x.add_argument("-o", "--output", default="explore.html")
+    x.add_argument("-o", "--output", default="explore.html", help="default explore.html")
     x.set_defaults(run=cmd_explore)
 
     n = sub.add_parser("info", help="print a checkpoint's architecture, history and metrics")
-    n.add_argument("checkpoint")
+    n.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     n.set_defaults(run=cmd_info)
     return p
 
@@ -295,4 +325,7 @@ def main(argv=None):
         return args.run(args)
     except (CheckpointError, DataError, TrainingDiverged, FileNotFoundError, ValueError) as exc:
         print(f"tinyae {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:          # `tinyae info CKPT | head`: the reader stopped early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
         return 1

@@ -193,7 +193,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         seed: the shuffling seed; the same seed and data give the same run.
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
         callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
-        progress: show a tqdm bar with the running loss.
+        progress: report each epoch: a tqdm bar with the running loss on a
+            terminal or in a notebook, and one line per finished epoch (the only
+            output when stderr goes to a file or pipe, so a log holds no bar frames).
     """
     width = model.input_width
     X = check_data(X, width)
@@ -213,12 +215,13 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     best, best_weights, waited = math.inf, None, 0
 
     from tqdm.auto import tqdm
+    live = interactive()
     with _CtrlC() as ctrl_c:
         for epoch in range(len(history.records) + 1, epochs + 1):
             start, good = time.perf_counter(), _snapshot(model)
             # One generator per (seed, epoch): a resumed run shuffles as the original did.
             order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
+            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not (progress and live),
                        leave=False, unit="step")
             try:
                 with buffers.reusing():     # outputs never leave the step: reuse their arrays
@@ -253,6 +256,14 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                             _restore(model, best_weights)
                         break
     return history
+
+
+def interactive():
+    """True when a progress bar can redraw itself: stderr is a terminal, or this is Jupyter."""
+    if sys.stderr is not None and sys.stderr.isatty():
+        return True
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 class _StepFailed(Exception):

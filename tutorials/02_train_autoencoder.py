@@ -16,8 +16,7 @@ import tinyae as ta
 from tinyae import plot
 from tinyae.metrics import PCA, batched, mse_per_pixel
 from tinyae.train import fit
-
-from _common import FAST, MODEL_PATH, load, show
+from tinyae.tutorial import FAST, MODEL_PATH, load, show
 
 X_train, y_train, data_name = load("train")
 X_test, y_test, _ = load("test")

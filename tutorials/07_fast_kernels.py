@@ -14,8 +14,7 @@ import numpy as np
 
 from tinyae import kernels
 from tinyae.kernels import fast, matmul, reference
-
-from _common import FAST
+from tinyae.tutorial import FAST
 
 print("active backend:", kernels.get_backend())
 print(inspect.getsource(reference.dense_forward))
