@@ -126,8 +126,12 @@ def _figures(model, Xt, yt, history, out):
     else:
         plot.latent_scatter(Z, yt, path=out / "latent.png")
     i, j = 0, int(np.argmax(yt != yt[0]))                # two test images of different digits
-    plot.image_strip(model.decode(lerp(Z[i], Z[j], 10).astype(model.dtype)),
-                     path=out / "interpolation.png", title=f"test image {i} to test image {j}")
+    decoded = model.decode(lerp(Z[i], Z[j], 10).astype(model.dtype))
+    t = [f"t={k / 9:.2g}" for k in range(10)]
+    plot.image_strip(np.vstack([Xt[i], decoded, Xt[j]]), labels=[f"image {i}", *t, f"image {j}"],
+                     path=out / "interpolation.png",
+                     title=f"test image {i} (a {yt[i]}) to test image {j} (a {yt[j]}): the originals "
+                     "at both ends, the decoded path Z_t = Z_1 (1 - t) + Z_2 t between them")
     plot.loss_curves(history, path=out / "loss.png")
 
 
@@ -164,7 +168,12 @@ def cmd_decode(args):
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read codes from {args.codes!r} ({exc}); expected a .npy array "
                          "of shape (N, latent size), e.g. from tinyae encode") from None
-    images = model.decode(np.atleast_2d(Z).astype(model.dtype))
+    Z = np.atleast_2d(Z)
+    if args.max_images and len(Z) > args.max_images:     # 10,000 codes would make a 17 MB PNG
+        print(f"decoding the first {args.max_images:,} of {len(Z):,} codes "
+              "(--max-images N to change, 0 for all)", file=sys.stderr)
+        Z = Z[:args.max_images]
+    images = model.decode(Z.astype(model.dtype))
     plot.image_grid(images, args.columns, path=args.output)
     print(f"decoded {len(images):,} codes into {args.output}")
     return 0
@@ -243,8 +252,8 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train an autoencoder and write checkpoint, metrics, figures",
-                       description="Train the seed autoencoder (784-512-256-64-2, ReLU, sigmoid "
-                       "out, MSE, Adam) and write last.npz, best.npz, history, metrics.json "
+                       description="Train the seed model (the autoencoder of the blog post "
+                       "tinyae started from: 784-512-256-64-2, ReLU, sigmoid out, MSE, Adam) and write last.npz, best.npz, history, metrics.json "
                        "and figures to --out.")
     t.add_argument("--data", choices=DATA_CHOICES, default="auto",
                    help="auto: MNIST, else the built-in digits (default); mnist never falls back")
@@ -288,6 +297,8 @@ def build_parser():
     d.add_argument("codes", help=".npy array of shape (N, latent size)")
     d.add_argument("-o", "--output", default="decoded.png", help="default decoded.png")
     d.add_argument("--columns", type=_positive(int), help="images per row (default: a square grid)")
+    d.add_argument("--max-images", type=int, default=400,
+                   help="decode at most the first N codes, 0 for all (default 400: a 20 x 20 grid)")
     d.set_defaults(run=cmd_decode)
 
     i = sub.add_parser("interpolate", help="decode the path between two images' codes")

@@ -64,11 +64,17 @@ def latent_scatter(Z, labels, path=None, title="latent codes of the test set", r
                     vmin=-0.5, vmax=9.5, rasterized=True)
     bar = fig.colorbar(sc, ax=ax, ticks=range(10))
     bar.set_label("digit")
-    r = latent_range(Z2) if ranges is None else np.asarray(ranges)
+    percentiles = latent_range(Z2)
+    r = percentiles if ranges is None else np.asarray(ranges, np.float64)
     ax.set_xlim(*r[0])
     ax.set_ylim(*r[1])
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
+    outside = int(np.sum(np.any((Z2 < r[:, 0]) | (Z2 > r[:, 1]), axis=1)))
+    if outside:             # the axes span percentiles: say what falls off them
+        why = ("they span the 1st-99th percentiles, plus a margin" if np.allclose(r, percentiles)
+               else "the ranges asked for")
+        note += f"\n{outside:,} of {len(Z2):,} codes lie outside the axes ({why})"
     ax.set_title(title + note, fontsize=10)
     return _save(fig, path)
 
@@ -125,6 +131,7 @@ def image_strip(images, path=None, title="", labels=None):
 
 def loss_curves(history, path=None, title="training and validation loss"):
     """Loss per epoch (log scale), with validation when recorded."""
+    from matplotlib.ticker import MaxNLocator
     fig = _figure(5.0, 3.5)
     ax = fig.subplots()
     epochs = [r.epoch for r in history.records]
@@ -132,6 +139,7 @@ def loss_curves(history, path=None, title="training and validation loss"):
     if any(v is not None for v in history.val_loss):
         ax.plot(epochs, history.val_loss, "s--", label="validation")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # no epoch 2.5
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend()

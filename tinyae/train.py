@@ -214,8 +214,11 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     batch = np.empty((min(batch_size, n), X.shape[1]), X.dtype)    # reused by every full step
     best, best_weights, waited = math.inf, None, 0
 
-    from tqdm.auto import tqdm
     live = interactive()
+    if live:
+        from tqdm.auto import tqdm          # a widget in Jupyter, text frames on a terminal
+    else:
+        from tqdm import tqdm               # disabled: only the epoch lines are printed
     with _CtrlC() as ctrl_c:
         for epoch in range(len(history.records) + 1, epochs + 1):
             start, good = time.perf_counter(), _snapshot(model)
@@ -259,11 +262,14 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
 
 
 def interactive():
-    """True when a progress bar can redraw itself: stderr is a terminal, or this is Jupyter."""
+    """True when a progress bar can redraw itself: stderr is a terminal, or this is Jupyter
+    with ipywidgets (without them tqdm would print every frame into the notebook)."""
     if sys.stderr is not None and sys.stderr.isatty():
         return True
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+    from importlib.util import find_spec
+    return (shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+            and find_spec("ipywidgets") is not None)
 
 
 class _StepFailed(Exception):
