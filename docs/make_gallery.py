@@ -3,8 +3,10 @@
     python docs/make_gallery.py                 # trains (about a minute), then draws
     python docs/make_gallery.py --run runs/X    # draws from an existing run folder
 
-Writes four small PNGs to docs/gallery/. The images are derived from MNIST
-(Y. LeCun, C. Cortes, C. Burges; CC BY-SA 3.0).
+Writes four small PNGs to docs/gallery/, and explorer.png, a screenshot of
+`tinyae explore` in headless Chromium (when Debian's chromium and the playwright
+package are installed). The images are derived from MNIST (Y. LeCun, C. Cortes,
+C. Burges; CC BY-SA 3.0).
 """
 import argparse
 import os
@@ -36,13 +38,45 @@ def draw(run, out):
         "latent.png": plot.latent_scatter(Z, y, ranges=ranges, title="MNIST test set, 2-D codes"),
         "grid.png": plot.decoded_grid(model, ranges, n=20, title="decoded grid, same scale"),
         "reconstructions.png": plot.reconstructions(X[:10], model.decode(Z[:10])),
-        "interpolation.png": plot.image_strip(model.decode(lerp(Z[i], Z[j], 10).astype(np.float32)),
-                                              title="a 4 to a 0 through the latent space"),
+        "interpolation.png": plot.image_strip(
+            np.vstack([X[i], model.decode(lerp(Z[i], Z[j], 10).astype(np.float32)), X[j]]),
+            labels=["original", *[f"t={k / 9:.2g}" for k in range(10)], "original"],
+            title="a 4 to a 0 through the latent space (the originals at both ends)"),
     }
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=DPI)
         print(f"wrote {out / name} ({(out / name).stat().st_size // 1024} KiB)")
+    screenshot(model, X, y, out / "explorer.png")
+
+
+def screenshot(model, X, y, png):
+    """The explorer with the pointer on a 4's code and a 4-to-0 path played to its middle."""
+    import shutil
+    from tinyae.explore import write_explorer
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return print("skipped explorer.png: pip install playwright (and apt-get install chromium)")
+    exe = shutil.which("chromium")
+    if exe is None:
+        return print("skipped explorer.png: apt-get install chromium")
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        page_path = Path(tmp) / "explore.html"
+        write_explorer(model, X, y, page_path, title="tinyae explore: the MNIST test set")
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 960, "height": 760})
+        page.goto(page_path.as_uri())
+        page.wait_for_function("window.tinyae && window.tinyae.ready")
+        Z = model.encode(X)
+        a, b = Z[int(np.argmax(y == 4))], Z[int(np.argmax(y == 0))]
+        at = lambda z: page.evaluate("([u, v]) => window.tinyae.clientXY(u, v)", [float(z[0]), float(z[1])])
+        page.mouse.click(*at(a))
+        page.mouse.click(*at(b))
+        page.wait_for_timeout(800)                      # part of the way along the path
+        page.screenshot(path=str(png))
+        browser.close()
+    print(f"wrote {png} ({png.stat().st_size // 1024} KiB)")
 
 
 def main():

@@ -33,3 +33,10 @@ def test_every_ta_name_in_the_readme_exists(name):
     for part in name.split("."):
         assert hasattr(obj, part), f"README mentions ta.{name}, but ta.{name} does not exist"
         obj = getattr(obj, part)
+
+
+def test_every_image_in_the_readme_exists():
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert "docs/gallery/explorer.png" in images
+    for path in images:
+        assert (ROOT / path).is_file(), path

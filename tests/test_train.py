@@ -127,10 +127,21 @@ def test_history_csv_and_dict(digits):
     assert type(h).from_dict(h.to_dict()).loss == h.loss
 
 
-def test_progress_bar_is_real(digits, capsys):
+def test_progress_bar_is_real(digits, capsys, monkeypatch):
+    from tinyae import train
+    monkeypatch.setattr(train, "interactive", lambda: True)          # as on a terminal
     fit(small_model(), digits, epochs=1, batch_size=128, progress=True)
     err = capsys.readouterr().err
-    assert "epoch 1/1" in err and "step" in err and "loss" in err
+    assert "epoch 1/1" in err and "step" in err and "loss" in err and "\r" in err
+
+
+def test_progress_in_a_log_is_one_line_per_epoch(digits, capsys, monkeypatch):
+    from tinyae import train
+    monkeypatch.setattr(train, "interactive", lambda: False)         # stderr is a file or pipe
+    fit(small_model(), digits, epochs=2, batch_size=128, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "step" not in err
+    assert [line.split("  ")[0] for line in err.splitlines()] == ["epoch 1/2", "epoch 2/2"]
 
 
 def test_outputs_are_new_arrays_outside_training_and_reused_inside(digits):
