@@ -2,6 +2,7 @@
 
     python docs/make_gallery.py                 # trains (about a minute), then draws
     python docs/make_gallery.py --run runs/X    # draws from an existing run folder
+    python docs/make_gallery.py --run runs/X --only explorer.png
 
 Writes four small PNGs to docs/gallery/, and explorer.png, a screenshot of
 `tinyae explore` in headless Chromium (when Debian's chromium and the playwright
@@ -22,7 +23,7 @@ SHARED = HERE.parent.parent / "shared" / "data" / "mnist"
 DPI = 72                      # small files: the README shows them at this size anyway
 
 
-def draw(run, out):
+def draw(run, out, only=None):
     import tinyae as ta
     from tinyae import plot
     from tinyae.data import load_dataset
@@ -31,6 +32,8 @@ def draw(run, out):
 
     model = ta.load(run / "last.npz")
     X, y, _ = load_dataset("mnist", "test", progress=False)
+    if only == "explorer.png":
+        return screenshot(model, X, y, out / "explorer.png")
     Z = batched(model.encode, X)
     ranges = latent_range(Z)
     i, j = int(np.argmax(y == 4)), int(np.argmax(y == 0))
@@ -65,7 +68,7 @@ def screenshot(model, X, y, png):
         page_path = Path(tmp) / "explore.html"
         write_explorer(model, X, y, page_path, title="tinyae explore: the MNIST test set")
         browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 960, "height": 760})
+        page = browser.new_page(viewport={"width": 900, "height": 800})
         page.goto(page_path.as_uri())
         page.wait_for_function("window.tinyae && window.tinyae.ready")
         Z = model.encode(X)
@@ -82,15 +85,16 @@ def screenshot(model, X, y, png):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, help="an existing `tinyae train` output folder")
+    p.add_argument("--only", choices=["explorer.png"], help="redraw only this image")
     args = p.parse_args()
     if "TINYAE_DATA_DIR" not in os.environ and SHARED.is_dir():
         os.environ["TINYAE_DATA_DIR"] = str(SHARED)
     if args.run:
-        return draw(args.run, HERE / "gallery")
+        return draw(args.run, HERE / "gallery", args.only)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "tinyae", "train", "--data", "mnist", "--out", tmp,
                         "--quiet"], check=True)
-        draw(Path(tmp), HERE / "gallery")
+        draw(Path(tmp), HERE / "gallery", args.only)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,14 @@ def _positive(kind):
     return parse
 
 
+def _threads(text):
+    from .threads import thread_setting
+    try:
+        return thread_setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
     from . import metrics
@@ -68,7 +76,7 @@ def cmd_train(args):
     validation = {"test": (Xt,), "none": None}.get(args.validation, args.validation)
     history = fit(model, X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                   validation=validation, seed=args.seed, history=history,
-                  callbacks=[checkpoints], progress=not args.quiet)
+                  callbacks=[checkpoints], progress=not args.quiet, threads=args.threads)
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
@@ -76,7 +84,8 @@ def cmd_train(args):
     say(f"evaluating the last model on {len(X):,} training and {len(Xt):,} test images: "
         "reconstruction error, the PCA-2 baseline, 5-NN accuracy of the codes; then the figures")
     started = time.perf_counter()
-    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt)
+    chosen = history.records[-1].threads if history.records else None
+    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=args.threads or chosen)
     m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
     checkpoints.extra["metrics"] = m
     checkpoints.save_last(model, optimizer, history)
@@ -277,6 +286,9 @@ def build_parser():
     t.add_argument("--quiet", action="store_true",
                    help="print only the final metrics and the output folder: no header, "
                    "progress bar, epoch lines or evaluation line (errors and warnings still show)")
+    t.add_argument("--threads", type=_threads, metavar="N|auto",
+                   help="BLAS threads for the matmuls (default auto: chosen by timing steps "
+                        "while training, re-checked every few hundred steps; or TINYAE_THREADS)")
     t.set_defaults(run=cmd_train)
 
     def data_args(q):

@@ -113,6 +113,7 @@ PAGE = r"""<!DOCTYPE html>
  .row { display: flex; gap: 20px; align-items: flex-start; flex-wrap: wrap; }
  canvas { border: 1px solid #ccc; }
  #map { cursor: crosshair; }
+ #side { width: 240px; }
  #digit { image-rendering: pixelated; width: 224px; height: 224px; }
  #strip { image-rendering: pixelated; width: 560px; height: 56px; display: block; margin-top: 8px; }
  .legend span { display: inline-block; width: 22px; text-align: center; color: #fff; margin-right: 2px; border-radius: 3px; }
@@ -128,7 +129,7 @@ points to play the straight path between them, Z<sub>t</sub> = Z<sub>1</sub> (1 
 <div class="legend" id="legend"></div>
 <div class="row">
  <canvas id="map" width="560" height="560"></canvas>
- <div>
+ <div id="side">
   <canvas id="digit" width="28" height="28"></canvas>
   <div id="where">point: &ndash;</div>
   <div id="path">click a first point</div>
@@ -273,7 +274,7 @@ map.addEventListener("click", ev => {
 document.getElementById("legend").innerHTML =
   COLORS.map((c, k) => `<span style="background:${c}">${k}</span>`).join("");
 if (D.outside > 0) document.getElementById("clipnote").textContent =
-  ` The axes span the 0.5th to 99.5th percentiles of the codes (plus a margin): ${D.outside} of ${D.n} codes lie outside and are not drawn.`;
+  ` The axes span the 0.5th to 99.5th percentiles of the codes (plus a margin): ${D.outside.toLocaleString("en")} of ${D.n.toLocaleString("en")} codes lie outside and are not drawn.`;
 redraw();
 api.decodeAt((x0 + x1) / 2, (y0 + y1) / 2);
 api.ready = true;
