@@ -1,7 +1,5 @@
 """Figures that say what they show: clipped scatters, integer epochs, originals beside a path,
 and no giant PNG from decoding a whole test set."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -29,14 +27,14 @@ def test_epoch_axis_has_integer_ticks():
     assert len(ticks) >= 2 and np.all(ticks == np.round(ticks))
 
 
-def test_training_interpolation_shows_the_originals(monkeypatch, rng):
+def test_training_interpolation_shows_the_originals(monkeypatch, rng, tmp_path):
     model = ta.dense_autoencoder((784, 8, 2), rng=rng)
     Xt = rng.random((20, 784), dtype=np.float32)
     yt = np.array([4] * 3 + [1] * 17)
     strips = []
     monkeypatch.setattr(plot, "image_strip", lambda images, **kw: strips.append((images, kw)))
     monkeypatch.setattr(plot, "loss_curves", lambda *a, **k: None)
-    cli._figures(model, Xt, yt, History(), Path("unused"))
+    cli._figures(model, Xt, yt, History(), tmp_path)
     (images, kw), = strips
     assert len(images) == 12 and np.array_equal(images[0], Xt[0]) and np.array_equal(images[-1], Xt[3])
     assert kw["labels"][0] == "image 0" and kw["labels"][-1] == "image 3"
