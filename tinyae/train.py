@@ -245,7 +245,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         loss: default ``MSE()``.
         validation: None, a fraction of X to hold out, or a validation array
             (or a 1-tuple holding one).
-        seed: the shuffling seed; the same seed and data give the same run.
+        seed: the shuffling seed; the same seed and data give the same run:
+            bit for bit with a fixed ``threads`` count, to float rounding with
+            "auto" (OpenBLAS's sums depend on how many threads share them).
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
         callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
         progress: report each epoch: a tqdm bar with the running loss on a
