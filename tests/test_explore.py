@@ -91,6 +91,16 @@ def test_wrong_shapes_are_a_clear_error(digits):
         explorer_html(model, model.encode(X), y[:-1])
 
 
+def test_non_square_images_and_odd_labels_are_clear_errors(digits):
+    X, y = digits
+    model = ta.dense_autoencoder((50, 8, 2), rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="input width 50 is not a square"):
+        explorer_html(model, np.zeros((3, 2), np.float32), np.zeros(3))
+    model = small_model((784, 8, 2))
+    with pytest.raises(ValueError, match="class numbers in 0..255"):
+        explorer_html(model, model.encode(X[:3]), np.array([1, 2, 300]))
+
+
 def test_cli_explore_writes_the_page(tmp_path, capsys, monkeypatch):
     ckpt = ta.save(small_model((784, 16, 2)), tmp_path / "m.npz")
     out = tmp_path / "explore.html"

@@ -74,6 +74,13 @@ def explorer_html(model, Z, labels, title="tinyae latent-space explorer"):
     if Z.ndim != 2 or Z.shape[1] != model.latent_width or len(Z) != len(labels):
         raise ValueError(f"explorer_html wants codes (N, {model.latent_width}) and N labels; "
                          f"got {Z.shape} and {labels.shape}")
+    side = int(round(np.sqrt(model.input_width)))
+    if side * side != model.input_width:
+        raise ValueError(f"the explorer draws square images, but the model's input width "
+                         f"{model.input_width} is not a square number (784 = 28 x 28 for MNIST)")
+    if labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError(f"labels must be class numbers in 0..255 (digits 0-9), got "
+                         f"{labels.min()}..{labels.max()}")
     P, origin, V, note = map_plane(Z)
     ranges = latent_range(P, 0.5, 99.5)                     # (2, 2): a few far codes may fall off
     for r in ranges:
@@ -85,7 +92,7 @@ def explorer_html(model, Z, labels, title="tinyae latent-space explorer"):
         "points": _b64(P), "labels": base64.b64encode(labels.astype(np.uint8).tobytes()).decode(),
         "origin": origin.tolist(), "V": V.tolist(), "ranges": ranges.tolist(),
         "axes": ["z1", "z2"] if Z.shape[1] == 2 else (["z1", ""] if Z.shape[1] == 1 else ["PC1", "PC2"]),
-        "note": note, "outside": outside, "n": len(P), "side": int(round(np.sqrt(model.input_width))),
+        "note": note, "outside": outside, "n": len(P), "side": side,
     }
     # "</" cannot end the <script> early once escaped; the JSON itself is unchanged.
     payload = json.dumps(data).replace("</", "<\\/")
