@@ -87,3 +87,9 @@ def test_info_says_which_epoch_best_holds(tmp_path, capsys):
     assert cli.main(["info", last]) == 0
     out = capsys.readouterr().out
     assert "after epoch 3 of 20" in out and "lowest" not in out
+
+
+def test_max_images_must_not_be_negative(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["decode", "m.npz", "c.npy", "--max-images", "-3"])
+    assert e.value.code == 2 and "must be >= 0" in capsys.readouterr().err

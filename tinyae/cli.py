@@ -38,6 +38,18 @@ def _validation(text):
     return fraction
 
 
+def _at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"wants a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
+        return value
+    return parse
+
+
 def _positive(kind):
     def parse(text):
         value = kind(text)
@@ -300,16 +312,16 @@ def build_parser():
     e = sub.add_parser("encode", help="encode a data set to latent codes (.npy)")
     e.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     data_args(e)
-    e.add_argument("-o", "--output", default="codes.npy", help="default codes.npy")
+    e.add_argument("-o", "--output", default="codes.npy", help="output .npy file (default codes.npy)")
     e.add_argument("--labels", help="also write the labels to this .npy file (default: no labels)")
     e.set_defaults(run=cmd_encode)
 
     d = sub.add_parser("decode", help="decode latent codes (.npy) into an image grid (.png)")
     d.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     d.add_argument("codes", help=".npy array of shape (N, latent size)")
-    d.add_argument("-o", "--output", default="decoded.png", help="default decoded.png")
+    d.add_argument("-o", "--output", default="decoded.png", help="output PNG (default decoded.png)")
     d.add_argument("--columns", type=_positive(int), help="images per row (default: a square grid)")
-    d.add_argument("--max-images", type=int, default=400,
+    d.add_argument("--max-images", type=_at_least(0), default=400, metavar="N",
                    help="decode at most the first N codes, 0 for all (default 400: a 20 x 20 grid)")
     d.set_defaults(run=cmd_decode)
 
@@ -321,7 +333,7 @@ def build_parser():
                    help="images on the path, both ends included (default 10)")
     i.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
     data_args(i)
-    i.add_argument("-o", "--output", default="interpolation.png", help="default interpolation.png")
+    i.add_argument("-o", "--output", default="interpolation.png", help="output PNG (default interpolation.png)")
     i.set_defaults(run=cmd_interpolate)
 
     x = sub.add_parser("explore", help="write an interactive latent-space explorer (.html)",
@@ -330,10 +342,11 @@ def build_parser():
                        "clicks play the path between them. No server or network needed.")
     x.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     data_args(x)
-    x.add_argument("-o", "--output", default="explore.html", help="default explore.html")
+    x.add_argument("-o", "--output", default="explore.html", help="output HTML file (default explore.html)")
     x.set_defaults(run=cmd_explore)
 
-    n = sub.add_parser("info", help="print a checkpoint's architecture, history and metrics")
+    n = sub.add_parser("info", help="print which epoch a checkpoint holds, its architecture, "
+                       "history and metrics")
     n.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     n.set_defaults(run=cmd_info)
     return p
