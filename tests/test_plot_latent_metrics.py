@@ -119,6 +119,10 @@ def test_pca_from_the_covariance_matches_the_svd(rng):
         np.testing.assert_allclose(np.abs(pca.components.T @ Vt[:3].T), np.eye(3), atol=tol)
         np.testing.assert_allclose(pca.variances, s[:3] ** 2 / (len(X) - 1), rtol=tol)
         assert np.all(pca.components[np.abs(pca.components).argmax(axis=0), range(3)] > 0)
+    pixels = rng.integers(0, 256, (500, 6)).astype(np.uint8)            # integer data too
+    np.testing.assert_allclose(PCA(2).fit(pixels).mean, pixels.mean(axis=0))
+    np.testing.assert_allclose(PCA(2).fit(pixels).variances,
+                               PCA(2).fit(pixels.astype(float)).variances)
 
 
 def _knn_brute_force(Z_train, y_train, Z_test, y_test, k):

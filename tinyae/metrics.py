@@ -29,6 +29,8 @@ class PCA:
 
     def fit(self, X, chunk=8192):
         X = np.asarray(X)
+        if not np.issubdtype(X.dtype, np.floating):           # e.g. uint8 pixels: no wrap-around
+            X = X.astype(np.float64)
         n, width = X.shape
         self.mean = X.mean(axis=0, dtype=np.float64)
         C = np.zeros((width, width))
