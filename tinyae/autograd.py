@@ -9,9 +9,10 @@ the loss back to the leaves, the chain rule applied node by node:
     c = a * b           records  parents (a, b),  closure  g -> (g * b, g * a)
     c.backward()        a.grad = dc/da = b,  b.grad = dc/db = a
 
-Tensors hold whole arrays, so one node is one NumPy call, and the engine is
-checked against the hand-written layers (``check_against_layers``) and
-against finite differences (``check_op``).
+Tensors hold whole arrays, so one node is one NumPy call. The engine is
+checked against finite differences (``tinyae.gradcheck.check_op``) and,
+through ``layer_forward``, against the hand-written layers
+(``tinyae.gradcheck.check_three_ways``).
 
 dtype: float32 and float64 are kept as given. A Python number adopts the
 dtype of the Tensor it meets; a float32 Tensor meeting a float64 one is an
@@ -68,10 +69,14 @@ class Tensor:
                                  "gradient: pass t.backward(g) with g of that shape, or reduce "
                                  "to a scalar first, e.g. t.sum().backward().")
             grad = np.ones_like(self.data)
+        if not self.requires_grad:
+            raise ValueError("backward() on a Tensor that needs no gradient: none of the Tensors "
+                             "it was computed from has requires_grad=True.")
         grad = _lift(grad, self).data
         if grad.shape != self.shape or grad.dtype != self.dtype:
             raise ValueError(f"backward(): grad has shape {grad.shape} and dtype {grad.dtype}, but "
-                             f"the Tensor has shape {self.shape} and dtype {self.dtype}; they must match.")
+                             f"the Tensor has shape {self.shape} and dtype {self.dtype}; pass "
+                             "dLoss/d(this Tensor), which has its shape and dtype.")
         # Why not recursion (each node calling its parents' backward right away)? A node used
         # twice, as b in c = b + b, would pass its gradient on after the first use, before the
         # second use has added its share: its parents get partial gradients more than once.
@@ -121,23 +126,23 @@ class Tensor:
 
     # --- elementwise arithmetic, with NumPy broadcasting -------------------------
     def __add__(self, other):
-        a, b, shape = _broadcast("add (+)", self, other)
+        a, b = _broadcast("add (+)", self, other)
         return Tensor(a.data + b.data, parents=(a, b), op="add",
                       backward=lambda g: (unbroadcast(g, a.shape), unbroadcast(g, b.shape)))
 
     def __sub__(self, other):
-        a, b, shape = _broadcast("sub (-)", self, other)
+        a, b = _broadcast("sub (-)", self, other)
         return Tensor(a.data - b.data, parents=(a, b), op="sub",
                       backward=lambda g: (unbroadcast(g, a.shape), unbroadcast(-g, b.shape)))
 
     def __mul__(self, other):
-        a, b, shape = _broadcast("mul (*)", self, other)
+        a, b = _broadcast("mul (*)", self, other)
         return Tensor(a.data * b.data, parents=(a, b), op="mul",           # d(ab) = b da + a db
                       backward=lambda g: (unbroadcast(g * b.data, a.shape),
                                           unbroadcast(g * a.data, b.shape)))
 
     def __truediv__(self, other):
-        a, b, shape = _broadcast("div (/)", self, other)
+        a, b = _broadcast("div (/)", self, other)
         return Tensor(a.data / b.data, parents=(a, b), op="div",           # d(a/b) = da/b - a db/b^2
                       backward=lambda g: (unbroadcast(g / b.data, a.shape),
                                           unbroadcast(-g * a.data / b.data ** 2, b.shape)))
@@ -286,12 +291,12 @@ def _broadcast(op, a, b):
     """The operands of an elementwise op, checked: one dtype, shapes that broadcast."""
     a, b = _same_dtype(op, a, b)
     try:
-        shape = np.broadcast_shapes(a.shape, b.shape)
+        np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast. NumPy lines "
                          "shapes up from the right, and each pair of sizes must be equal or 1; "
                          "reshape one side, e.g. b.reshape(-1, 1) to make a column of (n,).") from None
-    return a, b, shape
+    return a, b
 
 
 def unbroadcast(g, shape):
