@@ -381,7 +381,7 @@ def test_seed_model_loss_gradients_three_ways(seed_model):
         return ta.MSE().forward(seed_model.forward(X), X)
     for name, p, g in seed_model.parameters():
         assert rel_error(params[name].grad, g) < 1e-10, name
-        idx = rng.choice(p.size, min(6, p.size), replace=False)
+        idx = np.argsort(np.abs(g).ravel())[-6:]             # the largest: not rounding noise
         num = numerical_gradient(scalar, p, 1.0, indices=idx).reshape(-1)[idx]
         assert rel_error(params[name].grad.reshape(-1)[idx], num) < 1e-6, name
 
