@@ -357,7 +357,7 @@ def layer_forward(layer, x: Tensor, params: dict, prefix: str = "") -> Tensor:
         y = x @ params[prefix + "W"]
         return y + params[prefix + "b"] if "b" in layer.params else y
     if isinstance(layer, LeakyReLU):
-        return x.relu() - layer.alpha * (-x).relu()     # x for x > 0, a x for x < 0
+        return x.relu() - layer.negative_slope * (-x).relu()     # x if x > 0, else a x
     for cls, f in ((ReLU, Tensor.relu), (Sigmoid, Tensor.sigmoid), (Tanh, Tensor.tanh),
                    (Identity, lambda t: t)):
         if isinstance(layer, cls):
