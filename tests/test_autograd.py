@@ -7,7 +7,8 @@ from hypothesis.extra.numpy import arrays, mutually_broadcastable_shapes
 
 import tinyae as ta
 from tinyae import autograd, models
-from tinyae.autograd import Tensor, bce_with_logits, layer_forward, mse, parameter_tensors, unbroadcast
+from tinyae.autograd import (Tensor, bce_with_logits, layer_forward, mse, parameter_tensors,
+                             unbroadcast)
 from tinyae.gradcheck import check_op, check_three_ways, numerical_gradient, rel_error
 
 # --- every op against central differences, float64, over broadcasting cases ------------------
@@ -127,6 +128,11 @@ def test_one_multiply():
     c = a * b
     c.backward()
     assert (a.grad, b.grad, c.grad) == (3.0, 2.0, 1.0)
+    c.backward()
+    assert a.grad == 6.0
+    a.zero_grad()                                 # a 0-d gradient is an array, zeroed in place
+    c.backward()
+    assert a.grad == 3.0
 
 
 def test_a_node_used_twice_gets_the_sum_of_both_paths():
@@ -267,6 +273,9 @@ def test_a_hand_made_op_with_a_wrong_gradient_shape_is_caught():
     single = Tensor(a.data * 2, parents=(a,), op="double", backward=lambda g: g * 2)
     with pytest.raises(TypeError, match="one gradient per parent"):
         single.sum().backward()
+    s = Tensor(3.0)
+    Tensor(6.0, parents=(s,), op="twice", backward=lambda g: (2.0,)).backward()   # a bare number
+    assert s.grad == 2.0 and isinstance(s.grad, np.ndarray)
 
 
 # --- the tape against the hand-written layers -----------------------------------------------
@@ -460,3 +469,11 @@ def test_graph_picture(tmp_path, rng):
     assert {"matmul\n(4, 2)", "W\n(3, 2)", "x\n(4, 3)", "mean\n()", "pow 2\n(4, 2)"} <= set(labels)
     arrows = [c for c in fig.axes[0].get_children() if type(c).__name__ == "Annotation"]
     assert len(arrows) == sum(len(n.parents) for n in loss.topological_order(constants=True))
+
+
+def test_graph_of_a_huge_computation_is_refused():
+    y = Tensor(np.ones(2))
+    for _ in range(400):
+        y = y * 1.0
+    with pytest.raises(ValueError, match="too many to draw legibly"):
+        y.graph()

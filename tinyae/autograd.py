@@ -42,7 +42,8 @@ class Tensor:
         self.data = np.asarray(data)
         self.parents, self.op, self._backward, self.name = tuple(parents), op, backward, name
         # The result of an operation needs a gradient exactly when one of its inputs does.
-        self.requires_grad = any(p.requires_grad for p in self.parents) if parents else requires_grad
+        self.requires_grad = (any(p.requires_grad for p in self.parents) if parents
+                              else requires_grad)
         if self.requires_grad and not np.issubdtype(self.data.dtype, np.floating):
             raise TypeError(f"Tensor: a gradient needs floating-point data, got {self.data.dtype}; "
                             "convert first, e.g. Tensor(x.astype(np.float64)), or pass "
@@ -87,7 +88,7 @@ class Tensor:
             # Accumulate: a second backward() adds again (so zero_grad between steps). The
             # first gradient is copied, since g may be shared (+ passes g on unchanged).
             if node.grad is None:
-                node.grad = g.copy()
+                node.grad = np.array(g)                    # a copy, and an array even for ()
             else:
                 node.grad += g
             if node._backward is None:                     # a leaf: nothing further back
@@ -143,7 +144,7 @@ class Tensor:
 
     def __truediv__(self, other):
         a, b = _broadcast("div (/)", self, other)
-        return Tensor(a.data / b.data, parents=(a, b), op="div",           # d(a/b) = da/b - a db/b^2
+        return Tensor(a.data / b.data, parents=(a, b), op="div",        # d(a/b) = da/b - a db/b^2
                       backward=lambda g: (unbroadcast(g / b.data, a.shape),
                                           unbroadcast(-g * a.data / b.data ** 2, b.shape)))
 
@@ -177,8 +178,8 @@ class Tensor:
             raise ValueError(f"matmul (@): expects 2-D Tensors, (N, D) @ (D, H), got {a.shape} @ "
                              f"{b.shape}; reshape first, e.g. x.reshape(1, -1) for one sample.")
         if a.shape[1] != b.shape[0]:
-            raise ValueError(f"matmul (@): {a.shape} @ {b.shape}: the left's columns ({a.shape[1]}) "
-                             f"must equal the right's rows ({b.shape[0]}); check the weight's "
+            raise ValueError(f"matmul (@): {a.shape} @ {b.shape}: the left's columns "
+                             f"({a.shape[1]}) must equal the right's rows ({b.shape[0]}); check the weight's "
                              "shape, (in_features, out_features), or transpose one side with .T")
 
         def backward(g):                                    # y = a b:  da = g b^T,  db = a^T g
@@ -247,6 +248,7 @@ def _checked(node, grads):
     if not isinstance(grads, (tuple, list)) or len(grads) != len(node.parents):
         raise TypeError(f"the backward of {node.op!r} must return a tuple with one gradient per "
                         f"parent ({len(node.parents)}), e.g. (g * y,) for one parent.")
+    grads = [None if pg is None else np.asarray(pg) for pg in grads]
     for k, (parent, pg) in enumerate(zip(node.parents, grads)):
         if parent.requires_grad and pg is not None and (pg.shape != parent.shape
                                                         or pg.dtype != parent.dtype):
@@ -295,7 +297,8 @@ def _broadcast(op, a, b):
     except ValueError:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast. NumPy lines "
                          "shapes up from the right, and each pair of sizes must be equal or 1; "
-                         "reshape one side, e.g. b.reshape(-1, 1) to make a column of (n,).") from None
+                         "reshape one side, e.g. b.reshape(-1, 1) to make a column of (n,)."
+                         ) from None
     return a, b
 
 

@@ -143,9 +143,10 @@ def _graph_layout(root, order):
     """Row and column of each node, laid out for chains of layers.
 
     Rows: an operation sits one row below its lowest input; a leaf sits
-    beside its user, or above its first user when it has several. Columns: an operation's first input that is an
-    operation stays straight above it (a layer stack reads as one column);
-    other inputs step aside, parameters to the right, constants to the left.
+    beside its user, or above its first user when it has several.
+    Columns: an operation's first input that is an operation stays straight
+    above it (a layer stack reads as one column); other inputs step aside,
+    parameters to the right, constants to the left.
     """
     row = {}
     for node in order:                                       # parents come first in ``order``
@@ -157,8 +158,9 @@ def _graph_layout(root, order):
             if not p.parents:
                 uses.setdefault(id(p), set()).add(id(node))
                 row[id(p)] = min(row.get(id(p), row[id(node)]), row[id(node)])
-    for leaf, users in uses.items():                        # used more than once: above them all
-        row[leaf] -= len(users) > 1
+    for leaf, users in uses.items():
+        if len(users) > 1:                                   # used by several: above them all
+            row[leaf] -= 1
     col = {id(root): 0.0}
     for node in reversed(order):
         right = left = 1.0
@@ -186,6 +188,9 @@ def graph(root, path=None, title=None):
     stacks; a tangled graph gets crossing arrows.
     """
     order = root.topological_order(constants=True)          # parents before children
+    if len(order) > 300:
+        raise ValueError(f"graph: {len(order)} nodes are too many to draw legibly (at most 300); "
+                         "draw a smaller piece of the computation, e.g. one layer or one step.")
     row, col = _graph_layout(root, order)
     xs, ys = [col[id(n)] for n in order], [row[id(n)] for n in order]
     fig = _figure(1.3 * (max(xs) - min(xs) + 1.4), 0.62 * (max(ys) - min(ys) + 1.2))

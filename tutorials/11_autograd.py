@@ -54,12 +54,12 @@ def naive_backward(node, g):
     """Add g to node.grad and pass the whole node.grad on at once (no waiting)."""
     node.grad = g if node.grad is None else node.grad + g
     if node.parents:
-        for parent, pg in zip(node.parents, node._backward(node.grad)):
+        for parent, pg in zip(node.parents, node._backward(node.grad)):   # the recorded closure
             if parent.requires_grad:
                 naive_backward(parent, pg)
 
 
-a = Tensor(2.0)
+a = Tensor(2.0, name="a")
 b = a * 3
 c = b + b
 naive_backward(c, np.float64(1.0))
@@ -80,7 +80,7 @@ print("topological order: dc/da =", a.grad)
 # every use of it has added its share, and it sends its total on once.
 
 # %%
-print("forward order: ", [t.op or t.name or "a" for t in c.topological_order()])
+print("forward order:", [t.op or t.name for t in c.topological_order()])
 
 # %% [markdown]
 # ## Gradients accumulate
