@@ -127,7 +127,7 @@ def test_one_multiply():
     a, b = Tensor(2.0), Tensor(3.0)
     c = a * b
     c.backward()
-    assert (a.grad, b.grad, c.grad) == (3.0, 2.0, 1.0)
+    assert (a.grad, b.grad, c.grad) == (3.0, 2.0, 1.0) and c.item() == 6.0
     c.backward()
     assert a.grad == 6.0
     a.zero_grad()                                 # a 0-d gradient is an array, zeroed in place
@@ -253,6 +253,21 @@ def test_broadcast_errors_name_the_op_the_shapes_and_the_fix(op):
     a, b = Tensor(np.ones((3, 4))), Tensor(np.ones(3))
     with pytest.raises(ValueError, match=r"\(3, 4\) and \(3,\) do not broadcast.*reshape\(-1, 1\)"):
         eval(f"a {op} b")
+
+
+def test_what_is_not_a_number_is_refused():
+    a = Tensor(np.ones(2))
+    for other in (None, "a", [object()]):
+        with pytest.raises(TypeError, match="operations take numbers"):
+            a + other
+    with pytest.raises(TypeError, match=r"Tensor\(t\) got a Tensor"):
+        Tensor(a)
+
+
+@pytest.mark.parametrize("loss", [mse, bce_with_logits])
+def test_losses_refuse_to_broadcast(loss):
+    with pytest.raises(ValueError, match=r"pred has shape \(2, 3\) but target has shape \(3,\)"):
+        loss(Tensor(np.zeros((2, 3))), np.zeros(3))
 
 
 def test_pow_takes_a_number_only():

@@ -39,6 +39,9 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = True, name: str = "", *,
                  parents=(), op: str = "", backward=None):
+        if isinstance(data, Tensor):
+            raise TypeError("Tensor(t) got a Tensor: use t itself, or Tensor(t.data) for a new "
+                            "leaf on the same array (cut off from t's graph).")
         self.data = np.asarray(data)
         self.parents, self.op, self._backward, self.name = tuple(parents), op, backward, name
         # The result of an operation needs a gradient exactly when one of its inputs does.
@@ -52,6 +55,10 @@ class Tensor:
 
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
+
+    def item(self) -> float:
+        """The value of a one-element Tensor as a Python number, e.g. ``loss.item()``."""
+        return self.data.item()
 
     def __repr__(self):
         what = f"op={self.op!r}" if self.op else f"name={self.name!r}" if self.name else "leaf"
@@ -268,6 +275,9 @@ def _lift(x, like):
     if isinstance(x, Tensor):
         return x
     x = np.asarray(x)
+    if x.dtype.kind not in "biuf":                                  # None, strings, objects
+        raise TypeError(f"a Tensor meets {x.dtype} data ({x!r:.40}); operations take numbers, "
+                        "NumPy arrays of numbers and Tensors.")
     if not np.issubdtype(x.dtype, np.floating) or x.ndim == 0:
         if np.issubdtype(like.dtype, np.floating):
             x = x.astype(like.dtype)
@@ -323,8 +333,16 @@ def _spread(g, shape, axis, keepdims):
 
 
 # --- losses, written from the operations above ----------------------------------------
+def _same_shape(who, pred, target):
+    if np.shape(pred.data) != np.shape(getattr(target, "data", target)):
+        raise ValueError(f"{who}: pred has shape {pred.shape} but target has shape "
+                         f"{np.shape(getattr(target, 'data', target))}; they must match "
+                         "element for element (no broadcasting in a loss).")
+
+
 def mse(pred: Tensor, target) -> Tensor:
     """Mean squared error over all N*D elements: mean((pred - target)^2), as ``tinyae.MSE``."""
+    _same_shape("mse", pred, target)
     return ((pred - target) ** 2).mean()
 
 
@@ -336,6 +354,7 @@ def bce_with_logits(z: Tensor, target) -> Tensor:
     with -|z| written as z - 2 relu(z): exp never overflows, and the gradient
     is sigmoid(z) - t even at z = 0, where relu's slope is taken as 0.
     """
+    _same_shape("bce_with_logits", z, target)
     return (z.relu() - z * target + (1 + (z - 2 * z.relu()).exp()).log()).mean()
 
 

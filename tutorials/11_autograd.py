@@ -153,7 +153,7 @@ def seed_loss(X):
 
 
 loss = seed_loss(X)
-print(f"{data_name}: tape loss {float(loss.data):.6f}, layers' loss "
+print(f"{data_name}: tape loss {loss.item():.6f}, layers' loss "
       f"{ta.MSE().forward(model.forward(X), X):.6f}")
 
 # %% [markdown]
