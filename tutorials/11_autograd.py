@@ -7,7 +7,7 @@
 # remembers its inputs and how to send a gradient back to them, and
 # `backward()` walks that record from the loss to the weights.
 #
-# `tinyae/autograd.py` is that file (about 300 lines; read it beside this
+# `tinyae/autograd.py` is that file (under 400 lines; read it beside this
 # tutorial). Its `Tensor` holds a whole NumPy array, so one node of the
 # graph is one NumPy call. We build it up from one multiply to the seed
 # autoencoder, and check it three ways: against the hand-written layers,
