@@ -7,7 +7,7 @@
 __version__ = "0.1.0"
 
 # Submodules a user reaches as ta.train.fit, ta.data.load_dataset, ta.plot.latent_scatter, ...
-from . import data, gradcheck, latent, metrics, plot, train
+from . import autograd, data, gradcheck, latent, metrics, plot, train
 from .io import load, save
 from .layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCE, MSE
@@ -16,4 +16,4 @@ from .optim import SGD, Adam
 
 __all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Sequential",
            "MSE", "BCE", "SGD", "Adam", "Autoencoder", "dense_autoencoder", "save", "load",
-           "gradcheck", "data", "latent", "metrics", "plot", "train", "__version__"]
+           "autograd", "gradcheck", "data", "latent", "metrics", "plot", "train", "__version__"]
