@@ -1,7 +1,6 @@
 """Figures that say what they show: clipped scatters, integer epochs, originals beside a path,
 and no giant PNG from decoding a whole test set."""
 import numpy as np
-import pytest
 
 import tinyae as ta
 from tinyae import cli, plot

@@ -274,7 +274,8 @@ def build_parser():
 
     t = sub.add_parser("train", help="train an autoencoder and write checkpoint, metrics, figures",
                        description="Train the seed model (the autoencoder of the blog post "
-                       "tinyae started from: 784-512-256-64-2, ReLU, sigmoid out, MSE, Adam) and write last.npz, best.npz, history, metrics.json "
+                       "tinyae started from: 784-512-256-64-2, ReLU, sigmoid out, MSE, Adam) "
+                       "and write last.npz, best.npz, history, metrics.json "
                        "and figures to --out.")
     t.add_argument("--data", choices=DATA_CHOICES, default="auto",
                    help="auto: MNIST, else the built-in digits (default); mnist never falls back")
@@ -333,7 +334,8 @@ def build_parser():
                    help="images on the path, both ends included (default 10)")
     i.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
     data_args(i)
-    i.add_argument("-o", "--output", default="interpolation.png", help="output PNG (default interpolation.png)")
+    i.add_argument("-o", "--output", default="interpolation.png",
+                   help="output PNG (default interpolation.png)")
     i.set_defaults(run=cmd_interpolate)
 
     x = sub.add_parser("explore", help="write an interactive latent-space explorer (.html)",
@@ -342,7 +344,8 @@ def build_parser():
                        "clicks play the path between them. No server or network needed.")
     x.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     data_args(x)
-    x.add_argument("-o", "--output", default="explore.html", help="output HTML file (default explore.html)")
+    x.add_argument("-o", "--output", default="explore.html",
+                   help="output HTML file (default explore.html)")
     x.set_defaults(run=cmd_explore)
 
     n = sub.add_parser("info", help="print which epoch a checkpoint holds, its architecture, "

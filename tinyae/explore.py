@@ -91,7 +91,7 @@ def explorer_html(model, Z, labels, title="tinyae latent-space explorer"):
         "decoder": decoder_spec(model),
         "points": _b64(P), "labels": base64.b64encode(labels.astype(np.uint8).tobytes()).decode(),
         "origin": origin.tolist(), "V": V.tolist(), "ranges": ranges.tolist(),
-        "axes": ["z1", "z2"] if Z.shape[1] == 2 else (["z1", ""] if Z.shape[1] == 1 else ["PC1", "PC2"]),
+        "axes": {1: ["z1", ""], 2: ["z1", "z2"]}.get(Z.shape[1], ["PC1", "PC2"]),
         "note": note, "outside": outside, "n": len(P), "side": side,
     }
     # "</" cannot end the <script> early once escaped; the JSON itself is unchanged.
@@ -281,7 +281,8 @@ map.addEventListener("click", ev => {
 document.getElementById("legend").innerHTML =
   COLORS.map((c, k) => `<span style="background:${c}">${k}</span>`).join("");
 if (D.outside > 0) document.getElementById("clipnote").textContent =
-  ` The axes span the 0.5th to 99.5th percentiles of the codes (plus a margin): ${D.outside.toLocaleString("en")} of ${D.n.toLocaleString("en")} codes lie outside and are not drawn.`;
+  ` The axes span the 0.5th to 99.5th percentiles of the codes (plus a margin): ` +
+  `${D.outside.toLocaleString("en")} of ${D.n.toLocaleString("en")} codes lie outside and are not drawn.`;
 redraw();
 api.decodeAt((x0 + x1) / 2, (y0 + y1) / 2);
 api.ready = true;
