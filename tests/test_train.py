@@ -102,8 +102,9 @@ def test_resume_continues_exactly(tmp_path, digits):
         np.testing.assert_array_equal(p, q)
 
 
-def test_ctrl_c_stops_after_the_current_step(digits):
+def test_ctrl_c_stops_after_the_current_step_and_goes_back_to_the_epoch_start(digits):
     model = small_model()
+    initial = [p.copy() for _, p, _ in model.parameters()]
     opt = ta.Adam(model.parameters())
     steps = []
     real_step = opt.step
@@ -115,8 +116,12 @@ def test_ctrl_c_stops_after_the_current_step(digits):
             os.kill(os.getpid(), signal.SIGINT)          # as if the user pressed Ctrl-C here
     opt.step = step
     h = fit(model, digits, epochs=5, batch_size=64, optimizer=opt, progress=False)
-    assert len(steps) == 3 and opt.t == 3
-    assert h.records == [] and h.stopped == "interrupted (Ctrl-C) in epoch 1, step 3"
+    assert len(steps) == 3 and opt.t == 0                   # three steps ran, then were undone
+    assert h.records == [] and h.stopped.startswith("interrupted (Ctrl-C) in epoch 1, step 3; "
+                                                    "the model holds the weights from the start")
+    for (_, p, _), p0 in zip(model.parameters(), initial):
+        np.testing.assert_array_equal(p, p0)
+    assert all(not m.any() for m in opt.m)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

@@ -1,15 +1,21 @@
 """The ``tinyae`` command: train the seed model, then encode, decode, interpolate, inspect."""
 import argparse
+import errno
 import json
+import math
+import os
 import sys
-import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 
+from . import safety
 from .data import load_dataset
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
+MAX_STEPS = 100             # images in an interpolation strip
+MAX_COLUMNS = 100           # columns (and rows) of a decoded grid
 
 
 def _sizes(text):
@@ -36,42 +42,83 @@ def _validation(text):
     return fraction
 
 
-def _positive(kind):
+def _positive(kind, most=None):
+    """argparse type: a finite number > 0 (and at most ``most``)."""
     def parse(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {text}")
         return value
     return parse
 
 
+def _steps(text):
+    value = _positive(int, MAX_STEPS)(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"needs at least 2 steps (both ends), got {text}")
+    return value
+
+
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
+    from . import io
+    from .runs import TRAIN_DEFAULTS, RunFolder, new_run_folder, resume_flags
+    given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
+    ckpt = io.read_checkpoint(args.resume) if args.resume else None
+    if ckpt is None:
+        flags, notes = {**TRAIN_DEFAULTS, **given}, []
+    else:
+        flags, notes = resume_flags(ckpt.extra.get("args", {}), given, args.override,
+                                    repr(args.resume))
+    out = Path(args.out) if args.out else new_run_folder()
+    with RunFolder(out, created=not args.out) as run:
+        outputs = {name: out / name for name in ("last.npz", "best.npz", "history.json",
+                                                 "history.csv", "metrics.json")}
+        safety.check_outputs(outputs, inputs=[args.resume], force=True)
+        earlier = run.earlier_run_files()
+        if earlier and not args.force:
+            raise safety.UnsafePathError(
+                f"--out {str(out)!r} already holds an earlier run's files ({', '.join(earlier)}); "
+                "choose a new folder (the default is a new runs/<timestamp>), or add --force "
+                "to replace them.")
+        for note in notes:
+            print(f"tinyae train: {note}", file=sys.stderr)
+        return _train(args, flags, ckpt, out, earlier)
+
+
+def _train(args, flags, ckpt, out, earlier):
     from . import metrics
     from .train import Checkpointer, fit
-
-    model, optimizer, history, out = _start_or_resume(args)
-    X, y, data_name = load_dataset(args.data, "train", args.limit, progress=not args.quiet)
-    Xt, yt, _ = load_dataset(data_name, "test", args.limit, progress=False)
+    X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
+    Xt, yt, _ = load_dataset(data_name, "test", flags["limit"], progress=False)
+    model, optimizer, history = _model_and_state(flags, ckpt)
     if model.input_width != X.shape[1]:
         raise ValueError(f"the model takes {model.input_width} features per image but the "
                          f"{data_name} images have {X.shape[1]}; check --sizes")
-    run_args = {"data": data_name, "sizes": list(args.sizes), "epochs": args.epochs,
-                "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                "limit": args.limit, "validation": args.validation}
+    if len(history.records) >= flags["epochs"]:
+        raise ValueError(f"{args.resume!r} already holds {len(history.records)} epochs; ask for "
+                         f"more with --epochs (e.g. --epochs {len(history.records) + 10}).")
+    if "best.npz" in earlier:                   # --force: no best.npz of another run stays
+        (out / "best.npz").unlink()
+    run_args = {**flags, "data": data_name, "sizes": list(model_sizes(model, flags))}
     checkpoints = Checkpointer(out, extra={"args": run_args}, history=history)
     if not args.quiet:
-        print(f"training {'-'.join(map(str, args.sizes))} on {data_name} ({len(X):,} images) "
-              f"for {args.epochs} epochs; writing to {out}", file=sys.stderr)
-    validation = {"test": (Xt,), "none": None}.get(args.validation, args.validation)
-    history = fit(model, X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
-                  validation=validation, seed=args.seed, history=history,
+        print(f"training {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
+              f"images) for {flags['epochs']} epochs; writing to {out}", file=sys.stderr)
+    validation = {"test": (Xt,), "none": None}.get(flags["validation"], flags["validation"])
+    history = fit(model, X, epochs=flags["epochs"], batch_size=flags["batch_size"],
+                  optimizer=optimizer, validation=validation, seed=flags["seed"], history=history,
                   callbacks=[checkpoints], progress=not args.quiet)
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
     m = metrics.evaluate_autoencoder(model, X, y, Xt, yt)
-    m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
+    m.update({"data": data_name, "seed": flags["seed"], "epochs": len(history.records)})
     checkpoints.extra["metrics"] = m
     checkpoints.save_last(model, optimizer, history)
     _write_text(out / "history.json", json.dumps(history.to_dict(), indent=2))
@@ -85,25 +132,50 @@ def cmd_train(args):
     return 0
 
 
-def _start_or_resume(args):
-    """(model, optimizer, history, out folder): new from the flags, or from --resume."""
+def model_sizes(model, flags):
+    """The --sizes of a dense autoencoder: its encoder's widths."""
+    from .layers import Dense
+    dense = [layer for layer in model.encoder if isinstance(layer, Dense)]
+    return [dense[0].in_features] + [d.out_features for d in dense] if dense else flags["sizes"]
+
+
+def _model_and_state(flags, ckpt):
+    """(model, optimizer, history): new from the flags, or continued from ``ckpt``."""
     import tinyae as ta
     from . import io
     from .train import History
-    if not args.resume:
-        model = ta.dense_autoencoder(args.sizes, rng=np.random.default_rng(args.seed))
-        out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-        return model, ta.Adam(model.parameters(), lr=args.lr), History(), out
-    ckpt = io.read_checkpoint(args.resume)
-    saved = ckpt.extra.get("args", {})
-    args.data = saved.get("data", args.data)           # the run continues on its own data
-    args.sizes = tuple(saved.get("sizes") or args.sizes)
+    if ckpt is None:
+        model = ta.dense_autoencoder(flags["sizes"], rng=np.random.default_rng(flags["seed"]))
+        return model, ta.Adam(model.parameters(), lr=flags["lr"]), History()
     model = io.load(ckpt)                               # checks the config like tinyae.load
-    optimizer = ta.Adam(model.parameters(), lr=args.lr)
+    optimizer = ta.Adam(model.parameters(), lr=flags["lr"])
     if ckpt.optim:
-        optimizer.load_state_dict(ckpt.optim)
-    history = History.from_dict(ckpt.extra.get("history", {}))
-    return model, optimizer, history, Path(args.out or Path(args.resume).parent)
+        try:
+            optimizer.load_state_dict(ckpt.optim)
+        except (ValueError, KeyError) as exc:
+            raise io.CheckpointError(f"{ckpt.path!r}: its optimiser state does not fit ({exc}); "
+                                     "it cannot be resumed exactly.") from None
+    history = _history(ckpt)
+    history.stopped = None                              # this run says why it stops, if it does
+    return model, optimizer, history
+
+
+def _history(ckpt):
+    """The checkpoint's training history, checked field by field."""
+    from .io import CheckpointError
+    from .train import History
+    d = ckpt.extra.get("history") or {}
+    try:
+        history = History.from_dict(d)
+        for r in history.records:
+            numbers = (r.loss, r.seconds, r.lr) + (() if r.val_loss is None else (r.val_loss,))
+            if type(r.epoch) is not int or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                raise TypeError(f"record {r}")
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{ckpt.path!r}: the training history it records is malformed "
+                              f"({type(exc).__name__}: {str(exc)[:80]}); the file was altered.") from None
+    return history
 
 
 def _figures(model, Xt, yt, history, out):
@@ -135,8 +207,35 @@ def _checkpoint_data(args, ckpt):
     return load_dataset(kind, args.split, args.limit, progress=False)
 
 
+def _data_files(args):
+    """Paths of the data files a command may read (so that no output lands on one)."""
+    from . import data
+    if not hasattr(args, "data"):
+        return []
+    sets = {"mnist": [data.MNIST], "fashion": [data.FASHION_MNIST], "builtin": []}
+    return [data.data_dir(ds) / name for ds in sets.get(args.data, [data.MNIST, data.FASHION_MNIST])
+            for name in ds.files]
+
+
+def _outputs(args, default, kind, extra=None):
+    """Check -o (and ``extra`` outputs) before any work; an unnamed default never replaces a file."""
+    if args.output is None:
+        args.output = default
+        if os.path.lexists(default) and not args.force:
+            raise safety.UnsafePathError(
+                f"{default!r} (the default -o) already exists; give -o a new name, or add "
+                "--force to replace it.")
+    outputs = {"-o": args.output, **(extra or {})}
+    for role, path in outputs.items():
+        if path is not None:
+            safety.require_suffix(path, "." + kind, role)
+    inputs = [args.checkpoint, getattr(args, "codes", None)] + _data_files(args)
+    safety.check_outputs(outputs, inputs, kinds={r: kind for r in outputs}, force=args.force)
+
+
 def cmd_encode(args):
     from . import io, metrics
+    _outputs(args, "codes.npy", "npy", {"--labels": args.labels})
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
     X, y, _ = _checkpoint_data(args, ckpt)
@@ -149,16 +248,16 @@ def cmd_encode(args):
 
 
 def cmd_decode(args):
-    import tinyae as ta
-    from . import plot
-    model = ta.load(args.checkpoint)
-    try:
-        Z = np.load(args.codes, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read codes from {args.codes!r} ({exc}); expected a .npy array "
-                         "of shape (N, latent size), e.g. from tinyae encode") from None
-    images = model.decode(np.atleast_2d(Z).astype(model.dtype))
-    plot.image_grid(images, args.columns, path=args.output)
+    from . import io, plot
+    _outputs(args, "decoded.png", "png")
+    model = io.load(io.read_checkpoint(args.checkpoint))
+    Z = io.load_codes(args.codes, model.latent_width, MAX_COLUMNS * MAX_COLUMNS)
+    columns = args.columns or math.ceil(math.sqrt(len(Z)))
+    if math.ceil(len(Z) / columns) > MAX_COLUMNS:
+        raise ValueError(f"{len(Z):,} codes in {columns} columns make more than {MAX_COLUMNS} "
+                         f"rows; use --columns {math.ceil(len(Z) / MAX_COLUMNS)} or more.")
+    images = model.decode(Z.astype(model.dtype))
+    plot.image_grid(images, columns, path=args.output)
     print(f"decoded {len(images):,} codes into {args.output}")
     return 0
 
@@ -166,6 +265,7 @@ def cmd_decode(args):
 def cmd_interpolate(args):
     from . import io, metrics, plot
     from .latent import lerp, slerp
+    _outputs(args, "interpolation.png", "png")
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
     X, _, _ = _checkpoint_data(args, ckpt)
@@ -189,44 +289,77 @@ def cmd_info(args):
     from . import io
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
+    history = _history(ckpt)
+    metrics = ckpt.extra.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        raise io.CheckpointError(f"{args.checkpoint!r}: its metrics entry is malformed")
     print(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
           f"format {ckpt.config.get('format_version')}, dtype {model.dtype}")
     model.summary()
-    records = ckpt.extra.get("history", {}).get("records", [])
-    if records:
+    if history.records:
         print("\nepoch  loss      val_loss  seconds")
-        for r in records:
-            val = "" if r["val_loss"] is None else f"{r['val_loss']:.5f}"
-            print(f"{r['epoch']:>5}  {r['loss']:.5f}  {val:<8}  {r['seconds']:.1f}")
-    for key, value in (ckpt.extra.get("metrics") or {}).items():
+        for r in history.records:
+            val = "" if r.val_loss is None else f"{r.val_loss:.5f}"
+            print(f"{r.epoch:>5}  {r.loss:.5f}  {val:<8}  {r.seconds:.1f}")
+    for key, value in metrics.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0
 
 
 # --- the parser ----------------------------------------------------------------------
+FORCE_HELP = ("replace an existing output file even when it is not of the kind this command "
+              "writes; inputs are never overwritten, --force or not")
+SAFETY_EPILOG = ("Files: no command writes over one of its inputs (the checkpoint, the codes, "
+                 "the data); an existing output is replaced only when it is of the kind the "
+                 "command writes (or with --force), and a default output name (no -o) never "
+                 "replaces a file without --force.")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.")
+    p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.",
+                                epilog=SAFETY_EPILOG)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train an autoencoder and write checkpoint, metrics, figures",
-                       description="Train the seed autoencoder (784-512-256-64-2, ReLU, sigmoid "
-                       "out, MSE, Adam) and write last.npz, best.npz, history, metrics.json "
-                       "and figures to --out.")
-    t.add_argument("--data", choices=DATA_CHOICES, default="auto",
+    def command(name, help, description=None):
+        q = sub.add_parser(name, help=help, description=description or help, epilog=SAFETY_EPILOG)
+        q.add_argument("--debug", action="store_true", help="on an error, show the traceback")
+        return q
+
+    t = command("train", "train an autoencoder and write checkpoint, metrics, figures",
+                "Train the seed autoencoder (784-512-256-64-2, ReLU, sigmoid out, MSE, Adam) and "
+                "write last.npz, best.npz, history, metrics.json and figures to --out. The "
+                "flags that shape the run are stored in the checkpoints; --resume restores "
+                "them all.")
+    keep = argparse.SUPPRESS                # absent unless given: --resume tells given from default
+    t.add_argument("--data", choices=DATA_CHOICES, default=keep,
                    help="auto: MNIST, else the built-in digits (default); mnist never falls back")
-    t.add_argument("--sizes", type=_sizes, default=(784, 512, 256, 64, 2),
-                   help="encoder widths, input to latent (default 784,512,256,64,2)")
-    t.add_argument("--epochs", type=_positive(int), default=20, help="epochs in all (default 20)")
-    t.add_argument("--batch-size", type=_positive(int), default=256, help="default 256")
-    t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
-    t.add_argument("--seed", type=int, default=0,
+    t.add_argument("--sizes", type=_sizes, default=keep,
+                   help="encoder widths, input to latent (default 784,512,256,64,2; at most "
+                   "100,000,000 parameters in all)")
+    t.add_argument("--epochs", type=_positive(int, 100_000), default=keep,
+                   help="epochs in all, at most 100,000 (default 20; with --resume: the "
+                   "checkpoint's)")
+    t.add_argument("--batch-size", type=_positive(int, 1 << 20), default=keep, help="default 256")
+    t.add_argument("--lr", type=_positive(float), default=keep,
+                   help="Adam learning rate, finite and > 0 (default 1e-3)")
+    t.add_argument("--seed", type=int, default=keep,
                    help="seed for the initial weights and the shuffling (default 0)")
-    t.add_argument("--validation", type=_validation, default="test", metavar="test|none|FRACTION",
+    t.add_argument("--validation", type=_validation, default=keep, metavar="test|none|FRACTION",
                    help="what best.npz is chosen on: the test split (default), none, or a "
                    "fraction of the training set held out")
-    t.add_argument("--limit", type=_positive(int), help="use only the first N images of each split")
-    t.add_argument("--out", help="output folder (default runs/<timestamp>)")
-    t.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (with optimiser state)")
+    t.add_argument("--limit", type=_positive(int), default=keep,
+                   help="use only the first N images of each split")
+    t.add_argument("--out", help="output folder (default: a new runs/<timestamp>); refused "
+                   "while another run writes to it, or when it holds an earlier run (unless --force)")
+    t.add_argument("--resume", metavar="CKPT",
+                   help="continue from a checkpoint, with its optimiser state and all its "
+                   "training flags, into a new folder (or --out); a flag given that differs "
+                   "from the checkpoint's is an error unless --override")
+    t.add_argument("--override", action="store_true",
+                   help="with --resume: let the flags given replace the checkpoint's (the "
+                   "run then differs from an uninterrupted one)")
+    t.add_argument("--force", action="store_true",
+                   help="write into an --out folder that holds an earlier run's files")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(run=cmd_train)
 
@@ -235,43 +368,79 @@ def build_parser():
         q.add_argument("--split", choices=("train", "test"), default="test")
         q.add_argument("--limit", type=_positive(int), help="use only the first N images")
 
-    e = sub.add_parser("encode", help="encode a data set to latent codes (.npy)")
+    def output_args(q, default, kind):
+        q.add_argument("-o", "--output", help=f"the {kind} file to write (default {default})")
+        q.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    e = command("encode", "encode a data set to latent codes (.npy)")
     e.add_argument("checkpoint")
     data_args(e)
-    e.add_argument("-o", "--output", default="codes.npy")
+    output_args(e, "codes.npy", ".npy")
     e.add_argument("--labels", help="also write the labels to this .npy file")
     e.set_defaults(run=cmd_encode)
 
-    d = sub.add_parser("decode", help="decode latent codes (.npy) into an image grid (.png)")
+    d = command("decode", "decode latent codes (.npy) into an image grid (.png)")
     d.add_argument("checkpoint")
-    d.add_argument("codes", help=".npy array of shape (N, latent size)")
-    d.add_argument("-o", "--output", default="decoded.png")
-    d.add_argument("--columns", type=_positive(int))
+    d.add_argument("codes", help=f".npy array of shape (N, latent size), 1 <= N <= "
+                   f"{MAX_COLUMNS * MAX_COLUMNS:,}")
+    output_args(d, "decoded.png", ".png")
+    d.add_argument("--columns", type=_positive(int, MAX_COLUMNS),
+                   help=f"columns of the grid, at most {MAX_COLUMNS} (default: about square; "
+                   f"at most {MAX_COLUMNS} rows)")
     d.set_defaults(run=cmd_decode)
 
-    i = sub.add_parser("interpolate", help="decode the path between two images' codes")
+    i = command("interpolate", "decode the path between two images' codes")
     i.add_argument("checkpoint")
     i.add_argument("--from", dest="source", type=int, required=True, help="index of the first image")
     i.add_argument("--to", dest="target", type=int, required=True, help="index of the second image")
-    i.add_argument("--steps", type=_positive(int), default=10)
+    i.add_argument("--steps", type=_steps, default=10,
+                   help=f"images in the strip, 2 to {MAX_STEPS} (default 10)")
     i.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
     data_args(i)
-    i.add_argument("-o", "--output", default="interpolation.png")
+    output_args(i, "interpolation.png", ".png")
     i.set_defaults(run=cmd_interpolate)
 
-    n = sub.add_parser("info", help="print a checkpoint's architecture, history and metrics")
+    n = command("info", "print a checkpoint's architecture, history and metrics")
     n.add_argument("checkpoint")
     n.set_defaults(run=cmd_info)
     return p
 
 
+OS_FIXES = {errno.ENOSPC: "the disk is full: free some space or write elsewhere",
+            errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
+            errno.EACCES: "permission denied: check the permissions or choose another path",
+            errno.EPERM: "permission denied: check the permissions or choose another path",
+            errno.EROFS: "the file system is read-only: write elsewhere",
+            errno.EISDIR: "it is a folder: give a file name",
+            errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+            errno.ENOENT: "no such file or folder: check the path",
+            errno.EEXIST: "it exists already: choose another name",
+            errno.ENAMETOOLONG: "the name is too long: choose a shorter one"}
+
+
+def error_message(exc):
+    """One line for any error: what went wrong, with which file, and what to do."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = exc.filename if exc.filename is not None else "a file"
+        fix = OS_FIXES.get(exc.errno, f"{exc.strerror}: check the path and try again")
+        return f"{where}: {fix}"
+    if isinstance(exc, (ValueError, OSError, FloatingPointError)):   # tinyae's own errors
+        return str(exc)
+    return (f"unexpected {type(exc).__name__}: {exc}; please report it with the output of "
+            "the same command with --debug")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .data import DataError
-    from .io import CheckpointError
-    from .train import TrainingDiverged
     try:
         return args.run(args)
-    except (CheckpointError, DataError, TrainingDiverged, FileNotFoundError, ValueError) as exc:
-        print(f"tinyae {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"tinyae {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:        # every failure: one line and exit code 1 (--debug: traceback)
+        if args.debug:
+            traceback.print_exc()
+        print(f"tinyae {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 1

@@ -239,3 +239,41 @@ def load(path):
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"{ckpt.path!r}: the model config cannot be built ({exc})") from None
     return load_weights(model, ckpt)
+
+
+MAX_CODES = 10_000          # codes decoded at once by `tinyae decode` (a 100 x 100 grid)
+
+
+def load_codes(path, width, max_codes=MAX_CODES):
+    """Latent codes (N, width) from a .npy file, checked from its header before loading.
+
+    Refuses files that are not .npy arrays (saying what they are), other widths,
+    non-numeric or non-finite values, no codes and more than ``max_codes``.
+    """
+    path = regular_file(os.fspath(path), "codes file")
+    fix = "expected a .npy array of shape (N, latent size), e.g. from tinyae encode"
+    with open(path, "rb") as f:
+        kind = kind_of(f.read(16))
+        if kind != "npy":
+            raise ValueError(f"{path!r} is {describe(kind)}, not a .npy array; {fix}.")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}[version](f)
+        except (ValueError, KeyError, SyntaxError) as exc:
+            raise ValueError(f"{path!r}: the .npy header cannot be read ({exc}); {fix}.") from None
+        if len(shape) not in (1, 2) or shape[-1] != width or dtype.kind not in "fiu":
+            raise ValueError(f"{path!r} holds {dtype} {shape}; {fix} ({width} for this model).")
+        n = 1 if len(shape) == 1 else shape[0]
+        if not 1 <= n <= max_codes:
+            raise ValueError(f"{path!r} holds {n:,} codes; decode takes 1 to {max_codes:,} at once "
+                             "(slice the array first, e.g. np.save(path, Z[:100])).")
+        f.seek(0)
+        try:
+            Z = np.load(f, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as exc:
+            raise ValueError(f"{path!r} is truncated or corrupt ({exc}); {fix}.") from None
+    if not np.isfinite(Z).all():
+        raise ValueError(f"{path!r} has NaN or infinite codes; decode finite codes only.")
+    return np.atleast_2d(Z)

@@ -46,10 +46,10 @@ def _alive(pid):
 class RunFolder:
     """Context manager: hold ``folder``'s lock while a run writes into it."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, created=False):
         self.folder = Path(folder)
         self.lock = self.folder / LOCK
-        self.held = False
+        self.held, self.created = False, created     # created: remove it again if left empty
 
     def __enter__(self):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,74 @@ class RunFolder:
         if self.held:
             self.lock.unlink(missing_ok=True)
             self.held = False
+        if self.created:
+            try:
+                self.folder.rmdir()                     # only succeeds when nothing was written
+            except OSError:
+                pass
 
     def earlier_run_files(self):
         """Names of files of an earlier run already in the folder."""
         return [name for name in RUN_FILES if (self.folder / name).exists()]
+
+
+# --- resuming: every flag that shapes the run comes back from the checkpoint --------------
+TRAIN_DEFAULTS = {"data": "auto", "sizes": (784, 512, 256, 64, 2), "epochs": 20,
+                  "batch_size": 256, "lr": 1e-3, "seed": 0, "limit": None, "validation": "test"}
+# The flags that decide the weights after each epoch (--epochs only says where to stop).
+RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation")
+
+
+class RunError(ValueError):
+    """A training run that cannot start as asked (e.g. flags that contradict --resume)."""
+
+
+def _flag(key):
+    return "--" + key.replace("_", "-")
+
+
+def _valid(key, v):
+    """Whether a value read back from a checkpoint's JSON is a sound value for ``key``."""
+    num = isinstance(v, (int, float)) and not isinstance(v, bool)
+    ok = {"data": lambda: v in ("mnist", "fashion", "builtin"),
+          "sizes": lambda: isinstance(v, (list, tuple)) and len(v) >= 2
+          and all(type(s) is int and s >= 1 for s in v),
+          "epochs": lambda: type(v) is int and v >= 1,
+          "batch_size": lambda: type(v) is int and v >= 1,
+          "lr": lambda: num and 0 < v < float("inf"),
+          "seed": lambda: type(v) is int and v >= 0,
+          "limit": lambda: v is None or (type(v) is int and v >= 1),
+          "validation": lambda: v in ("test", "none") or (num and 0 < v < 1)}[key]
+    return ok()
+
+
+def resume_flags(saved, given, override=False, path="the checkpoint"):
+    """The run's flags on ``--resume``: the checkpoint's, with ``given`` (explicit) ones checked.
+
+    Returns (flags, notes). A given flag that differs from the saved one raises
+    ``RunError`` unless ``override``, when it wins and a note says so.
+    """
+    if not isinstance(saved, dict):
+        raise RunError(f"{path}: the recorded training flags are malformed; cannot resume from it.")
+    flags, notes = {}, []
+    for key in RUN_FLAGS + ("epochs",):
+        if key in saved and not _valid(key, saved[key]):
+            raise RunError(f"{path}: the recorded {_flag(key)} {saved[key]!r} is not valid; "
+                           "cannot resume from it.")
+        s = tuple(saved[key]) if key == "sizes" and key in saved else saved.get(key)
+        if key not in saved:
+            flags[key] = given.get(key, TRAIN_DEFAULTS[key])
+            if key in RUN_FLAGS:
+                notes.append(f"{path} does not record {_flag(key)}; using {flags[key]}")
+        elif key not in given or given[key] == s or key == "epochs" \
+                or (key == "data" and given[key] == "auto"):
+            flags[key] = given.get(key, s) if key == "epochs" else s
+        elif override:
+            flags[key] = given[key]
+            notes.append(f"--override: {_flag(key)} is {given[key]} now, {s} in {path}; the run "
+                         "will differ from an uninterrupted one")
+        else:
+            raise RunError(f"{_flag(key)} {given[key]} conflicts with the {s} that {path} was "
+                           f"trained with; leave {_flag(key)} out to continue the same run, or "
+                           "add --override to change it.")
+    return flags, notes
