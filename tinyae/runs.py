@@ -52,6 +52,7 @@ class RunFolder:
         self.held, self.created = False, created     # created: remove it again if left empty
 
     def __enter__(self):
+        self.created = self.created or not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             try:
@@ -112,6 +113,10 @@ def _flag(key):
     return "--" + key.replace("_", "-")
 
 
+def _show(value):
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def _valid(key, v):
     """Whether a value read back from a checkpoint's JSON is a sound value for ``key``."""
     num = isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -144,16 +149,17 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
         if key not in saved:
             flags[key] = given.get(key, TRAIN_DEFAULTS[key])
             if key in RUN_FLAGS:
-                notes.append(f"{path} does not record {_flag(key)}; using {flags[key]}")
+                notes.append(f"{path} does not record {_flag(key)}; using {_show(flags[key])}")
         elif key not in given or given[key] == s or key == "epochs" \
                 or (key == "data" and given[key] == "auto"):
             flags[key] = given.get(key, s) if key == "epochs" else s
         elif override:
             flags[key] = given[key]
-            notes.append(f"--override: {_flag(key)} is {given[key]} now, {s} in {path}; the run "
+            notes.append(f"--override: {_flag(key)} is {_show(given[key])} now, {_show(s)} in "
+                         f"{path}; the run "
                          "will differ from an uninterrupted one")
         else:
-            raise RunError(f"{_flag(key)} {given[key]} conflicts with the {s} that {path} was "
+            raise RunError(f"{_flag(key)} {_show(given[key])} conflicts with the {_show(s)} that {path} was "
                            f"trained with; leave {_flag(key)} out to continue the same run, or "
                            "add --override to change it.")
     return flags, notes
