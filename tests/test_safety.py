@@ -363,3 +363,55 @@ def test_zlib_errors_are_data_errors(tmp_path):
     (tmp_path / "z.gz").write_bytes(bytes(blob))
     with pytest.raises(DataError, match="cannot be read as gzip"):
         data.read_idx(tmp_path / "z.gz")
+
+
+# --- run folders ----------------------------------------------------------------------
+def test_default_run_folders_never_collide(tmp_path):
+    from tinyae.runs import new_run_folder
+    folders = [new_run_folder(tmp_path / "runs") for _ in range(3)]      # within one second
+    assert len(set(folders)) == 3 and all(f.is_dir() for f in folders)
+
+
+def test_a_busy_folder_names_the_other_run_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    from tinyae.runs import LOCK, RunFolder
+    (tmp_path / "run").mkdir()
+    with RunFolder(tmp_path / "run"):
+        r = subprocess.run([sys.executable, "-c", "from tinyae import cli; "
+                            f"raise SystemExit(cli.main(['train', '--out', {str(tmp_path / 'run')!r}]))"],
+                           capture_output=True, text=True)
+        assert r.returncode == 1
+        assert f"in use by another tinyae run (pid {os.getpid()})" in r.stderr
+    assert not (tmp_path / "run" / LOCK).exists()                 # released on exit
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / "run" / LOCK).write_text(dead + "\n")
+    with RunFolder(tmp_path / "run") as run:
+        assert (tmp_path / "run" / LOCK).read_text() == f"{os.getpid()}\n"
+        assert run.held
+
+
+def test_divergence_in_the_cli_saves_no_broken_weights(tmp_path, mnist_dir, monkeypatch, capsys):
+    monkeypatch.setenv("TINYAE_DATA_DIR", str(mnist_dir))
+    code = cli.main(["train", "--data", "mnist", "--limit", "300", "--sizes", "784,16,2",
+                     "--lr", "1e30", "--epochs", "2", "--quiet", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "diverged at epoch 1" in err and "back at the start of epoch 1" in err
+    assert not (tmp_path / "run").exists()               # nothing saved, no empty folder left
+
+
+def test_resume_restores_every_flag_and_override_says_so(ws, mnist_dir, monkeypatch, capsys):
+    monkeypatch.setenv("TINYAE_DATA_DIR", str(mnist_dir))
+    base = ["train", "--data", "mnist", "--limit", "300", "--sizes", "784,16,2", "--epochs", "1",
+            "--batch-size", "32", "--lr", "2e-3", "--seed", "4", "--validation", "none", "--quiet"]
+    assert cli.main(base + ["--out", "a"]) == 0
+    assert cli.main(["train", "--resume", "a/last.npz", "--epochs", "2", "--quiet"]) == 0
+    (resumed,) = (ws / "runs").iterdir()                      # a new folder: a/ is untouched
+    args = ta.io.read_checkpoint(resumed / "last.npz").extra["args"]
+    assert args == {"data": "mnist", "sizes": [784, 16, 2], "epochs": 2, "batch_size": 32,
+                    "lr": 2e-3, "seed": 4, "limit": 300, "validation": "none"}
+    assert len(ta.io.read_checkpoint(ws / "a" / "last.npz").extra["history"]["records"]) == 1
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", "a/last.npz", "--epochs", "2", "--lr", "1e-3",
+                     "--override", "--quiet", "--out", "b"]) == 0
+    assert "--override: --lr is 0.001 now, 0.002 in 'a/last.npz'" in capsys.readouterr().err
+    assert ta.io.read_checkpoint(ws / "b" / "last.npz").extra["args"]["lr"] == 1e-3

@@ -181,3 +181,25 @@ def test_sequential_skips_the_zero_fill_in_training_with_the_same_gradients(digi
     with buffers.reusing():
         layer.zero_grad()
     assert np.all(layer.grads["W"] == 0)
+
+
+def test_an_update_that_breaks_the_weights_is_caught_after_the_step(digits):
+    model = small_model()
+    before = [p.copy() for _, p, _ in model.parameters()]
+    opt = ta.SGD(model.parameters(), lr=1e30)
+    # One step per epoch: its loss is finite, only the update after it breaks the weights.
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1 \(.*NaN or infinite\); the "
+                                               r"model and optimiser are back at the start of "
+                                               r"epoch 1"):
+        fit(model, digits[:64], epochs=1, batch_size=64, optimizer=opt, progress=False)
+    for (_, p, _), p0 in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p, p0)
+
+
+@pytest.mark.parametrize("lr", [np.inf, np.nan])
+def test_learning_rate_must_be_finite(digits, lr):
+    model = small_model()
+    opt = ta.SGD(model.parameters(), lr=1e-3)
+    opt.lr = lr
+    with pytest.raises(ValueError, match="learning rate must be finite and > 0"):
+        fit(model, digits, epochs=1, optimizer=opt, progress=False)
