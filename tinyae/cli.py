@@ -203,7 +203,9 @@ def _write_text(path, text):
 
 # --- encode / decode / interpolate / info --------------------------------------------
 def _checkpoint_data(args, ckpt):
-    kind = args.data or ckpt.extra.get("args", {}).get("data", "auto")
+    saved = ckpt.extra.get("args")
+    saved = saved.get("data") if isinstance(saved, dict) else None
+    kind = args.data or (saved if saved in DATA_CHOICES else "auto")
     return load_dataset(kind, args.split, args.limit, progress=False)
 
 

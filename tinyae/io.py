@@ -16,6 +16,7 @@ zip declares, all before one array is loaded or one layer built. A checkpoint
 can therefore cost at most the memory of the model it describes, and that
 model is capped (``models.MAX_PARAMETERS``).
 """
+import errno
 import json
 import os
 import secrets
@@ -42,10 +43,17 @@ def atomic_write(path, write):
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    for parent in (folder, *_parents(folder)):
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), parent)
     os.makedirs(folder, exist_ok=True)
     remove_stale_temporaries(folder)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        exc.filename = path                     # the user knows the file, not our temp name
+        raise exc from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -55,9 +63,15 @@ def atomic_write(path, write):
     except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(exc, OSError) and exc.filename is None:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
             exc.filename = path                 # "disk full" says which file it was writing
         raise
+
+
+def _parents(folder):
+    while os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+        yield folder
 
 
 def remove_stale_temporaries(folder):

@@ -95,6 +95,12 @@ def check_outputs(outputs, inputs=(), kinds=None, force=False):
                 raise UnsafePathError(f"{role} and {other} are the same file ({out!r}); "
                                       "give each output its own path.")
         seen[role] = out
+        parent = os.path.dirname(os.path.abspath(out))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise UnsafePathError(f"{role} {out!r}: {parent!r} is a file, not a folder; "
+                                  "check the path.")
         if os.path.isdir(out):
             raise UnsafePathError(f"{role} {out!r} is a folder; give a file name inside it.")
         if os.path.lexists(out) and not force and role in kinds:
