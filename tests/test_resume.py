@@ -17,24 +17,25 @@ import tinyae as ta
 
 DRIVER = r"""
 import json, os, signal, sys
-import tinyae.optim as optim
-from tinyae import cli, metrics
+from tinyae import cli, metrics, train
 cli._figures = lambda *a, **k: None
 metrics.evaluate_autoencoder = lambda *a, **k: dict.fromkeys(
     ["test_mse_per_pixel", "pca2_test_mse_per_pixel", "knn5_accuracy_latent",
      "knn5_accuracy_pca2"], 0.0)
+training_path = train._training_path
 for signame, at_step, argv in json.loads(sys.argv[1]):
-    if signame:
-        real, count = optim.Adam.step, [0]
-        def step(self, real=real, count=count, signame=signame, at_step=at_step):
-            real(self)
+    def hooked(*args, signame=signame, at_step=at_step):
+        path, count = training_path(*args), [0]
+        update = path.step                  # the optimiser step of this backend's path
+        def step():
+            update()
             count[0] += 1
             if count[0] == at_step:
                 os.kill(os.getpid(), getattr(signal, signame))
-        optim.Adam.step = step
+        path.step = step
+        return path
+    train._training_path = hooked if signame else training_path
     code = cli.main(argv)
-    if signame:
-        optim.Adam.step = real
     if code:
         sys.exit(code)
 """

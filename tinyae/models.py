@@ -32,6 +32,8 @@ class Autoencoder:
         sample (1-D) and then return one sample.
     """
 
+    input_part = "encoder"       # the part that sees the data: training never needs its dx
+
     def __init__(self, encoder, decoder):
         self.encoder, self.decoder = encoder, decoder
 
@@ -42,15 +44,10 @@ class Autoencoder:
 
     __call__ = forward
 
-    def backward(self, dX, need_dx=True):
-        """Chain rule through decoder then encoder; returns dLoss/dX.
-
-        ``need_dx=False`` skips the input gradient, which training never uses.
-        """
+    def backward(self, dX):
+        """Chain rule through decoder then encoder: dZ = g'(dX), returns dLoss/dX = f'(dZ)."""
         dZ = self.decoder.backward(dX)
-        if need_dx or not isinstance(self.encoder, Sequential):
-            return self.encoder.backward(dZ)
-        return self.encoder.backward(dZ, need_dx=False)
+        return self.encoder.backward(dZ)
 
     def encode(self, X):
         """Z = f(X): (N, D) -> (N, Z), or (D,) -> (Z,)."""

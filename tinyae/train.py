@@ -6,18 +6,25 @@ One step is the whole algorithm of the package:
     L  = loss(model.forward(xb), xb)    reconstruct and compare
     model.backward(dL/dX')              chain rule, layer by layer
     optimizer.step()                    move every weight
+
+``fit`` runs that step on one of two paths with the same numbers: "numba"
+(the default, ``tinyae.fast``: fused kernels, reused buffers) or "numpy" (the
+plain layers, exactly as you read them). ``backend=`` or ``TINYAE_BACKEND``
+chooses.
 """
 import math
+import os
 import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from . import buffers, kernels
 from .layers import as_float_batch
 from .losses import MSE
 from .optim import Adam
@@ -138,6 +145,50 @@ def _split_validation(X, validation, seed):
     return X, validation
 
 
+BACKENDS = ("numba", "numpy")
+
+
+def resolve_backend(backend=None) -> str:
+    """The training path to use: ``backend``, else ``TINYAE_BACKEND``, else "numba".
+
+    Without Numba installed the default falls back to "numpy" with a notice;
+    asking for "numba" explicitly is then an error.
+    """
+    name = backend or os.environ.get("TINYAE_BACKEND", "").strip().lower() or None
+    if name not in (None,) + BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS} "
+                         "(argument backend= or the TINYAE_BACKEND variable)")
+    if name == "numpy":
+        return name
+    try:
+        import tinyae.fast  # noqa: F401  (imports Numba)
+    except ImportError as exc:
+        if name == "numba":
+            raise ImportError(f"backend 'numba' needs Numba ({exc}); pip install numba, "
+                              "or train on the plain path with backend='numpy'") from exc
+        warnings.warn(f"tinyae: Numba is not available ({exc}); training on the plain NumPy "
+                      "path, which gives the same numbers more slowly.", stacklevel=3)
+        return "numpy"
+    return "numba"
+
+
+@dataclass
+class _Path:
+    """What one training step calls: the model, the loss, the update and the batch gather."""
+    model: object
+    loss: object
+    step: Callable
+    gather: Callable
+
+
+def _training_path(model, loss, optimizer, backend):
+    if backend == "numpy":
+        return _Path(model, loss, optimizer.step, lambda X, idx, out: np.take(X, idx, axis=0))
+    from . import fast
+    return _Path(fast.accelerate(model), fast.fast_loss(loss), fast.fast_step(optimizer),
+                 fast.gather_rows)
+
+
 def evaluate(model, X, loss=None, batch_size=1024):
     """Mean loss of ``model`` on ``X`` (batched, so memory stays small)."""
     loss = loss or MSE()
@@ -196,7 +247,8 @@ def _broken(model, xb):
 
 def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=None,
         validation=None, seed: int = 0, shuffle: bool = True, early_stopping=None,
-        callbacks=(), progress: bool = True, history: History | None = None) -> History:
+        callbacks=(), progress: bool = True, history: History | None = None,
+        backend: str | None = None) -> History:
     """Train ``model`` to reconstruct ``X``; returns the ``History``.
 
     Args:
@@ -211,6 +263,8 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
         callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
         progress: show a tqdm bar with the running loss.
+        backend: "numba" (fast path) or "numpy" (plain layers); default
+            ``TINYAE_BACKEND`` or "numba". Same numbers, different speed.
     """
     width = model.input_width
     X = check_data(X, width)
@@ -227,6 +281,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     if isinstance(early_stopping, int):
         early_stopping = EarlyStopping(patience=early_stopping)
     history = history or History()
+    path = _training_path(model, loss, optimizer, resolve_backend(backend))
     n, steps = len(X), math.ceil(len(X) / batch_size)
     batch = np.empty((min(batch_size, n), X.shape[1]), X.dtype)    # reused by every full step
     best, best_weights, waited = math.inf, None, 0
@@ -242,12 +297,12 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
                        leave=False, unit="step")
             try:
-                with buffers.reusing():     # outputs never leave the step: reuse their arrays
-                    total, step = _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c)
-                    why = _broken(model, X)     # the epoch's last update has not been checked yet
-                    if why:
-                        raise _StepFailed(step, why)
-                    val = evaluate(model, Xv, loss) if Xv is not None and not ctrl_c.pressed else None
+                total, step = _epoch(path, X, order, batch, bar, ctrl_c)
+                why = _broken(model, X)         # the epoch's last update has not been checked yet
+                if why:
+                    raise _StepFailed(step, why)
+                val = (evaluate(path.model, Xv, path.loss) if Xv is not None
+                       and not ctrl_c.pressed else None)
             except _StepFailed as failed:
                 _diverged(model, good, epoch, failed.step, failed.why, optimizer)
             finally:
@@ -287,22 +342,23 @@ class _StepFailed(Exception):
         self.step, self.why = step, why
 
 
-def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c):
+def _epoch(path, X, order, batch, bar, ctrl_c):
     """One pass over X in mini-batches of ``len(batch)``; returns (summed loss, steps done)."""
+    model, loss = path.model, path.loss
     total, seen, step = 0.0, 0, 0
     # Overflow is divergence: raise at once instead of warning on every step.
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         for start in range(0, len(X), len(batch)):
             step += 1
             idx = order[start:start + len(batch)]
-            xb = kernels.gather_rows(X, idx, batch if len(idx) == len(batch) else None)
-            model.zero_grad()               # the model's: lets Dense write its first gradient
+            xb = path.gather(X, idx, batch)
+            model.zero_grad()               # the model's: lets a fast Dense skip the fill
             try:
                 value = loss.forward(model.forward(xb), xb)
                 if not math.isfinite(value):
                     raise FloatingPointError(f"the loss became {value}")
-                model.backward(loss.backward(), need_dx=False)
-                optimizer.step()
+                model.backward(loss.backward())
+                path.step()
             except FloatingPointError as exc:
                 raise _StepFailed(step, exc) from None
             total, seen = total + value * len(idx), seen + len(idx)
