@@ -228,6 +228,21 @@ def test_debug_shows_the_traceback(ws, capsys):
     assert err.strip().splitlines()[-1].startswith("tinyae info: error: 'notes.png' is not a")
 
 
+@pytest.mark.parametrize("error", [IsADirectoryError, NotADirectoryError, PermissionError,
+                                   FileExistsError])
+def test_every_os_error_is_one_line_naming_the_file(error, ws, capsys, monkeypatch):
+    code = {IsADirectoryError: errno.EISDIR, NotADirectoryError: errno.ENOTDIR,
+            PermissionError: errno.EACCES, FileExistsError: errno.EEXIST}[error]
+
+    def fail(path):
+        raise error(code, os.strerror(code), str(path))
+    monkeypatch.setattr(ta.io, "read_checkpoint", fail)
+    assert cli.main(["info", "ck.npz"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinyae info: error: ck.npz: ") and err.count("\n") == 1
+    assert cli.OS_FIXES[code] in err and "Traceback" not in err
+
+
 def test_os_errors_are_one_line_naming_the_file(ws, capsys, monkeypatch):
     def full(f, arr, **kw):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -407,6 +422,7 @@ def test_resume_restores_every_flag_and_override_says_so(ws, mnist_dir, monkeypa
     assert cli.main(["train", "--resume", "a/last.npz", "--epochs", "2", "--quiet"]) == 0
     (resumed,) = (ws / "runs").iterdir()                      # a new folder: a/ is untouched
     args = ta.io.read_checkpoint(resumed / "last.npz").extra["args"]
+    assert args.pop("backend") in ("numpy", "numba")
     assert args == {"data": "mnist", "sizes": [784, 16, 2], "epochs": 2, "batch_size": 32,
                     "lr": 2e-3, "seed": 4, "limit": 300, "validation": "none"}
     assert len(ta.io.read_checkpoint(ws / "a" / "last.npz").extra["history"]["records"]) == 1

@@ -94,9 +94,10 @@ def cmd_train(args):
 def _train(args, flags, ckpt, out, earlier):
     from . import metrics
     from .train import Checkpointer, fit
+    from .train import resolve_backend
+    model, optimizer, history = _model_and_state(flags, ckpt)     # a size error comes first
     X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
     Xt, yt, _ = load_dataset(data_name, "test", flags["limit"], progress=False)
-    model, optimizer, history = _model_and_state(flags, ckpt)
     if model.input_width != X.shape[1]:
         raise ValueError(f"the model takes {model.input_width} features per image but the "
                          f"{data_name} images have {X.shape[1]}; check --sizes")
@@ -105,7 +106,14 @@ def _train(args, flags, ckpt, out, earlier):
                          f"more with --epochs (e.g. --epochs {len(history.records) + 10}).")
     if "best.npz" in earlier:                   # --force: no best.npz of another run stays
         (out / "best.npz").unlink()
-    run_args = {**flags, "data": data_name, "sizes": list(model_sizes(model, flags))}
+    backend = resolve_backend()                 # TINYAE_BACKEND: same maths, other rounding
+    saved = (ckpt.extra.get("args") or {}) if ckpt else {}
+    if ckpt and saved.get("backend", backend) != backend:
+        print(f"tinyae train: {args.resume!r} was trained on the {saved['backend']} backend and "
+              f"continues on {backend}: the same maths, but not bit for bit the same numbers "
+              f"(TINYAE_BACKEND={saved['backend']} to match).", file=sys.stderr)
+    run_args = {**flags, "data": data_name, "sizes": list(model_sizes(model, flags)),
+                "backend": backend}
     checkpoints = Checkpointer(out, extra={"args": run_args}, history=history)
     if not args.quiet:
         print(f"training {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
