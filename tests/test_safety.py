@@ -157,6 +157,9 @@ TABLE = [
     ("info on int weights",
      _write("i.npz", lambda: crafted.with_array("param/encoder.0.W", np.zeros((784, 16), np.int64))),
      ["info", "i.npz"], CheckpointError, "stored as int64 (784, 16) but the config needs float"),
+    ("info on a negative Adam step count",
+     _write("t.npz", lambda: crafted.with_array("optim/t", np.array(-1))),
+     ["info", "t.npz"], CheckpointError, "optim/t is negative"),
     ("info on NaN weights",
      _write("n.npz", lambda: crafted.with_array("param/decoder.0.b", np.full(16, np.nan, np.float32))),
      ["info", "n.npz"], CheckpointError, "param/decoder.0.b has NaN or infinite values"),
@@ -189,6 +192,7 @@ ARGPARSE = [
     ("interpolate --steps 1", ["interpolate", "ck.npz", "--from", "0", "--to", "1",
                                "--steps", "1"], "needs at least 2 steps"),
     ("train --epochs 10**9", ["train", "--epochs", str(10**9)], "must be at most 100,000"),
+    ("train --seed -1", ["train", "--seed", "-1"], "wants a whole number >= 0"),
 ]
 
 

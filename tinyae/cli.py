@@ -57,6 +57,16 @@ def _positive(kind, most=None):
     return parse
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"wants a whole number >= 0, got {text!r}")
+    return value
+
+
 def _steps(text):
     value = _positive(int, MAX_STEPS)(text)
     if value < 2:
@@ -352,7 +362,7 @@ def build_parser():
     t.add_argument("--batch-size", type=_positive(int, 1 << 20), default=keep, help="default 256")
     t.add_argument("--lr", type=_positive(float), default=keep,
                    help="Adam learning rate, finite and > 0 (default 1e-3)")
-    t.add_argument("--seed", type=int, default=keep,
+    t.add_argument("--seed", type=_seed, default=keep,
                    help="seed for the initial weights and the shuffling (default 0)")
     t.add_argument("--validation", type=_validation, default=keep, metavar="test|none|FRACTION",
                    help="what best.npz is chosen on: the test split (default), none, or a "

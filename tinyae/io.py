@@ -150,6 +150,8 @@ def read_checkpoint(path) -> Checkpoint:
                     arr = np.lib.format.read_array(f, allow_pickle=False)
                     if f.read(1):
                         raise CheckpointError(f"{path!r}: {key} holds more bytes than its header says")
+                if arr.dtype.kind in "iu" and (arr < 0).any():      # Adam's step count t
+                    raise CheckpointError(f"{path!r}: {key} is negative; the file was altered.")
                 if not np.isfinite(arr).all():
                     raise CheckpointError(f"{path!r}: {key} has NaN or infinite values; the run "
                                           "that saved it had diverged. Use an earlier checkpoint.")
