@@ -103,8 +103,7 @@ def cmd_train(args):
 
 def _train(args, flags, ckpt, out, earlier):
     from . import metrics
-    from .train import Checkpointer, fit
-    from .train import resolve_backend
+    from .train import Checkpointer, fit, resolve_backend
     model, optimizer, history = _model_and_state(flags, ckpt)     # a size error comes first
     X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
     Xt, yt, _ = load_dataset(data_name, "test", flags["limit"], progress=False)

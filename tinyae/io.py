@@ -153,8 +153,9 @@ def read_checkpoint(path) -> Checkpoint:
                 if arr.dtype.kind in "iu" and (arr < 0).any():      # Adam's step count t
                     raise CheckpointError(f"{path!r}: {key} is negative; the file was altered.")
                 if not np.isfinite(arr).all():
-                    raise CheckpointError(f"{path!r}: {key} has NaN or infinite values; the run "
-                                          "that saved it had diverged. Use an earlier checkpoint.")
+                    raise CheckpointError(f"{path!r}: {key} has NaN or infinite values (from a "
+                                          "diverged run of an older tinyae, or altered); use an "
+                                          "earlier checkpoint.")
                 {"param": ckpt.params, "optim": ckpt.optim}[group][name] = arr
     except zipfile.BadZipFile as exc:
         kind = kind_of(head)
