@@ -40,7 +40,8 @@ for signame, at_step, argv in json.loads(sys.argv[1]):
         sys.exit(code)
 """
 FLAGS = ["--data", "mnist", "--limit", "600", "--sizes", "784,32,2", "--batch-size", "64",
-         "--epochs", "3", "--lr", "3e-3", "--seed", "5", "--validation", "0.2", "--quiet"]
+         "--epochs", "3", "--lr", "3e-3", "--seed", "5", "--validation", "0.2", "--quiet",
+         "--threads", "1"]          # bit-exact reruns need a fixed BLAS thread count
 STEPS_PER_EPOCH = 8                     # 480 training images (600 less 20%) in batches of 64
 
 

@@ -421,14 +421,15 @@ def test_divergence_in_the_cli_saves_no_broken_weights(tmp_path, mnist_dir, monk
 def test_resume_restores_every_flag_and_override_says_so(ws, mnist_dir, monkeypatch, capsys):
     monkeypatch.setenv("TINYAE_DATA_DIR", str(mnist_dir))
     base = ["train", "--data", "mnist", "--limit", "300", "--sizes", "784,16,2", "--epochs", "1",
-            "--batch-size", "32", "--lr", "2e-3", "--seed", "4", "--validation", "none", "--quiet"]
+            "--batch-size", "32", "--lr", "2e-3", "--seed", "4", "--validation", "none", "--quiet",
+            "--threads", "1"]
     assert cli.main(base + ["--out", "a"]) == 0
     assert cli.main(["train", "--resume", "a/last.npz", "--epochs", "2", "--quiet"]) == 0
     (resumed,) = (ws / "runs").iterdir()                      # a new folder: a/ is untouched
     args = ta.io.read_checkpoint(resumed / "last.npz").extra["args"]
     assert args.pop("backend") in ("numpy", "numba")
     assert args == {"data": "mnist", "sizes": [784, 16, 2], "epochs": 2, "batch_size": 32,
-                    "lr": 2e-3, "seed": 4, "limit": 300, "validation": "none"}
+                    "lr": 2e-3, "seed": 4, "limit": 300, "validation": "none", "threads": 1}
     assert len(ta.io.read_checkpoint(ws / "a" / "last.npz").extra["history"]["records"]) == 1
     capsys.readouterr()
     assert cli.main(["train", "--resume", "a/last.npz", "--epochs", "2", "--lr", "1e-3",

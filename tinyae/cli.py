@@ -74,6 +74,14 @@ def _steps(text):
     return value
 
 
+def _threads(text):
+    from .threads import thread_setting
+    try:
+        return thread_setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
     from . import io
@@ -130,11 +138,12 @@ def _train(args, flags, ckpt, out, earlier):
     validation = {"test": (Xt,), "none": None}.get(flags["validation"], flags["validation"])
     history = fit(model, X, epochs=flags["epochs"], batch_size=flags["batch_size"],
                   optimizer=optimizer, validation=validation, seed=flags["seed"], history=history,
-                  callbacks=[checkpoints], progress=not args.quiet)
+                  callbacks=[checkpoints], progress=not args.quiet, threads=flags["threads"])
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
-    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt)
+    chosen = history.records[-1].threads if history.records else None
+    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=flags["threads"] or chosen)
     m.update({"data": data_name, "seed": flags["seed"], "epochs": len(history.records)})
     checkpoints.extra["metrics"] = m
     checkpoints.save_last(model, optimizer, history)
@@ -380,6 +389,9 @@ def build_parser():
     t.add_argument("--force", action="store_true",
                    help="write into an --out folder that holds an earlier run's files")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--threads", type=_threads, metavar="N|auto", default=keep,
+                   help="BLAS threads for the matmuls (default auto: chosen by timing steps "
+                        "while training, re-checked every few hundred steps; or TINYAE_THREADS)")
     t.set_defaults(run=cmd_train)
 
     def data_args(q):

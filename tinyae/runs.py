@@ -100,9 +100,13 @@ class RunFolder:
 
 # --- resuming: every flag that shapes the run comes back from the checkpoint --------------
 TRAIN_DEFAULTS = {"data": "auto", "sizes": (784, 512, 256, 64, 2), "epochs": 20,
-                  "batch_size": 256, "lr": 1e-3, "seed": 0, "limit": None, "validation": "test"}
+                  "batch_size": 256, "lr": 1e-3, "seed": 0, "limit": None, "validation": "test",
+                  "threads": None}
 # The flags that decide the weights after each epoch (--epochs only says where to stop).
 RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation")
+# Flags that change only the rounding (BLAS sums split differently): restored, but a new
+# value given is taken with a note rather than refused.
+ROUNDING_FLAGS = ("threads",)
 
 
 class RunError(ValueError):
@@ -128,7 +132,8 @@ def _valid(key, v):
           "lr": lambda: num and 0 < v < float("inf"),
           "seed": lambda: type(v) is int and v >= 0,
           "limit": lambda: v is None or (type(v) is int and v >= 1),
-          "validation": lambda: v in ("test", "none") or (num and 0 < v < 1)}[key]
+          "validation": lambda: v in ("test", "none") or (num and 0 < v < 1),
+          "threads": lambda: v in (None, "auto") or (type(v) is int and v >= 1)}[key]
     return ok()
 
 
@@ -141,7 +146,7 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
     if not isinstance(saved, dict):
         raise RunError(f"{path}: the recorded training flags are malformed; cannot resume from it.")
     flags, notes = {}, []
-    for key in RUN_FLAGS + ("epochs",):
+    for key in RUN_FLAGS + ROUNDING_FLAGS + ("epochs",):
         if key in saved and not _valid(key, saved[key]):
             raise RunError(f"{path}: the recorded {_flag(key)} {saved[key]!r} is not valid; "
                            "cannot resume from it.")
@@ -153,13 +158,13 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
         elif key not in given or given[key] == s or key == "epochs" \
                 or (key == "data" and given[key] == "auto"):
             flags[key] = given.get(key, s) if key == "epochs" else s
-        elif override:
+        elif override or key in ROUNDING_FLAGS:
             flags[key] = given[key]
-            notes.append(f"--override: {_flag(key)} is {_show(given[key])} now, {_show(s)} in "
-                         f"{path}; the run "
-                         "will differ from an uninterrupted one")
+            why = "--override: " if key not in ROUNDING_FLAGS else ""
+            notes.append(f"{why}{_flag(key)} is {_show(given[key])} now, {_show(s)} in {path}; "
+                         "the run will differ from an uninterrupted one")
         else:
-            raise RunError(f"{_flag(key)} {_show(given[key])} conflicts with the {_show(s)} that {path} was "
-                           f"trained with; leave {_flag(key)} out to continue the same run, or "
-                           "add --override to change it.")
+            raise RunError(f"{_flag(key)} {_show(given[key])} conflicts with the {_show(s)} that "
+                           f"{path} was trained with; leave {_flag(key)} out to continue the "
+                           "same run, or add --override to change it.")
     return flags, notes

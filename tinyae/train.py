@@ -28,6 +28,7 @@ import numpy as np
 from .layers import as_float_batch
 from .losses import MSE
 from .optim import Adam
+from .threads import blas_threads
 
 
 class TrainingDiverged(FloatingPointError):
@@ -41,6 +42,7 @@ class EpochRecord:
     val_loss: float | None
     seconds: float
     lr: float
+    threads: int | None = None      # BLAS threads at the end of the epoch (tinyae.threads)
 
 
 @dataclass
@@ -65,10 +67,11 @@ class History:
         return cls([EpochRecord(**r) for r in d.get("records", [])], d.get("stopped"))
 
     def to_csv(self):
-        lines = ["epoch,loss,val_loss,seconds,lr"]
+        lines = ["epoch,loss,val_loss,seconds,lr,threads"]
         for r in self.records:
             val = "" if r.val_loss is None else f"{r.val_loss:.8g}"
-            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g}")
+            threads = "" if r.threads is None else r.threads
+            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g},{threads}")
         return "\n".join(lines) + "\n"
 
 
@@ -248,7 +251,7 @@ def _broken(model, xb):
 def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=None,
         validation=None, seed: int = 0, shuffle: bool = True, early_stopping=None,
         callbacks=(), progress: bool = True, history: History | None = None,
-        backend: str | None = None) -> History:
+        backend: str | None = None, threads: int | str | None = None) -> History:
     """Train ``model`` to reconstruct ``X``; returns the ``History``.
 
     Args:
@@ -259,12 +262,17 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         loss: default ``MSE()``.
         validation: None, a fraction of X to hold out, or a validation array
             (or a 1-tuple holding one).
-        seed: the shuffling seed; the same seed and data give the same run.
+        seed: the shuffling seed; the same seed and data give the same run:
+            bit for bit with a fixed ``threads`` count, to float rounding with
+            "auto" (OpenBLAS's sums depend on how many threads share them).
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
         callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
         progress: show a tqdm bar with the running loss.
         backend: "numba" (fast path) or "numpy" (plain layers); default
             ``TINYAE_BACKEND`` or "numba". Same numbers, different speed.
+        threads: BLAS threads for the matmuls: a count, or "auto" (the
+            default, or ``TINYAE_THREADS``): measured while training, see
+            ``tinyae.threads``. The caller's setting is restored on return.
     """
     width = model.input_width
     X = check_data(X, width)
@@ -287,7 +295,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     best, best_weights, waited = math.inf, None, 0
 
     from tqdm.auto import tqdm
-    with _CtrlC() as ctrl_c:
+    with _CtrlC() as ctrl_c, blas_threads(threads) as chooser:
         for epoch in range(len(history.records) + 1, epochs + 1):
             # Start-of-epoch weights and optimiser state: what a diverged or interrupted epoch
             # goes back to, so that a resumed run repeats the epoch exactly.
@@ -297,7 +305,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
                        leave=False, unit="step")
             try:
-                total, step = _epoch(path, X, order, batch, bar, ctrl_c)
+                total, step = _epoch(path, X, order, batch, bar, ctrl_c, chooser)
                 why = _broken(model, X)         # the epoch's last update has not been checked yet
                 if why:
                     raise _StepFailed(step, why)
@@ -314,11 +322,12 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                                    "resumed run repeats that epoch from its start")
                 break
             history.records.append(EpochRecord(epoch, total / n, val, time.perf_counter() - start,
-                                               optimizer.lr))
+                                               optimizer.lr, chooser.threads))
             if progress:
                 tqdm.write(f"epoch {epoch}/{epochs}  loss {total / n:.5f}"
                            + ("" if val is None else f"  val_loss {val:.5f}")
-                           + f"  ({history.records[-1].seconds:.1f} s)", file=sys.stderr)
+                           + f"  ({history.records[-1].seconds:.1f} s, {chooser.threads} BLAS "
+                           + f"thread{'s' * (chooser.threads != 1)})", file=sys.stderr)
             for cb in callbacks:
                 cb(model, optimizer, history)
             if early_stopping is not None:
@@ -342,7 +351,7 @@ class _StepFailed(Exception):
         self.step, self.why = step, why
 
 
-def _epoch(path, X, order, batch, bar, ctrl_c):
+def _epoch(path, X, order, batch, bar, ctrl_c, chooser):
     """One pass over X in mini-batches of ``len(batch)``; returns (summed loss, steps done)."""
     model, loss = path.model, path.loss
     total, seen, step = 0.0, 0, 0
@@ -353,6 +362,7 @@ def _epoch(path, X, order, batch, bar, ctrl_c):
             idx = order[start:start + len(batch)]
             xb = path.gather(X, idx, batch)
             model.zero_grad()               # the model's: lets a fast Dense skip the fill
+            chooser.begin()                 # BLAS threads for this step; start its clock
             try:
                 value = loss.forward(model.forward(xb), xb)
                 if not math.isfinite(value):
@@ -361,10 +371,11 @@ def _epoch(path, X, order, batch, bar, ctrl_c):
                 path.step()
             except FloatingPointError as exc:
                 raise _StepFailed(step, exc) from None
+            chooser.end(len(idx))
             total, seen = total + value * len(idx), seen + len(idx)
             if not bar.disable:
                 bar.update()
-                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+                bar.set_postfix(loss=f"{total / seen:.4f}", threads=chooser.current, refresh=False)
             if ctrl_c.pressed:
                 break
     return total, step
