@@ -421,6 +421,9 @@ def test_divergence_in_the_cli_saves_no_broken_weights(tmp_path, mnist_dir, monk
 def test_resume_restores_every_flag_and_override_says_so(ws, mnist_dir, monkeypatch, capsys):
     monkeypatch.setenv("TINYAE_DATA_DIR", str(mnist_dir))
     monkeypatch.setattr(cli, "_figures", lambda *a, **k: None)     # not what is tested here
+    monkeypatch.setattr("tinyae.metrics.evaluate_autoencoder", lambda *a, **k: dict.fromkeys(
+        ["test_mse_per_pixel", "pca2_test_mse_per_pixel", "knn5_accuracy_latent",
+         "knn5_accuracy_pca2"], 0.0))
     base = ["train", "--data", "mnist", "--limit", "300", "--sizes", "784,16,2", "--epochs", "1",
             "--batch-size", "32", "--lr", "2e-3", "--seed", "4", "--validation", "none", "--quiet",
             "--threads", "1"]
