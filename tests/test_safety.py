@@ -283,12 +283,14 @@ def test_files_written_get_the_umask_mode(ws):
 def test_stale_temporary_files_are_removed_on_the_next_write(ws):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
-    stale = ws / f".last.npz.{dead}.0badc0de.tmp"
-    mine = ws / f".other.npz.{os.getpid()}.12345678.tmp"       # a live writer's: kept
-    stale.write_bytes(b"half")
-    mine.write_bytes(b"half")
+    host = ta.io._writer().rsplit("-", 1)[0]
+    stale = ws / f".last.npz.{host}-{dead}.0badc0de.tmp"
+    mine = ws / f".other.npz.{host}-{os.getpid()}.12345678.tmp"     # a live writer's: kept
+    remote = ws / f".last.npz.elsewhere-{dead}.0badc0de.tmp"        # another machine's: kept
+    for f in (stale, mine, remote):
+        f.write_bytes(b"half")
     ta.save(crafted.small_model(), ws / "m.npz")
-    assert not stale.exists() and mine.exists()
+    assert not stale.exists() and mine.exists() and remote.exists()
 
 
 def test_model_size_bound_before_allocation():
@@ -440,3 +442,7 @@ def test_resume_restores_every_flag_and_override_says_so(ws, mnist_dir, monkeypa
                      "--override", "--quiet", "--out", "b"]) == 0
     assert "--override: --lr is 0.001 now, 0.002 in 'a/last.npz'" in capsys.readouterr().err
     assert ta.io.read_checkpoint(ws / "b" / "last.npz").extra["args"]["lr"] == 1e-3
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("last.npz", "history.json", "metrics.json"):          # shared runs: umask mode
+        assert os.stat(ws / "b" / name).st_mode & 0o777 == 0o666 & ~umask

@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import secrets
+import socket
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -38,8 +39,9 @@ def atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file, then rename it to ``path``.
 
     The temporary file is created with mode 0666 less the umask (the mode any new
-    file gets), named ``.<name>.<pid>.<random>.tmp``; temporary files left in the
-    folder by a process that no longer runs (killed mid-write) are removed first.
+    file gets), named ``.<name>.<host>-<pid>.<random>.tmp``; temporary files left in
+    the folder by a process of this machine that no longer runs (killed mid-write)
+    are removed first.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -48,7 +50,7 @@ def atomic_write(path, write):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), parent)
     os.makedirs(folder, exist_ok=True)
     remove_stale_temporaries(folder)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{_writer()}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
@@ -74,19 +76,26 @@ def _parents(folder):
         yield folder
 
 
+def _writer():
+    """``<host>-<pid>``: who writes a temporary file (a shared folder may see other machines)."""
+    host = socket.gethostname().replace(".", "_") or "host"
+    return f"{host}-{os.getpid()}"
+
+
 def remove_stale_temporaries(folder):
-    """Delete ``.*.<pid>.<hex>.tmp`` files in ``folder`` whose writer process has gone."""
+    """Delete this machine's ``.*.<host>-<pid>.<hex>.tmp`` files in ``folder`` whose writer has gone."""
     from .runs import _alive
     try:
         names = os.listdir(folder)
     except OSError:
         return
+    host = _writer().rsplit("-", 1)[0]
     for name in names:
         parts = name.split(".")
-        if not (name.startswith(".") and len(parts) >= 5 and parts[-1] == "tmp"
-                and parts[-3].isdigit()):
+        if not (name.startswith(".") and len(parts) >= 5 and parts[-1] == "tmp"):
             continue
-        if not _alive(int(parts[-3])):
+        writer_host, _, pid = parts[-3].rpartition("-")
+        if writer_host == host and pid.isdigit() and not _alive(int(pid)):
             try:
                 os.remove(os.path.join(folder, name))
             except OSError:
