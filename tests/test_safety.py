@@ -407,8 +407,11 @@ def test_a_busy_folder_names_the_other_run_and_a_dead_ones_lock_is_taken_over(tm
                           capture_output=True, text=True).stdout.strip()
     (tmp_path / "run" / LOCK).write_text(dead + "\n")
     with RunFolder(tmp_path / "run") as run:
-        assert (tmp_path / "run" / LOCK).read_text() == f"{os.getpid()}\n"
+        assert (tmp_path / "run" / LOCK).read_text().split()[0] == str(os.getpid())
         assert run.held
+    (tmp_path / "run" / LOCK).write_text(dead + " another-machine\n")     # shared folder
+    with pytest.raises(UnsafePathError, match=f"pid {dead} on another-machine.*delete"):
+        RunFolder(tmp_path / "run").__enter__()
 
 
 def test_divergence_in_the_cli_saves_no_broken_weights(tmp_path, mnist_dir, monkeypatch, capsys):

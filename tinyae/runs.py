@@ -8,6 +8,7 @@ fails when the folder exists), adding ``-2``, ``-3``... until one is new, so two
 runs started in the same second never share one.
 """
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -58,30 +59,35 @@ class RunFolder:
             try:
                 fd = os.open(self.lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                pid = self._owner()
-                if pid == -1 or (pid is not None and pid != os.getpid() and _alive(pid)):
+                busy = self._busy()
+                if busy:
                     raise UnsafePathError(
-                        f"{str(self.folder)!r} is in use by another tinyae run "
-                        f"({'pid ' + str(pid) if pid > 0 else 'starting now'}); "
-                        "wait for it to finish or choose another --out.") from None
+                        f"{str(self.folder)!r} is in use by another tinyae run ({busy}); wait "
+                        f"for it to finish or choose another --out. If that run is gone, "
+                        f"delete {str(self.lock)!r}.") from None
                 self.lock.unlink(missing_ok=True)       # left by a run that died: take it over
                 continue
             with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
+                f.write(f"{os.getpid()} {socket.gethostname()}\n")
             self.held = True
             return self
         raise UnsafePathError(f"could not lock {str(self.folder)!r}; another run keeps claiming it")
 
-    def _owner(self):
+    def _busy(self):
+        """Who holds the lock ("pid 123", ...), or None when its run is gone."""
         try:
-            return int(self.lock.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            # Being written this instant by the other run, or garbage: treat a fresh one as busy.
+            pid, host = (self.lock.read_text().split() + [socket.gethostname()])[:2]
+            pid = int(pid)
+        except (OSError, ValueError):
+            # Being written this instant by the other run, or garbage: a fresh one is busy.
             try:
                 young = time.time() - self.lock.stat().st_mtime < 5
             except OSError:
                 return None
-            return -1 if young else None
+            return "starting now" if young else None
+        if host != socket.gethostname():                # cannot look at another machine's pids
+            return f"pid {pid} on {host}"
+        return f"pid {pid}" if pid != os.getpid() and _alive(pid) else None
 
     def __exit__(self, *exc):
         if self.held:
