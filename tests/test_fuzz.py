@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 import crafted
 import tinyae as ta
-from tinyae import cli
 from tinyae.data import DataError, read_idx
 from tinyae.io import CheckpointError
-from tinyae.runs import RunError, resume_flags
+from tinyae.runs import RunError, checked_history, resume_flags
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -127,7 +126,7 @@ def test_checkpoint_json(tmp_path, changes):
     try:
         ckpt = ta.io.read_checkpoint(file)
         model = ta.load(ckpt)
-        cli._history(ckpt)
+        checked_history(ckpt)
         resume_flags(ckpt.extra.get("args", {}), {}, path="c.npz")
     except (CheckpointError, RunError):
         return

@@ -48,7 +48,8 @@ def _positive(kind, most=None):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
         if most is not None and value > most:
@@ -111,8 +112,9 @@ def cmd_train(args):
 
 def _train(args, flags, ckpt, out, earlier):
     from . import metrics
+    from .runs import encoder_sizes, model_and_state
     from .train import Checkpointer, fit, resolve_backend
-    model, optimizer, history = _model_and_state(flags, ckpt)     # a size error comes first
+    model, optimizer, history = model_and_state(flags, ckpt)     # a size error comes first
     X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
     Xt, yt, _ = load_dataset(data_name, "test", flags["limit"], progress=False)
     if model.input_width != X.shape[1]:
@@ -129,7 +131,7 @@ def _train(args, flags, ckpt, out, earlier):
         print(f"tinyae train: {args.resume!r} was trained on the {saved['backend']} backend and "
               f"continues on {backend}: the same maths, but not bit for bit the same numbers "
               f"(TINYAE_BACKEND={saved['backend']} to match).", file=sys.stderr)
-    run_args = {**flags, "data": data_name, "sizes": list(model_sizes(model, flags)),
+    run_args = {**flags, "data": data_name, "sizes": encoder_sizes(model, flags["sizes"]),
                 "backend": backend}
     checkpoints = Checkpointer(out, extra={"args": run_args}, history=history)
     if not args.quiet:
@@ -156,52 +158,6 @@ def _train(args, flags, ckpt, out, earlier):
           f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f})")
     print(f"wrote {out}")
     return 0
-
-
-def model_sizes(model, flags):
-    """The --sizes of a dense autoencoder: its encoder's widths."""
-    from .layers import Dense
-    dense = [layer for layer in model.encoder if isinstance(layer, Dense)]
-    return [dense[0].in_features] + [d.out_features for d in dense] if dense else flags["sizes"]
-
-
-def _model_and_state(flags, ckpt):
-    """(model, optimizer, history): new from the flags, or continued from ``ckpt``."""
-    import tinyae as ta
-    from . import io
-    from .train import History
-    if ckpt is None:
-        model = ta.dense_autoencoder(flags["sizes"], rng=np.random.default_rng(flags["seed"]))
-        return model, ta.Adam(model.parameters(), lr=flags["lr"]), History()
-    model = io.load(ckpt)                               # checks the config like tinyae.load
-    optimizer = ta.Adam(model.parameters(), lr=flags["lr"])
-    if ckpt.optim:
-        try:
-            optimizer.load_state_dict(ckpt.optim)
-        except (ValueError, KeyError) as exc:
-            raise io.CheckpointError(f"{ckpt.path!r}: its optimiser state does not fit ({exc}); "
-                                     "it cannot be resumed exactly.") from None
-    history = _history(ckpt)
-    history.stopped = None                              # this run says why it stops, if it does
-    return model, optimizer, history
-
-
-def _history(ckpt):
-    """The checkpoint's training history, checked field by field."""
-    from .io import CheckpointError
-    from .train import History
-    d = ckpt.extra.get("history") or {}
-    try:
-        history = History.from_dict(d)
-        for r in history.records:
-            numbers = (r.loss, r.seconds, r.lr) + (() if r.val_loss is None else (r.val_loss,))
-            if type(r.epoch) is not int or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
-                raise TypeError(f"record {r}")
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{ckpt.path!r}: the training history it records is malformed "
-                              f"({type(exc).__name__}: {str(exc)[:80]}); the file was altered.") from None
-    return history
 
 
 def _figures(model, Xt, yt, history, out):
@@ -315,9 +271,10 @@ def cmd_interpolate(args):
 
 def cmd_info(args):
     from . import io
+    from .runs import checked_history
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
-    history = _history(ckpt)
+    history = checked_history(ckpt)
     metrics = ckpt.extra.get("metrics") or {}
     if not isinstance(metrics, dict):
         raise io.CheckpointError(f"{args.checkpoint!r}: its metrics entry is malformed")

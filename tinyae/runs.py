@@ -1,4 +1,6 @@
-"""Run folders: one training run writes into a folder at a time.
+"""Training runs: their folders, and what ``--resume`` brings back.
+
+One training run writes into a folder at a time.
 
 A run claims its folder by creating ``.tinyae-run.lock`` exclusively (O_EXCL)
 with its process id inside; a second run into the same folder is refused and
@@ -6,11 +8,17 @@ told that pid. A lock left by a run that was killed (its pid is gone) is taken
 over. Default folders are ``runs/<timestamp>``, created with ``mkdir`` (which
 fails when the folder exists), adding ``-2``, ``-3``... until one is new, so two
 runs started in the same second never share one.
+
+A run's checkpoints record every flag that shapes it (``TRAIN_DEFAULTS``);
+``resume_flags`` restores them and refuses a different one given on the
+command line unless told to override it.
 """
 import os
 import socket
 import time
 from pathlib import Path
+
+import numpy as np
 
 from .safety import UnsafePathError
 
@@ -174,3 +182,51 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
                            f"{path} was trained with; leave {_flag(key)} out to continue the "
                            "same run, or add --override to change it.")
     return flags, notes
+
+
+# --- the model, optimiser and history a run starts from ------------------------------
+def encoder_sizes(model, default):
+    """The --sizes of a dense autoencoder: its encoder's widths (``default`` for other models)."""
+    from .layers import Dense, Sequential
+    layers = model.encoder if isinstance(model.encoder, Sequential) else [model.encoder]
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
+    return [dense[0].in_features] + [d.out_features for d in dense] if dense else list(default)
+
+
+def model_and_state(flags, ckpt):
+    """(model, optimizer, history): new from the flags, or continued from ``ckpt``."""
+    import tinyae as ta
+    from . import io
+    from .train import History
+    if ckpt is None:
+        model = ta.dense_autoencoder(flags["sizes"], rng=np.random.default_rng(flags["seed"]))
+        return model, ta.Adam(model.parameters(), lr=flags["lr"]), History()
+    model = io.load(ckpt)                               # checks the config like tinyae.load
+    optimizer = ta.Adam(model.parameters(), lr=flags["lr"])
+    if ckpt.optim:
+        try:
+            optimizer.load_state_dict(ckpt.optim)
+        except (ValueError, KeyError) as exc:
+            raise io.CheckpointError(f"{ckpt.path!r}: its optimiser state does not fit ({exc}); "
+                                     "it cannot be resumed exactly.") from None
+    history = checked_history(ckpt)
+    history.stopped = None                              # this run says why it stops, if it does
+    return model, optimizer, history
+
+
+def checked_history(ckpt):
+    """The checkpoint's training history, checked field by field."""
+    from .io import CheckpointError
+    from .train import History
+    d = ckpt.extra.get("history") or {}
+    try:
+        history = History.from_dict(d)
+        for r in history.records:
+            numbers = (r.loss, r.seconds, r.lr) + (() if r.val_loss is None else (r.val_loss,))
+            if type(r.epoch) is not int or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                raise TypeError(f"record {r}")
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{ckpt.path!r}: the training history it records is malformed "
+                              f"({type(exc).__name__}: {str(exc)[:80]}); the file was altered.") from None
+    return history
