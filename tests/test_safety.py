@@ -113,6 +113,8 @@ TABLE = [
      f"in use by another tinyae run (pid {os.getppid()})"),
     ("train over an earlier run", _earlier_run, ["train", "--out", "old"], UnsafePathError,
      "already holds an earlier run's files (last.npz)"),
+    ("train into a folder whose latent.png is not a PNG", _write("latent.png", crafted.TEXT),
+     ["train", "--out", "."], UnsafePathError, "latent.png' exists and is a text file"),
     ("train --out is a file", None, ["train", "--out", "codes.npy", "--data", "builtin"],
      FileExistsError, "codes.npy: it exists already"),
     # 3. bounded work

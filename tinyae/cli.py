@@ -16,6 +16,7 @@ from .data import load_dataset
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
 MAX_STEPS = 100             # images in an interpolation strip
 MAX_COLUMNS = 100           # columns (and rows) of a decoded grid
+FIGURES = ("reconstructions.png", "latent.png", "grid.png", "interpolation.png", "loss.png")
 
 
 def _sizes(text):
@@ -96,9 +97,10 @@ def cmd_train(args):
                                     repr(args.resume))
     out = Path(args.out) if args.out else new_run_folder()
     with RunFolder(out, created=not args.out) as run:
-        outputs = {name: out / name for name in ("last.npz", "best.npz", "history.json",
-                                                 "history.csv", "metrics.json")}
-        safety.check_outputs(outputs, inputs=[args.resume], force=True)
+        kinds = {"last.npz": "npz", "best.npz": "npz", "history.json": "text",
+                 "history.csv": "text", "metrics.json": "text", **dict.fromkeys(FIGURES, "png")}
+        safety.check_outputs({name: out / name for name in kinds}, inputs=[args.resume],
+                             kinds=kinds, force=args.force)
         earlier = run.earlier_run_files()
         if earlier and not args.force:
             raise safety.UnsafePathError(
