@@ -17,6 +17,7 @@ FIGURES = {
     "05_interpolate": ["05_lerp.png", "05_pixel_blend.png", "05_slerp.png", "05_paths_on_map.png"],
     "06_generate": ["06_samples_on_map.png", "06_samples.png", "06_per_digit.png"],
     "07_fast_kernels": [],
+    "11_autograd": ["11_graph_small.png", "11_graph_seed.png"],
 }
 
 

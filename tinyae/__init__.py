@@ -6,7 +6,7 @@
 """
 __version__ = "0.1.0"
 
-from . import gradcheck
+from . import autograd, gradcheck
 from .io import load, save
 from .layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCE, MSE
@@ -15,4 +15,4 @@ from .optim import SGD, Adam
 
 __all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Sequential",
            "MSE", "BCE", "SGD", "Adam", "Autoencoder", "dense_autoencoder", "save", "load",
-           "gradcheck", "__version__"]
+           "autograd", "gradcheck", "__version__"]
