@@ -222,13 +222,30 @@ class _CtrlC:
             signal.signal(signal.SIGINT, self._old)
 
 
-def _snapshot(model):
-    return [p.copy() for _, p, _ in model.parameters()]
+def _snapshot(model, optimizer=None):
+    weights = [p.copy() for _, p, _ in model.parameters()]
+    if optimizer is None:
+        return weights
+    return weights, {k: np.array(v, copy=True) for k, v in optimizer.state_dict().items()}
 
 
-def _restore(model, snapshot):
+def _restore(model, snapshot, optimizer=None):
+    if optimizer is not None:
+        snapshot, state = snapshot
+        optimizer.load_state_dict(state)
     for (_, p, _), s in zip(model.parameters(), snapshot):
         p[...] = s
+
+
+def _broken(model, xb):
+    """Why the weights cannot be kept (non-finite weights or probe output), or None."""
+    for name, p, _ in model.parameters():
+        if not np.isfinite(p).all():
+            return f"{name} became NaN or infinite"
+    with np.errstate(all="ignore"):
+        if not np.isfinite(model.forward(xb[:8])).all():
+            return "the model's output became NaN or infinite"
+    return None
 
 
 def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=None,
@@ -268,6 +285,8 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
     X = np.ascontiguousarray(X, dtype=model.dtype)
     optimizer = optimizer or Adam(model.parameters(), lr=1e-3)
+    if not (isinstance(optimizer.lr, (int, float)) and math.isfinite(optimizer.lr) and optimizer.lr > 0):
+        raise ValueError(f"fit(): the learning rate must be finite and > 0, got {optimizer.lr}")
     loss = loss or MSE()
     if isinstance(early_stopping, int):
         early_stopping = EarlyStopping(patience=early_stopping)
@@ -284,13 +303,18 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         from tqdm import tqdm               # disabled: only the epoch lines are printed
     with _CtrlC() as ctrl_c, blas_threads(threads) as chooser:
         for epoch in range(len(history.records) + 1, epochs + 1):
-            start, good = time.perf_counter(), _snapshot(model)
+            # Start-of-epoch weights and optimiser state: what a diverged or interrupted epoch
+            # goes back to, so that a resumed run repeats the epoch exactly.
+            start, good = time.perf_counter(), _snapshot(model, optimizer)
             # One generator per (seed, epoch): a resumed run shuffles as the original did.
             order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not (progress and live),
                        leave=False, unit="step")
             try:
                 total, step = _epoch(path, X, order, batch, bar, ctrl_c, chooser)
+                why = _broken(model, X)         # the epoch's last update has not been checked yet
+                if why:
+                    raise _StepFailed(step, why)
                 val = (evaluate(path.model, Xv, path.loss) if Xv is not None
                        and not ctrl_c.pressed else None)
             except _StepFailed as failed:
@@ -298,7 +322,10 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             finally:
                 bar.close()
             if ctrl_c.pressed:
-                history.stopped = f"interrupted (Ctrl-C) in epoch {epoch}, step {step}"
+                _restore(model, good, optimizer)
+                history.stopped = (f"interrupted (Ctrl-C) in epoch {epoch}, step {step}; the model "
+                                   f"holds the weights from the start of epoch {epoch}, so a "
+                                   "resumed run repeats that epoch from its start")
                 break
             history.records.append(EpochRecord(epoch, total / n, val, time.perf_counter() - start,
                                                optimizer.lr, chooser.threads))
@@ -372,10 +399,8 @@ def _epoch(path, X, order, batch, bar, ctrl_c, chooser):
 
 
 def _diverged(model, good, epoch, step, why, optimizer):
-    finite = all(np.isfinite(p).all() for _, p, _ in model.parameters())
-    if not finite:                        # the last update broke the weights: go back
-        _restore(model, good)
-    kept = "the last good step's weights" if finite else "the weights from the start of the epoch"
+    _restore(model, good, optimizer)
     raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step} ({why}); the model "
-                           f"keeps {kept}. Try a smaller learning rate (now lr={optimizer.lr:g}, "
+                           f"and optimiser are back at the start of epoch {epoch} (weights "
+                           f"all finite). Try a smaller learning rate (now lr={optimizer.lr:g}, "
                            "e.g. --lr 1e-4).")
