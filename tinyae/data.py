@@ -187,9 +187,14 @@ def download(url, dest, checksum, progress=True, timeout=30):
 
 
 def _progress_bar(total, name, enabled):
+    """A byte-count bar on a terminal or in Jupyter; nothing in a log (no carriage-return frames)."""
     from tqdm.auto import tqdm
+    from .train import interactive
+    live = enabled and interactive()
+    if enabled and not live:                 # a log gets one line instead of the frames
+        print(f"downloading {name}" + (f" ({total:,} bytes)" if total else ""), file=sys.stderr)
     return tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}",
-                disable=not enabled, leave=False)
+                disable=not live, leave=False)
 
 
 def ensure_files(dataset=MNIST, root=None, download_missing=True, mirrors=None, progress=True,
