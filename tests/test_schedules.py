@@ -256,8 +256,15 @@ def test_cli_schedule_round_trip(tmp_path, monkeypatch, capsys):
     code = cli.main(TRAIN + ["--epochs", "3", "--resume", str(whole / "epoch1.npz"),
                              "--schedule", "step", "--out", str(tmp_path / "other")])
     assert code == 1
-    assert "--schedule step differs from the schedule of the run being resumed (cosine)" \
-        in capsys.readouterr().err
+    assert "--schedule step conflicts with the cosine that" in capsys.readouterr().err
+
+    # --override: a new curve (step decay over the 3 epochs), entered at the step reached.
+    other = tmp_path / "other"
+    assert cli.main(TRAIN + ["--epochs", "3", "--resume", str(whole / "epoch1.npz"),
+                             "--schedule", "step", "--override", "--out", str(other)]) == 0
+    step_decay = schedules.build("step", adam(), 12, lr=2e-3)
+    records = json.loads((other / "history.json").read_text())["records"]
+    assert records[1]["step_lr"] == [step_decay.lr_at(t) for t in range(4, 8)]
 
 
 def test_cli_bad_schedule_arguments(tmp_path, capsys):
@@ -266,7 +273,7 @@ def test_cli_bad_schedule_arguments(tmp_path, capsys):
     assert "invalid choice: 'cosin'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(TRAIN + ["--lr", "0"])
-    assert "must be > 0, got 0" in capsys.readouterr().err
+    assert "--lr: must be finite and > 0, got 0" in capsys.readouterr().err
     code = cli.main(TRAIN + ["--epochs", "2", "--warmup", "3", "--out", str(tmp_path / "w")])
     assert code == 1
     assert "--warmup 3 epochs is not shorter than training (--epochs 2)" in capsys.readouterr().err

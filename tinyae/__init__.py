@@ -6,7 +6,8 @@
 """
 __version__ = "0.1.0"
 
-from . import gradcheck, schedules
+# Submodules a user reaches as ta.train.fit, ta.data.load_dataset, ta.plot.latent_scatter, ...
+from . import autograd, data, gradcheck, latent, metrics, plot, schedules, train
 from .io import load, save
 from .layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCE, MSE
@@ -15,4 +16,4 @@ from .optim import SGD, Adam
 
 __all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Sequential",
            "MSE", "BCE", "SGD", "Adam", "Autoencoder", "dense_autoencoder", "save", "load",
-           "gradcheck", "schedules", "__version__"]
+           "autograd", "gradcheck", "data", "latent", "metrics", "plot", "schedules", "train", "__version__"]

@@ -45,6 +45,11 @@ class Schedule:
         self.t += 1
         self._apply()
 
+    def go_to(self, t: int):
+        """Stand at step ``t`` (e.g. back at the start of an epoch that is repeated)."""
+        self.t = _steps(t, "t", type(self).__name__, minimum=0)
+        self._apply()
+
     def state_dict(self) -> dict:
         """JSON-ready state: the kind, the optimiser's kind, ``t`` and the hyper-parameters."""
         return {"name": type(self).__name__, "optimizer": type(self.optimizer).__name__,
@@ -63,8 +68,7 @@ class Schedule:
                              f"optimiser, or start a new schedule for the {mine}.")
         for key in ("lr", *self._hyper):
             setattr(self, key, state[key])
-        self.t = int(state["t"])
-        self._apply()
+        self.go_to(state["t"])
 
     def __repr__(self):
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("lr", *self._hyper))
@@ -127,15 +131,20 @@ class CosineAnnealingLR(Schedule):
     """Cosine annealing (torch's CosineAnnealingLR) from ``lr`` down to ``eta_min``.
 
     lr_t = eta_min + (lr - eta_min) (1 + cos(pi t / T_max)) / 2,   t clamped to T_max
+
+    ``eta_min`` defaults to lr / 1e4 rather than torch's 0: an lr of 0 moves nothing, and
+    the optimiser and checkpoints refuse it.
     """
     _hyper = ("T_max", "eta_min")
 
-    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, lr: float | None = None):
+    def __init__(self, optimizer, T_max: int, eta_min: float | None = None,
+                 lr: float | None = None):
         super().__init__(optimizer, lr)
         self.T_max = _steps(T_max, "T_max (the steps of training)", "CosineAnnealingLR")
-        if not 0 <= eta_min < self.lr:
-            raise ValueError(f"CosineAnnealingLR: eta_min must be in [0, lr={self.lr:g}), "
-                             f"got {eta_min!r}")
+        eta_min = self.lr / 1e4 if eta_min is None else eta_min
+        if not 0 < eta_min < self.lr:
+            raise ValueError(f"CosineAnnealingLR: eta_min must be in (0, lr={self.lr:g}), "
+                             f"got {eta_min!r}; e.g. eta_min={self.lr / 1e4:g}")
         self.eta_min = float(eta_min)
         self._apply()
 
@@ -223,7 +232,7 @@ def build(name: str, optimizer, total_steps: int, lr: float | None = None,
     """The schedule ``name`` (one of ``NAMES``) over ``total_steps`` steps, as ``tinyae train`` uses it.
 
     onecycle: warm-up over 30% of training (or ``warmup_steps``), cosine down to lr / 2.5e5
-    cosine:   cosine from lr to 0 over the whole run
+    cosine:   cosine from lr down to lr / 1e4 over the whole run
     step:     lr divided by 10 after each third of training
     warmup:   linear warm-up over 5% of training (or ``warmup_steps``), then constant
     none:     constant lr
@@ -254,12 +263,18 @@ def build(name: str, optimizer, total_steps: int, lr: float | None = None,
 
 
 def from_state_dict(optimizer, state: dict) -> Schedule:
-    """Rebuild the schedule that ``state_dict()`` described, at its saved step, on ``optimizer``."""
-    cls = CLASSES.get(state.get("name"))
+    """Rebuild the schedule that ``state_dict()`` described, at its saved step, on ``optimizer``.
+
+    The hyper-parameters go through the class's own checks, so a damaged state is a ValueError.
+    """
+    cls = CLASSES.get(state.get("name")) if isinstance(state, dict) else None
     if cls is None:
-        raise ValueError(f"unknown schedule {state.get('name')!r} in the saved state; "
-                         f"known: {', '.join(CLASSES)}")
-    schedule = cls.__new__(cls)
-    Schedule.__init__(schedule, optimizer, state["lr"])
+        name = state.get("name") if isinstance(state, dict) else state
+        raise ValueError(f"unknown schedule {name!r} in the saved state; known: {', '.join(CLASSES)}")
+    try:
+        schedule = cls(optimizer, lr=state["lr"], **{k: state[k] for k in cls._hyper})
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"the saved {cls.__name__} state is incomplete or malformed ({exc!r}); "
+                         "the checkpoint was altered or is damaged.") from None
     schedule.load_state_dict(state)
     return schedule

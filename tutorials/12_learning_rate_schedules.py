@@ -19,7 +19,7 @@ from tinyae import plot, schedules
 from tinyae.metrics import batched, mse_per_pixel
 from tinyae.train import fit
 
-from _common import FAST, load, show
+from tinyae.tutorial import FAST, load, show
 
 # %% [markdown]
 # ## The curves
@@ -28,7 +28,7 @@ from _common import FAST, load, show
 # epoch), with `lr` as its peak:
 #
 # - step decay: lr_t = lr * gamma^floor(t / s)
-# - cosine: lr_t = lr (1 + cos(pi t / T)) / 2
+# - cosine: lr_t = lr (1 + cos(pi t / T)) / 2 (down to lr / 1e4, not quite 0)
 # - one-cycle: a straight line up from lr / 25 to lr over the first 30% of the
 #   steps, then the cosine down to almost 0
 # - warm-up: a straight line up over the first steps, then constant
