@@ -36,10 +36,21 @@ class Autoencoder:
 
         ``need_dx=False`` skips the input gradient, which training never uses.
         """
-        dZ = self.decoder.backward(dX)
+        return self._encoder_backward(self.decoder.backward(dX), need_dx)
+
+    def _encoder_backward(self, dZ, need_dx):
         if need_dx or not isinstance(self.encoder, Sequential):
             return self.encoder.backward(dZ)
         return self.encoder.backward(dZ, need_dx=False)
+
+    def penalty(self) -> float:
+        """The model's own term in the training objective, for its last forward.
+
+        ``fit`` minimises ``loss(forward(X), X) + penalty()``. A plain
+        autoencoder has none (0.0); a sparse one penalises its code's activity
+        (and adds that term's gradient inside its own ``backward``).
+        """
+        return 0.0
 
     def encode(self, X):
         """Z = f(X): (N, D) -> (N, Z), or (D,) -> (Z,)."""
@@ -91,7 +102,7 @@ class Autoencoder:
         return sum(p.size for _, p, _ in self.parameters())
 
     def config(self):
-        return {"type": "Autoencoder", "encoder": self.encoder.config(),
+        return {"type": type(self).__name__, "encoder": self.encoder.config(),
                 "decoder": self.decoder.config(), "dtype": np.dtype(self.dtype).name}
 
     @classmethod
@@ -118,7 +129,7 @@ class Autoencoder:
         print_fn(f"{'Total params':<{w + 16}}{self.num_parameters():>14,}")
 
     def __repr__(self):
-        return f"Autoencoder(\n encoder={self.encoder!r},\n decoder={self.decoder!r}\n)"
+        return f"{type(self).__name__}(\n encoder={self.encoder!r},\n decoder={self.decoder!r}\n)"
 
 
 def _first_dense(net):

@@ -3,9 +3,11 @@
 One step is the whole algorithm of the package:
 
     xb = X[batch]                       gather a mini-batch       (B, D)
-    L  = loss(model.forward(xb), xb)    reconstruct and compare
-    model.backward(dL/dX')              chain rule, layer by layer
-    optimizer.step()                    move every weight
+    xin = model.corrupt(xb, rng)        only a denoising model has it; else xin = xb
+    L  = loss(model.forward(xin), xb)   reconstruct and compare with the clean batch
+         + model.penalty()              the model's own term (0 for a plain autoencoder)
+    model.backward(dL/dX')              chain rule, layer by layer (the model adds its
+    optimizer.step()                    penalty's gradient itself); move every weight
 """
 import math
 import signal
@@ -29,11 +31,21 @@ class TrainingDiverged(FloatingPointError):
 
 @dataclass
 class EpochRecord:
+    """One epoch: ``loss`` = ``reconstruction`` + ``penalty`` (means over the training images).
+
+    ``val_loss`` is the reconstruction loss on the validation images.
+    """
     epoch: int
     loss: float
     val_loss: float | None
     seconds: float
     lr: float
+    reconstruction: float | None = None        # None in records saved before the split
+    penalty: float = 0.0
+
+    def __post_init__(self):
+        if self.reconstruction is None:
+            self.reconstruction = self.loss - self.penalty
 
 
 @dataclass
@@ -58,10 +70,11 @@ class History:
         return cls([EpochRecord(**r) for r in d.get("records", [])], d.get("stopped"))
 
     def to_csv(self):
-        lines = ["epoch,loss,val_loss,seconds,lr"]
+        lines = ["epoch,loss,val_loss,seconds,lr,reconstruction,penalty"]
         for r in self.records:
             val = "" if r.val_loss is None else f"{r.val_loss:.8g}"
-            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g}")
+            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g},"
+                         f"{r.reconstruction:.8g},{r.penalty:.8g}")
         return "\n".join(lines) + "\n"
 
 
@@ -222,7 +235,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                        leave=False, unit="step")
             try:
                 with buffers.reusing():     # outputs never leave the step: reuse their arrays
-                    total, step = _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c)
+                    noise_rng = np.random.default_rng([seed, epoch, 1])   # denoising only
+                    total, penalty, step = _epoch(model, X, order, batch, loss, optimizer, bar,
+                                                  ctrl_c, noise_rng)
                     val = evaluate(model, Xv, loss) if Xv is not None and not ctrl_c.pressed else None
             except _StepFailed as failed:
                 _diverged(model, good, epoch, failed.step, failed.why, optimizer)
@@ -231,16 +246,19 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             if ctrl_c.pressed:
                 history.stopped = f"interrupted (Ctrl-C) in epoch {epoch}, step {step}"
                 break
-            history.records.append(EpochRecord(epoch, total / n, val, time.perf_counter() - start,
-                                               optimizer.lr))
+            record = EpochRecord(epoch, (total + penalty) / n, val, time.perf_counter() - start,
+                                 optimizer.lr, total / n, penalty / n)
+            history.records.append(record)
             if progress:
-                tqdm.write(f"epoch {epoch}/{epochs}  loss {total / n:.5f}"
+                terms = (f" = reconstruction {record.reconstruction:.5f} + penalty "
+                         f"{record.penalty:.5f}" if penalty else "")
+                tqdm.write(f"epoch {epoch}/{epochs}  loss {record.loss:.5f}{terms}"
                            + ("" if val is None else f"  val_loss {val:.5f}")
                            + f"  ({history.records[-1].seconds:.1f} s)", file=sys.stderr)
             for cb in callbacks:
                 cb(model, optimizer, history)
             if early_stopping is not None:
-                monitored = val if val is not None else total / n
+                monitored = val if val is not None else record.loss
                 if monitored < best - early_stopping.min_delta:
                     best, waited = monitored, 0
                     best_weights = _snapshot(model) if early_stopping.restore_best else None
@@ -260,9 +278,14 @@ class _StepFailed(Exception):
         self.step, self.why = step, why
 
 
-def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c):
-    """One pass over X in mini-batches of ``len(batch)``; returns (summed loss, steps done)."""
-    total, seen, step = 0.0, 0, 0
+def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c, noise_rng):
+    """One pass over X in mini-batches of ``len(batch)``.
+
+    Returns (summed reconstruction loss, summed penalty, steps done); sums weight
+    each step's mean by its number of images.
+    """
+    corrupt = getattr(model, "corrupt", None)            # a denoising model's noise
+    total, penalties, seen, step = 0.0, 0.0, 0, 0
     # Overflow is divergence: raise at once instead of warning on every step.
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         for start in range(0, len(X), len(batch)):
@@ -271,20 +294,29 @@ def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c):
             xb = kernels.gather_rows(X, idx, batch if len(idx) == len(batch) else None)
             model.zero_grad()               # the model's: lets Dense write its first gradient
             try:
-                value = loss.forward(model.forward(xb), xb)
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"the loss became {value}")
+                xin = xb if corrupt is None else corrupt(xb, noise_rng)
+                value = loss.forward(model.forward(xin), xb)
+                penalty = model_penalty(model)
+                if not math.isfinite(value + penalty):
+                    raise FloatingPointError(f"the loss became {value + penalty}")
                 model.backward(loss.backward(), need_dx=False)
                 optimizer.step()
             except FloatingPointError as exc:
                 raise _StepFailed(step, exc) from None
             total, seen = total + value * len(idx), seen + len(idx)
+            penalties += penalty * len(idx)
             if not bar.disable:
                 bar.update()
-                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+                bar.set_postfix(loss=f"{(total + penalties) / seen:.4f}", refresh=False)
             if ctrl_c.pressed:
                 break
-    return total, step
+    return total, penalties, step
+
+
+def model_penalty(model) -> float:
+    """``model.penalty()`` for its last forward, or 0.0 for a model without one."""
+    penalty = getattr(model, "penalty", None)
+    return 0.0 if penalty is None else float(penalty())
 
 
 def _diverged(model, good, epoch, step, why, optimizer):
