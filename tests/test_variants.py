@@ -198,3 +198,21 @@ def test_checkpoint_round_trip(make, tmp_path):
     assert back.penalty() == model.penalty()
     if isinstance(model, DenoisingAutoencoder):
         assert back.noise.spec == "salt_and_pepper:0.2"
+
+
+def test_denoising_beats_plain_on_noisy_inputs():
+    """The point of the denoising autoencoder, on the built-in digits (a small, quick run)."""
+    from tinyae import corrupt
+    X = load_builtin_digits("train", n=2000)[0]
+    Xt = load_builtin_digits("test", n=300)[0]
+    noisy = corrupt.gaussian(Xt, 0.5, np.random.default_rng(1))
+    errors = {}
+    for kind in ("plain", "denoising"):
+        rng = np.random.default_rng(0)
+        model = (denoising_autoencoder((784, 128, 32), "gaussian:0.5", rng=rng)
+                 if kind == "denoising" else ta.dense_autoencoder((784, 128, 32), rng=rng))
+        fit(model, X, epochs=4, batch_size=32, optimizer=ta.Adam(model.parameters(), lr=3e-3),
+            progress=False)
+        errors[kind] = float(np.mean((model.forward(noisy) - Xt) ** 2))      # vs the clean images
+    # Measured: plain 0.095, denoising 0.035 (the plain model passes much of the noise on).
+    assert errors["denoising"] < 0.6 * errors["plain"], errors
