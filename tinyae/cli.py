@@ -10,6 +10,9 @@ import numpy as np
 from .data import load_dataset
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
+MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked")
+DEFAULT_SIZES = {"sparse": (784, 196)}          # the others default to the seed's sizes
+SEED_SIZES = (784, 512, 256, 64, 2)
 
 
 def _sizes(text):
@@ -36,6 +39,14 @@ def _validation(text):
     return fraction
 
 
+def _noise(text):
+    from .corrupt import parse
+    try:
+        return parse(text).spec
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(kind):
     def parse(text):
         value = kind(text)
@@ -58,10 +69,14 @@ def cmd_train(args):
                          f"{data_name} images have {X.shape[1]}; check --sizes")
     run_args = {"data": data_name, "sizes": list(args.sizes), "epochs": args.epochs,
                 "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                "limit": args.limit, "validation": args.validation}
-    checkpoints = Checkpointer(out, extra={"args": run_args}, history=history)
+                "limit": args.limit, "validation": args.validation, **_model_args(args)}
+    extra = {"args": run_args}
+    if args.model == "stacked" and not args.resume:
+        extra["pretraining"] = _pretrain(model, X, args)
+    checkpoints = Checkpointer(out, extra=extra, history=history)
     if not args.quiet:
-        print(f"training {'-'.join(map(str, args.sizes))} on {data_name} ({len(X):,} images) "
+        what = "fine-tuning" if args.model == "stacked" else f"training {args.model}"
+        print(f"{what} {'-'.join(map(str, args.sizes))} on {data_name} ({len(X):,} images) "
               f"for {args.epochs} epochs; writing to {out}", file=sys.stderr)
     validation = {"test": (Xt,), "none": None}.get(args.validation, args.validation)
     history = fit(model, X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
@@ -79,10 +94,41 @@ def cmd_train(args):
     _write_text(out / "metrics.json", json.dumps(m, indent=2))
     _figures(model, Xt, yt, history, out)
     print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
-          f"{m['pca2_test_mse_per_pixel']:.4f}); 5-NN accuracy of the codes "
+          f"{m['pca2_test_mse_per_pixel']:.4f}), squared error per image "
+          f"{m['test_sq_error_per_image']:.2f} (PCA-30 {m['pca30_test_sq_error_per_image']:.2f}); "
+          f"5-NN accuracy of the codes "
           f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f})")
     print(f"wrote {out}")
     return 0
+
+
+def _model_args(args):
+    """The flags that shape the model kind, for the checkpoint's JSON."""
+    options = {"denoising": {"noise": args.noise},
+               "sparse": {"penalty": args.penalty, "rho": args.rho, "beta": args.beta,
+                          "l1": args.l1},
+               "stacked": {"pretrain_epochs": args.pretrain_epochs}}
+    return {"model": args.model, **options.get(args.model, {})}
+
+
+def build_model(args):
+    """A new model of kind ``args.model`` (ae, denoising, sparse, stacked) from the flags."""
+    import tinyae as ta
+    rng = np.random.default_rng(args.seed)
+    if args.model == "denoising":
+        return ta.denoising_autoencoder(args.sizes, args.noise, rng=rng)
+    if args.model == "sparse":
+        return ta.sparse_autoencoder(args.sizes, args.penalty, rho=args.rho, beta=args.beta,
+                                     l1=args.l1, rng=rng)
+    return ta.dense_autoencoder(args.sizes, rng=rng)    # ae; stacked is pretrained after this
+
+
+def _pretrain(model, X, args):
+    """Greedy layer-wise training of a stacked model, before its fine-tuning by fit."""
+    from .stacked import pretrain
+    histories = pretrain(model, X, args.pretrain_epochs, batch_size=args.batch_size, lr=args.lr,
+                         seed=args.seed, progress=not args.quiet)
+    return [h.to_dict() for h in histories]
 
 
 def _start_or_resume(args):
@@ -91,13 +137,18 @@ def _start_or_resume(args):
     from . import io
     from .train import History
     if not args.resume:
-        model = ta.dense_autoencoder(args.sizes, rng=np.random.default_rng(args.seed))
+        args.sizes = args.sizes or DEFAULT_SIZES.get(args.model, SEED_SIZES)
+        model = build_model(args)
         out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         return model, ta.Adam(model.parameters(), lr=args.lr), History(), out
     ckpt = io.read_checkpoint(args.resume)
     saved = ckpt.extra.get("args", {})
     args.data = saved.get("data", args.data)           # the run continues on its own data
-    args.sizes = tuple(saved.get("sizes") or args.sizes)
+    args.sizes = tuple(saved.get("sizes") or args.sizes or SEED_SIZES)
+    args.model = saved.get("model", "ae")               # and keeps its model kind and options
+    for key, value in saved.items():
+        if key in ("noise", "penalty", "rho", "beta", "l1", "pretrain_epochs"):
+            setattr(args, key, value)
     model = io.load(ckpt)                               # checks the config like tinyae.load
     optimizer = ta.Adam(model.parameters(), lr=args.lr)
     if ckpt.optim:
@@ -203,20 +254,53 @@ def cmd_info(args):
     return 0
 
 
+def cmd_robustness(args):
+    from . import io, robustness
+    ckpt = io.read_checkpoint(args.checkpoint)
+    model = io.load(ckpt)
+    X, _, name = _checkpoint_data(args, ckpt)
+    table = robustness.robustness_table(model, X, seed=args.seed)
+    copy = robustness.copy_error(model, n=min(len(X), 1000), seed=args.seed)
+    kind = ckpt.extra.get("args", {}).get("model", type(model).__name__)
+    print(f"{args.checkpoint} ({kind}) on {len(X):,} {name} {args.split} images; errors are "
+          "squared error per image against the CLEAN images")
+    print(robustness.format_table(table, copy))
+    robustness.figure(model, X, seed=args.seed, path=args.output)
+    if args.json:
+        from .io import atomic_write
+        report = {"table": table, "copy_error_per_image": copy, "n": len(X), "data": name}
+        atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=2).encode()))
+    print(f"wrote {args.output}" + (f" and {args.json}" if args.json else ""))
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------
 def build_parser():
     p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train an autoencoder and write checkpoint, metrics, figures",
-                       description="Train the seed autoencoder (784-512-256-64-2, ReLU, sigmoid "
-                       "out, MSE, Adam) and write last.npz, best.npz, history, metrics.json "
-                       "and figures to --out.")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train an autoencoder (default: the seed model 784-512-256-64-2, "
+                       "ReLU,\nsigmoid out, MSE, Adam) and write last.npz, best.npz, history, "
+                       "metrics.json\nand figures to --out.\n\n"
+                       "model kinds (--model):\n"
+                       "  ae         the plain autoencoder\n"
+                       "  denoising  trained on corrupted inputs with clean targets (--noise)\n"
+                       "  sparse     a penalty on the code: KL sparsity on a sigmoid code (--rho, "
+                       "--beta)\n             or L1 on a ReLU code (--penalty l1 --l1); default "
+                       "sizes 784,196\n"
+                       "  stacked    each level H0-H1-H0, H1-H2-H1, ... trained greedily for\n"
+                       "             --pretrain-epochs on the codes below it, then all levels "
+                       "fine-tuned\n             together for --epochs")
+    t.add_argument("--model", choices=MODEL_CHOICES, default="ae",
+                   help="model kind (default ae; see above)")
     t.add_argument("--data", choices=DATA_CHOICES, default="auto",
                    help="auto: MNIST, else the built-in digits (default); mnist never falls back")
-    t.add_argument("--sizes", type=_sizes, default=(784, 512, 256, 64, 2),
-                   help="encoder widths, input to latent (default 784,512,256,64,2)")
-    t.add_argument("--epochs", type=_positive(int), default=20, help="epochs in all (default 20)")
+    t.add_argument("--sizes", type=_sizes, default=None,
+                   help="encoder widths, input to latent (default 784,512,256,64,2; "
+                   "784,196 for sparse)")
+    t.add_argument("--epochs", type=_positive(int), default=20, help="epochs in all; for stacked, the fine-tuning epochs (default 20)")
     t.add_argument("--batch-size", type=_positive(int), default=256, help="default 256")
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
     t.add_argument("--seed", type=int, default=0,
@@ -228,6 +312,20 @@ def build_parser():
     t.add_argument("--out", help="output folder (default runs/<timestamp>)")
     t.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (with optimiser state)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = t.add_argument_group("model options (each used by one --model kind)")
+    g.add_argument("--noise", type=_noise, default="gaussian:0.5", metavar="KIND:LEVEL",
+                   help="denoising: gaussian:STD (clipped to [0, 1]), masking:FRACTION or "
+                   "salt_and_pepper:FRACTION (default gaussian:0.5)")
+    g.add_argument("--penalty", choices=("kl", "l1"), default="kl",
+                   help="sparse: kl (sigmoid code, UFLDL) or l1 (ReLU code) (default kl)")
+    g.add_argument("--rho", type=float, default=0.05,
+                   help="sparse, kl: target mean activation, in (0, 1) (default 0.05)")
+    g.add_argument("--beta", type=float, default=0.01,
+                   help="sparse, kl: penalty weight, relative to the per-pixel MSE (default 0.01)")
+    g.add_argument("--l1", type=float, default=1e-4,
+                   help="sparse, l1: weight of the L1 penalty (default 1e-4)")
+    g.add_argument("--pretrain-epochs", type=_positive(int), default=5,
+                   help="stacked: greedy epochs per level before fine-tuning (default 5)")
     t.set_defaults(run=cmd_train)
 
     def data_args(q):
@@ -258,6 +356,22 @@ def build_parser():
     data_args(i)
     i.add_argument("-o", "--output", default="interpolation.png")
     i.set_defaults(run=cmd_interpolate)
+
+    r = sub.add_parser("robustness", help="error against clean images for noisy, rotated and "
+                       "flipped inputs; a figure",
+                       description="Reconstruct clean, noisy (Gaussian 0.5), rotated (30 degrees) "
+                       "and flipped clean test images and print the squared error per image against the "
+                       "clean images (and how far each distortion moved the input itself); then "
+                       "feed pure noise U(0, 1) and print how far the output is from that noise "
+                       "(small: the model copies its input). Writes a figure with a row of inputs "
+                       "and a row of reconstructions for each.")
+    r.add_argument("checkpoint")
+    data_args(r)
+    r.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    r.add_argument("-o", "--output", default="robustness.png", help="the figure (default "
+                   "robustness.png)")
+    r.add_argument("--json", help="also write the numbers to this JSON file")
+    r.set_defaults(run=cmd_robustness)
 
     n = sub.add_parser("info", help="print a checkpoint's architecture, history and metrics")
     n.add_argument("checkpoint")

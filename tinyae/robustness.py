@@ -18,7 +18,7 @@
 import numpy as np
 
 from . import corrupt
-from .metrics import batched
+from .metrics import batched, sq_error_per_image
 
 # name -> distortion(X, rng); the four inputs of the robustness table.
 DISTORTIONS = {
@@ -27,12 +27,6 @@ DISTORTIONS = {
     "rotated 30 deg": lambda X, rng: corrupt.rotate(X, 30),
     "flipped": lambda X, rng: corrupt.flip(X),
 }
-
-
-def sq_error_per_image(X, X_rec) -> float:
-    """(1/N) sum_n ||x'_n - x_n||^2: squared error summed over pixels, averaged over images."""
-    diff = np.asarray(X_rec, np.float64) - np.asarray(X, np.float64)
-    return float(np.mean(np.sum(diff * diff, axis=1)))
 
 
 def robustness_table(model, X, seed: int = 0) -> dict:
