@@ -30,10 +30,16 @@ class PCA:
         self.k = k
 
     def fit(self, X):
+        """The mean and the top-k eigenvectors of the scatter matrix (X - mu)^T (X - mu).
+
+        These are the right singular vectors of X - mu; for N >> D the D x D
+        eigenproblem is far cheaper than the SVD of the N x D matrix.
+        """
         X = np.asarray(X, np.float64)
         self.mean = X.mean(axis=0)
-        _, _, Vt = np.linalg.svd(X - self.mean, full_matrices=False)
-        self.components = Vt[:self.k].T                   # (D, k)
+        Xc = X - self.mean
+        _, vectors = np.linalg.eigh(Xc.T @ Xc)              # eigenvalues in ascending order
+        self.components = vectors[:, ::-1][:, :self.k]      # (D, k), largest first
         return self
 
     def encode(self, X):
