@@ -17,6 +17,9 @@ FIGURES = {
     "05_interpolate": ["05_lerp.png", "05_pixel_blend.png", "05_slerp.png", "05_paths_on_map.png"],
     "06_generate": ["06_samples_on_map.png", "06_samples.png", "06_per_digit.png"],
     "07_fast_kernels": [],
+    "08_drawbacks_denoising": ["08_distortions.png", "08_robustness_plain.png",
+                               "08_robustness_wide.png", "08_robustness_denoising.png"],
+    "09_sparse_stacked": ["09_weights_sparse.png", "09_weights_plain.png"],
 }
 
 
