@@ -57,6 +57,10 @@ def test_train_round_trip_per_kind(name, tmp_path, capsys, monkeypatch, mnist_di
         assert len(pre) == 2 and all(len(h["records"]) == 1 for h in pre)
     if name == "sparse":
         assert (out / "latent.png").exists() and (out / "reconstructions.png").exists()
+        code, info, _ = run(["info", str(out / "last.npz")], capsys)
+        assert code == 0 and "reconstruction  penalty" in info
+        assert "model: SparseAutoencoder (--model sparse), code penalty KLSparsity(rho=0.1, beta=0.02)" in info
+        assert f"{records[-1]['penalty']:.5f}" in info
     if name not in ("denoising", "sparse"):
         return
     # Resuming keeps the kind and its options.

@@ -242,13 +242,23 @@ def cmd_info(args):
     model = io.load(ckpt)
     print(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
           f"format {ckpt.config.get('format_version')}, dtype {model.dtype}")
+    from .variants import DenoisingAutoencoder, SparseAutoencoder
+    kind = ckpt.extra.get("args", {}).get("model")
+    detail = ""
+    if isinstance(model, SparseAutoencoder):
+        detail = f", code penalty {model.code_penalty!r}"
+    elif isinstance(model, DenoisingAutoencoder):
+        detail = f", noise {model.noise.spec}"
+    print(f"model: {type(model).__name__}" + (f" (--model {kind})" if kind else "") + detail)
     model.summary()
     records = ckpt.extra.get("history", {}).get("records", [])
     if records:
-        print("\nepoch  loss      val_loss  seconds")
+        terms = any(r.get("penalty") for r in records)     # a sparse model: show both terms
+        print("\nepoch  loss      val_loss  seconds" + ("  reconstruction  penalty" if terms else ""))
         for r in records:
             val = "" if r["val_loss"] is None else f"{r['val_loss']:.5f}"
-            print(f"{r['epoch']:>5}  {r['loss']:.5f}  {val:<8}  {r['seconds']:.1f}")
+            print(f"{r['epoch']:>5}  {r['loss']:.5f}  {val:<8}  {r['seconds']:>7.1f}"
+                  + (f"  {r['reconstruction']:>14.5f}  {r['penalty']:.5f}" if terms else ""))
     for key, value in (ckpt.extra.get("metrics") or {}).items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0
