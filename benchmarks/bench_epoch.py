@@ -1,4 +1,7 @@
-"""One epoch of the seed model on MNIST: NumPy reference vs Numba vs PyTorch CPU.
+"""One epoch of the seed model on MNIST: the plain path vs the fast path vs PyTorch CPU.
+
+"numpy" is ``fit(..., backend="numpy")``, the plain layers exactly as written;
+"numba" is the default fast path (``tinyae.fast``).
 
 Each measurement runs in its own process (thread pools of different libraries
 slow each other down when they share one), and the backends alternate
@@ -39,20 +42,21 @@ def initial_weights():
 def tinyae_worker(backend, batch, warmup_steps=20):
     """One epoch through ``tinyae.train.fit``, exactly what users run."""
     import tinyae as ta
-    from tinyae import data, kernels
+    from tinyae import data
     from tinyae.latent import grid
     from tinyae.metrics import batched
     from tinyae.train import fit
-    kernels.set_backend(backend)
     X, _ = data.load_mnist("train", progress=False)
     model = initial_weights()
     opt = ta.Adam(model.parameters(), lr=1e-3)
     # Warm-up on a copy (JIT compilation, BLAS threads), then the timed epoch from the
     # shared initial weights.
     warm = initial_weights()
-    fit(warm, X[:warmup_steps * batch], epochs=1, batch_size=batch, progress=False)
+    fit(warm, X[:warmup_steps * batch], epochs=1, batch_size=batch, progress=False,
+        backend=backend)
     start = time.perf_counter()
-    fit(model, X, epochs=1, batch_size=batch, optimizer=opt, seed=0, progress=False)
+    fit(model, X, epochs=1, batch_size=batch, optimizer=opt, seed=0, progress=False,
+        backend=backend)
     seconds = time.perf_counter() - start
     final = ta.MSE().forward(model.forward(X[:2000]), X[:2000])
     Xt = X[:10_000]

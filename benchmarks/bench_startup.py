@@ -16,14 +16,11 @@ FIRST_STEP = """
 import time
 t = time.perf_counter()
 import numpy as np, tinyae as ta
+from tinyae.train import fit, resolve_backend
 model = ta.dense_autoencoder(rng=np.random.default_rng(0))
 X = np.random.default_rng(1).random((256, 784), dtype=np.float32)
-loss, opt = ta.MSE(), ta.Adam(model.parameters())
-model.zero_grad()
-loss.forward(model.forward(X), X)
-model.backward(loss.backward(), need_dx=False)
-opt.step()
-print(time.perf_counter() - t, ta.kernels.get_backend())
+fit(model, X, epochs=1, batch_size=256, progress=False)      # one step, on TINYAE_BACKEND's path
+print(time.perf_counter() - t, resolve_backend())
 """
 
 

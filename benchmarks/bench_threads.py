@@ -25,7 +25,8 @@ def worker(mode):
     import numpy as np
 
     import tinyae as ta
-    from tinyae.kernels import fast
+    from tinyae import fast
+    from tinyae.fast import kernels
 
     @numba.njit(parallel=True, error_model="numpy")
     def adam_parallel(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd):
@@ -38,17 +39,18 @@ def worker(mode):
             p[i] -= step * (mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps))
 
     if mode == "parallel":
-        fast._adam = adam_parallel
+        kernels.adam = adam_parallel             # engine.py looks it up at every call
     rng = np.random.default_rng(0)
     X = rng.random((STEPS * 256, 784), dtype=np.float32)
     model = ta.dense_autoencoder(rng=rng)
-    loss, opt = ta.MSE(), ta.Adam(model.parameters())
+    opt = ta.Adam(model.parameters())
+    net, loss, update = fast.accelerate(model), fast.FastMSE(), fast.fast_step(opt)
 
-    def step(xb):
-        model.zero_grad()
-        loss.forward(model.forward(xb), xb)
-        model.backward(loss.backward(), need_dx=False)
-        opt.step()
+    def step(xb):                               # fit's step on the fast path
+        net.zero_grad()
+        loss.forward(net.forward(xb), xb)
+        net.backward(loss.backward())
+        update()
 
     for k in range(10):
         step(X[k * 256:(k + 1) * 256])

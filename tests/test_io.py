@@ -102,3 +102,21 @@ def test_failed_write_leaves_nothing(tmp_path, model, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         ta.save(model, tmp_path / "m.npz")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_checkpoint_written_by_tinyae_0_1_0_still_loads_and_resumes():
+    """tests/data holds a checkpoint saved by the 0.1.0 code (before the plain/fast split)."""
+    from pathlib import Path
+    from tinyae.train import History, fit
+    data = Path(__file__).parent / "data"
+    ckpt = ta.io.read_checkpoint(data / "checkpoint_v0.1.0.npz")
+    model = ta.load(ckpt)
+    X = np.random.default_rng(1).random((32, 16), dtype=np.float32)   # the data it was trained on
+    np.testing.assert_allclose(model.encode(X[:4]), np.load(data / "checkpoint_v0.1.0_codes.npy"),
+                               rtol=1e-5, atol=1e-6)
+    assert isinstance(model.encoder[1], ta.LeakyReLU)
+    opt = ta.Adam(model.parameters())
+    opt.load_state_dict(ckpt.optim)
+    history = History.from_dict(ckpt.extra["history"])
+    fit(model, X, epochs=3, batch_size=8, optimizer=opt, history=history, progress=False)
+    assert opt.t == 12 and len(history.records) == 3

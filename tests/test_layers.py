@@ -53,7 +53,7 @@ def test_sequential_gradcheck(seed):
     assert [r[0] for r in report.rows] == ["input", "0.W", "0.b", "2.W", "2.b", "4.W", "4.b"]
 
 
-def test_sequential_fused_equals_layer_by_layer(rng):
+def test_sequential_equals_layer_by_layer(rng):
     layers = [ta.Dense(5, 7, rng=rng), ta.LeakyReLU(0.2), ta.Dense(7, 3, rng=rng), ta.Sigmoid()]
     x, dout = rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal((4, 3))
     net = ta.Sequential(*copy.deepcopy(layers))

@@ -6,7 +6,7 @@
 """
 __version__ = "0.1.0"
 
-from . import gradcheck, kernels
+from . import gradcheck
 from .io import load, save
 from .layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCE, MSE
@@ -18,6 +18,6 @@ from .variants import (DenoisingAutoencoder, SparseAutoencoder, denoising_autoen
 
 __all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Sequential",
            "MSE", "BCE", "SGD", "Adam", "Autoencoder", "dense_autoencoder", "save", "load",
-           "gradcheck", "kernels", "__version__"]
+           "gradcheck", "__version__"]
 __all__ += ["corrupt", "penalties", "DenoisingAutoencoder", "SparseAutoencoder",
             "denoising_autoencoder", "sparse_autoencoder"]

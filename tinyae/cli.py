@@ -56,6 +56,14 @@ def _positive(kind):
     return parse
 
 
+def _threads(text):
+    from .threads import thread_setting
+    try:
+        return thread_setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
     from . import metrics
@@ -81,11 +89,12 @@ def cmd_train(args):
     validation = {"test": (Xt,), "none": None}.get(args.validation, args.validation)
     history = fit(model, X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                   validation=validation, seed=args.seed, history=history,
-                  callbacks=[checkpoints], progress=not args.quiet)
+                  callbacks=[checkpoints], progress=not args.quiet, threads=args.threads)
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
-    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt)
+    chosen = history.records[-1].threads if history.records else None
+    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=args.threads or chosen)
     m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
     checkpoints.extra["metrics"] = m
     checkpoints.save_last(model, optimizer, history)
@@ -322,6 +331,9 @@ def build_parser():
     t.add_argument("--out", help="output folder (default runs/<timestamp>)")
     t.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (with optimiser state)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--threads", type=_threads, metavar="N|auto",
+                   help="BLAS threads for the matmuls (default auto: chosen by timing steps "
+                        "while training, re-checked every few hundred steps; or TINYAE_THREADS)")
     g = t.add_argument_group("model options (each used by one --model kind)")
     g.add_argument("--noise", type=_noise, default="gaussian:0.5", metavar="KIND:LEVEL",
                    help="denoising: gaussian:STD (clipped to [0, 1]), masking:FRACTION or "

@@ -1,24 +1,23 @@
-"""Layers with hand-written forward and backward passes.
+"""Layers with hand-written forward and backward passes, in plain NumPy.
 
 The layer contract (any object that follows it works with containers,
-optimisers and ``tinyae.gradcheck``):
+optimisers, ``fit`` and ``tinyae.gradcheck``):
 
-- ``forward(x)`` returns the output and keeps what backward needs.
+- ``forward(x)`` returns the output (a new array) and keeps what backward needs.
 - ``backward(dout)`` takes dLoss/d(output), returns dLoss/dx, and *adds*
   parameter gradients into ``self.grads`` (so ``zero_grad()`` between steps).
 - ``params`` and ``grads`` are dicts with the same keys; optimisers update the
   arrays in place, so references to them stay valid.
 
-Outputs are new arrays, except inside ``tinyae.buffers.reusing()`` (``fit``
-trains in it), where Dense reuses its output and dx arrays from step to step.
+This file is the definition of every layer formula in the package. The fast
+training path (``tinyae.fast``) fuses the same formulas into Numba kernels and
+is tested against these classes.
 
 Shape letters: N batch, D input features, H output features.
 """
 import numpy as np
 
-from . import buffers, kernels
 from . import init as initialisers
-from .buffers import buffer
 
 
 class Layer:
@@ -89,6 +88,14 @@ def as_float_batch(x, width, dtype, who):
     return x.astype(dtype, copy=False)
 
 
+def as_float(x, who):
+    """``x`` as an array, if it is floating point (activations take any shape)."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{who} expects floating-point input, got dtype {x.dtype}")
+    return x
+
+
 class Dense(Layer):
     """Fully connected layer.
 
@@ -120,41 +127,22 @@ class Dense(Layer):
         if bias:
             self.params["b"] = np.zeros(self.out_features, dtype=dtype)
         self.grads = {k: np.zeros_like(p) for k, p in self.params.items()}
-        self._zeroed = True         # the next backward writes the grads instead of adding to them
 
     def forward(self, x):
-        return self._forward(x, "identity", 0.0)
-
-    def backward(self, dout):
-        self._check_dout(dout)
-        return self._backward(dout, "identity", 0.0, None, True)
-
-    def zero_grad(self):
-        super().zero_grad()
-        self._zeroed = True
-
-    # Dense followed by an activation runs as one kernel call; Sequential uses these.
-    def _forward(self, x, act, alpha):
         W = self.params["W"]
-        self.x = as_float_batch(x, self.in_features, W.dtype, self)   # (N, D)
-        out = buffer(self, "y", (len(self.x), self.out_features), W.dtype)  # None unless training
-        y = kernels.dense_forward(self.x, W, self.params.get("b"), act, alpha, out)  # (N, H)
+        self.x = as_float_batch(x, self.in_features, W.dtype, self)   # (N, D), kept for dW
+        y = self.x @ W                                                # (N, H)
+        if "b" in self.params:
+            y += self.params["b"]                                     # broadcast over the rows
         self._out_shape = y.shape
         return y
 
-    def _backward_fused(self, dout, activation, need_dx=True):
-        activation._check_dout(dout)
-        return self._backward(dout, activation.act, activation.alpha, activation.y, need_dx)
-
-    def _backward(self, dout, act, alpha, y, need_dx):
-        # Right after zero_grad, "add into zeros" is "write": it skips a temporary as big as W.
-        dx = kernels.dense_backward(self.x, self.params["W"], y, dout, self.grads["W"],
-                                    self.grads.get("b"), act, alpha, need_dx,
-                                    accumulate=not self._zeroed,
-                                    dx_out=buffer(self, "dx", self.x.shape, self.x.dtype)
-                                    if need_dx else None)
-        self._zeroed = False
-        return dx
+    def backward(self, dout):
+        self._check_dout(dout)
+        self.grads["W"] += self.x.T @ dout                            # (D, H)
+        if "b" in self.grads:
+            self.grads["b"] += dout.sum(axis=0)                       # (H,)
+        return dout @ self.params["W"].T                              # (N, D)
 
     def config(self):
         return {"type": "Dense", "in_features": self.in_features,
@@ -164,68 +152,94 @@ class Dense(Layer):
         return self.out_features
 
 
-class Activation(Layer):
-    """An elementwise activation y = act(x); backward dx = dout * act'(x).
-
-    Subclasses only name their function (``act``); the maths lives in the
-    kernels, written once for these layers and for the fused Dense kernels.
-    """
-    act = "identity"
-    alpha = 0.0
+# --- activations: y = act(x) elementwise, dx = dout * act'(x) ------------------------
+class Identity(Layer):
+    """y = x;  dx = dout."""
 
     def forward(self, x):
-        x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{type(self).__name__} expects floating-point input, got {x.dtype}")
-        self.y = kernels.act_forward(x, self.act, self.alpha)
-        self._out_shape = self.y.shape
-        return self.y
+        x = as_float(x, self)
+        self._out_shape = x.shape
+        return x
 
     def backward(self, dout):
         self._check_dout(dout)
-        return kernels.act_backward(self.y, dout, self.act, self.alpha)
+        return dout
 
 
-class Identity(Activation):
-    """y = x;  dx = dout."""
-    act = "identity"
-
-
-class ReLU(Activation):
+class ReLU(Layer):
     """y = max(x, 0);  dx = dout * [x > 0]."""
-    act = "relu"
+
+    def forward(self, x):
+        x = as_float(x, self)
+        self.mask = x > 0                         # where the gradient passes
+        self._out_shape = x.shape
+        return x * self.mask
+
+    def backward(self, dout):
+        self._check_dout(dout)
+        return dout * self.mask
 
 
-class LeakyReLU(Activation):
+class LeakyReLU(Layer):
     """y = x if x > 0 else a x;  dx = dout if x > 0 else a dout  (a = negative_slope)."""
-    act = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
         if not 0 <= negative_slope < 1:
             raise ValueError(f"LeakyReLU: negative_slope must be in [0, 1), got {negative_slope}")
-        self.alpha = float(negative_slope)
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        x = as_float(x, self)
+        self.mask = x > 0
+        self._out_shape = x.shape
+        return np.where(self.mask, x, self.negative_slope * x)
+
+    def backward(self, dout):
+        self._check_dout(dout)
+        return np.where(self.mask, dout, self.negative_slope * dout)
 
     def config(self):
-        return {"type": "LeakyReLU", "negative_slope": self.alpha}
+        return {"type": "LeakyReLU", "negative_slope": self.negative_slope}
 
 
-class Sigmoid(Activation):
-    """y = 1 / (1 + exp(-x)), computed without overflow;  dx = dout * y (1 - y)."""
-    act = "sigmoid"
+def sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|.
+
+    For x >= 0 that is 1 / (1 + e), for x < 0 the same value written e / (1 + e),
+    with e = exp(-|x|) in (0, 1].
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
 
 
-class Tanh(Activation):
+class Sigmoid(Layer):
+    """y = 1 / (1 + exp(-x));  dx = dout * y (1 - y)."""
+
+    def forward(self, x):
+        self.y = sigmoid(as_float(x, self))       # the derivative is written with y
+        self._out_shape = self.y.shape
+        return self.y
+
+    def backward(self, dout):
+        self._check_dout(dout)
+        return dout * self.y * (1 - self.y)
+
+
+class Tanh(Layer):
     """y = tanh(x);  dx = dout * (1 - y^2)."""
-    act = "tanh"
+
+    def forward(self, x):
+        self.y = np.tanh(as_float(x, self))
+        self._out_shape = self.y.shape
+        return self.y
+
+    def backward(self, dout):
+        self._check_dout(dout)
+        return dout * (1 - self.y ** 2)
 
 
-def _fusable(layer, nxt):
-    """Dense then a stock activation can run as one fused kernel call."""
-    return (type(layer) is Dense and nxt is not None
-            and isinstance(nxt, Activation) and type(nxt).forward is Activation.forward)
-
-
+# --- containers --------------------------------------------------------------------
 def layer_parameters(layer, prefix=""):
     """``layer.parameters(prefix)`` or, for a bare contract object, its params/grads dicts."""
     if hasattr(layer, "parameters"):
@@ -238,53 +252,27 @@ class Sequential(Layer):
 
     forward:   x -> l1 -> l2 -> ... -> y
     backward:  dx = l1.backward(l2.backward(... ln.backward(dout)))
-
-    A ``Dense`` directly followed by an activation runs as one fused kernel
-    call (matmul, bias and activation in one pass); the result is the same.
     """
 
     def __init__(self, *layers):
         super().__init__()
         self.layers = list(layers)
-        # Pair each Dense with the activation after it: [(dense, act), (layer, None), ...]
-        self._steps, i = [], 0
-        while i < len(self.layers):
-            layer = self.layers[i]
-            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            fused = _fusable(layer, nxt)
-            self._steps.append((layer, nxt if fused else None))
-            i += 2 if fused else 1
 
     def forward(self, x):
-        for layer, act in self._steps:
-            if act is None:
-                x = layer.forward(x)
-            else:
-                x = layer._forward(x, act.act, act.alpha)
-                act.y, act._out_shape = x, x.shape
+        for layer in self.layers:
+            x = layer.forward(x)
         self._out_shape = np.shape(x)
         return x
 
-    def backward(self, dout, need_dx=True):
-        """dLoss/dx from dLoss/dy; ``need_dx=False`` skips the first layer's dx."""
+    def backward(self, dout):
         self._check_dout(dout)
-        for k, (layer, act) in enumerate(reversed(self._steps)):
-            if act is None:
-                dout = layer.backward(dout)
-            else:
-                last = k == len(self._steps) - 1
-                dout = layer._backward_fused(dout, act, need_dx or not last)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
         return dout
 
     def zero_grad(self):
         for layer in self.layers:
-            if buffers.active() and type(layer) is Dense:
-                # In training, our backward runs every layer's backward, and right after
-                # zero_grad a Dense writes dW and db rather than adding: the fill (4 MiB
-                # for the seed model) would be overwritten unread.
-                layer._zeroed = True
-            else:
-                layer.zero_grad()
+            layer.zero_grad()
 
     def parameters(self, prefix=""):
         for i, layer in enumerate(self.layers):

@@ -75,21 +75,30 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k=5, chunk=500) -> float:
     return correct / len(Z_test)
 
 
-def batched(fn, X, batch_size=2048):
-    """fn applied to X in batches, results stacked: keeps peak memory small."""
-    return np.concatenate([fn(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+def batched(fn, X, batch_size=2048, threads=None):
+    """fn applied to X in batches, results stacked: keeps peak memory small.
+
+    BLAS threads as in ``fit``: ``threads`` fixed, or "auto" (the default,
+    or ``TINYAE_THREADS``) measured on the first batches (``tinyae.threads``).
+    """
+    from .threads import blas_threads
+    with blas_threads(threads, probe_steps=1, every=10**9) as chooser:
+        return np.concatenate([chooser.run(lambda xb=X[i:i + batch_size]: fn(xb), min(batch_size, len(X) - i))
+                               for i in range(0, len(X), batch_size)])
 
 
-def evaluate_autoencoder(model, X_train, y_train, X_test, y_test, k=5):
+def evaluate_autoencoder(model, X_train, y_train, X_test, y_test, k=5, threads=None):
     """The metrics of ``tinyae train``: the model against PCA-2 on the same data.
 
     k-NN accuracies classify the test codes by their nearest training codes.
+    ``threads``: BLAS threads for encoding and decoding (see ``batched``).
     """
-    Z_train, Z_test = batched(model.encode, X_train), batched(model.encode, X_test)
-    pca30 = PCA(min(30, *np.shape(X_train))).fit(X_train)     # one SVD serves both baselines
+    Z_train = batched(model.encode, X_train, threads=threads)
+    Z_test = batched(model.encode, X_test, threads=threads)
+    pca30 = PCA(min(30, *np.shape(X_train))).fit(X_train)     # one fit serves both baselines
     pca = pca30.first(2)
     P_train, P_test = pca.encode(X_train), pca.encode(X_test)
-    X_rec = batched(model.decode, Z_test)
+    X_rec = batched(model.decode, Z_test, threads=threads)
     return {
         "test_mse_per_pixel": mse_per_pixel(X_test, X_rec),
         "test_sq_error_per_image": sq_error_per_image(X_test, X_rec),

@@ -21,6 +21,8 @@ class Autoencoder:
         sample (1-D) and then return one sample.
     """
 
+    input_part = "encoder"       # the part that sees the data: training never needs its dx
+
     def __init__(self, encoder, decoder):
         self.encoder, self.decoder = encoder, decoder
 
@@ -31,17 +33,19 @@ class Autoencoder:
 
     __call__ = forward
 
-    def backward(self, dX, need_dx=True):
-        """Chain rule through decoder then encoder; returns dLoss/dX.
+    def backward(self, dX):
+        """Chain rule through decoder then encoder: dZ = g'(dX), returns dLoss/dX = f'(dZ)."""
+        dZ = self.decoder.backward(dX)
+        return self.encoder.backward(dZ)
 
-        ``need_dx=False`` skips the input gradient, which training never uses.
+    def penalty(self) -> float:
+        """The model's own term in the training objective, for its last forward.
+
+        ``fit`` minimises ``loss(forward(X), X) + penalty()``. A plain
+        autoencoder has none (0.0); a sparse one penalises its code's activity
+        (and adds that term's gradient inside its own ``backward``).
         """
-        return self._encoder_backward(self.decoder.backward(dX), need_dx)
-
-    def _encoder_backward(self, dZ, need_dx):
-        if need_dx or not isinstance(self.encoder, Sequential):
-            return self.encoder.backward(dZ)
-        return self.encoder.backward(dZ, need_dx=False)
+        return 0.0
 
     def penalty(self) -> float:
         """The model's own term in the training objective, for its last forward.

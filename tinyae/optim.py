@@ -4,11 +4,13 @@ Both take the ``(name, param, grad)`` triples of ``model.parameters()``.
 """
 import numpy as np
 
-from . import kernels
-
 
 class Optimizer:
-    """Holds the parameter list; ``zero_grad()`` and state (de)serialisation."""
+    """Holds the parameter list; ``zero_grad()`` and state (de)serialisation.
+
+    A subclass writes ``step()`` (the update) and ``_load(state)`` (restore the
+    arrays and numbers that its ``state_dict()`` returns).
+    """
 
     def __init__(self, params, lr):
         self.params = [(name, p, g) for name, p, g in params]
@@ -23,9 +25,16 @@ class Optimizer:
         for _, _, g in self.params:
             g.fill(0)
 
+    def step(self):
+        """Update every parameter in place from its gradient."""
+        raise NotImplementedError
+
     def state_dict(self):
         """Arrays and numbers needed to resume: {"t": .., "m.<name>": array, ...}."""
         return {}
+
+    def _load(self, state):
+        """Copy ``state`` (already checked against ``state_dict()``) into the optimiser."""
 
     def load_state_dict(self, state):
         """Restore what ``state_dict`` returned (shapes must match)."""
@@ -61,10 +70,9 @@ class SGD(Optimizer):
             if self.weight_decay:
                 g = g + self.weight_decay * p
             if self.momentum:
-                v *= self.momentum
-                v += g
+                v[...] = self.momentum * v + g
                 g = v
-            p -= p.dtype.type(self.lr) * g
+            p -= self.lr * g
 
     def state_dict(self):
         return {f"velocity.{name}": v for (name, _, _), v in zip(self.params, self.velocity)}
@@ -98,7 +106,13 @@ class Adam(Optimizer):
         self.t += 1
         b1, b2 = self.betas
         for (_, p, g), m, v in zip(self.params, self.m, self.v):
-            kernels.adam_update(p, g, m, v, self.lr, b1, b2, self.eps, self.t, self.weight_decay)
+            if self.weight_decay:
+                g = g + self.weight_decay * p          # a copy: the stored grad stays as computed
+            m[...] = b1 * m + (1 - b1) * g
+            v[...] = b2 * v + (1 - b2) * g ** 2
+            m_hat = m / (1 - b1 ** self.t)             # bias corrections: m and v start at 0
+            v_hat = v / (1 - b2 ** self.t)
+            p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def state_dict(self):
         state = {"t": np.array(self.t)}

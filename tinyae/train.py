@@ -8,21 +8,29 @@ One step is the whole algorithm of the package:
          + model.penalty()              the model's own term (0 for a plain autoencoder)
     model.backward(dL/dX')              chain rule, layer by layer (the model adds its
     optimizer.step()                    penalty's gradient itself); move every weight
+
+``fit`` runs that step on one of two paths with the same numbers: "numba"
+(the default, ``tinyae.fast``: fused kernels, reused buffers) or "numpy" (the
+plain layers, exactly as you read them). ``backend=`` or ``TINYAE_BACKEND``
+chooses.
 """
 import math
+import os
 import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from . import buffers, kernels
 from .layers import as_float_batch
 from .losses import MSE
 from .optim import Adam
+from .threads import blas_threads
 
 
 class TrainingDiverged(FloatingPointError):
@@ -40,6 +48,7 @@ class EpochRecord:
     val_loss: float | None
     seconds: float
     lr: float
+    threads: int | None = None      # BLAS threads at the end of the epoch (tinyae.threads)
     reconstruction: float | None = None        # None in records saved before the split
     penalty: float = 0.0
 
@@ -70,10 +79,11 @@ class History:
         return cls([EpochRecord(**r) for r in d.get("records", [])], d.get("stopped"))
 
     def to_csv(self):
-        lines = ["epoch,loss,val_loss,seconds,lr,reconstruction,penalty"]
+        lines = ["epoch,loss,val_loss,seconds,lr,threads,reconstruction,penalty"]
         for r in self.records:
             val = "" if r.val_loss is None else f"{r.val_loss:.8g}"
-            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g},"
+            threads = "" if r.threads is None else r.threads
+            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g},{threads},"
                          f"{r.reconstruction:.8g},{r.penalty:.8g}")
         return "\n".join(lines) + "\n"
 
@@ -151,6 +161,50 @@ def _split_validation(X, validation, seed):
     return X, validation
 
 
+BACKENDS = ("numba", "numpy")
+
+
+def resolve_backend(backend=None) -> str:
+    """The training path to use: ``backend``, else ``TINYAE_BACKEND``, else "numba".
+
+    Without Numba installed the default falls back to "numpy" with a notice;
+    asking for "numba" explicitly is then an error.
+    """
+    name = backend or os.environ.get("TINYAE_BACKEND", "").strip().lower() or None
+    if name not in (None,) + BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS} "
+                         "(argument backend= or the TINYAE_BACKEND variable)")
+    if name == "numpy":
+        return name
+    try:
+        import tinyae.fast  # noqa: F401  (imports Numba)
+    except ImportError as exc:
+        if name == "numba":
+            raise ImportError(f"backend 'numba' needs Numba ({exc}); pip install numba, "
+                              "or train on the plain path with backend='numpy'") from exc
+        warnings.warn(f"tinyae: Numba is not available ({exc}); training on the plain NumPy "
+                      "path, which gives the same numbers more slowly.", stacklevel=3)
+        return "numpy"
+    return "numba"
+
+
+@dataclass
+class _Path:
+    """What one training step calls: the model, the loss, the update and the batch gather."""
+    model: object
+    loss: object
+    step: Callable
+    gather: Callable
+
+
+def _training_path(model, loss, optimizer, backend):
+    if backend == "numpy":
+        return _Path(model, loss, optimizer.step, lambda X, idx, out: np.take(X, idx, axis=0))
+    from . import fast
+    return _Path(fast.accelerate(model), fast.fast_loss(loss), fast.fast_step(optimizer),
+                 fast.gather_rows)
+
+
 def evaluate(model, X, loss=None, batch_size=1024):
     """Mean loss of ``model`` on ``X`` (batched, so memory stays small)."""
     loss = loss or MSE()
@@ -192,7 +246,8 @@ def _restore(model, snapshot):
 
 def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=None,
         validation=None, seed: int = 0, shuffle: bool = True, early_stopping=None,
-        callbacks=(), progress: bool = True, history: History | None = None) -> History:
+        callbacks=(), progress: bool = True, history: History | None = None,
+        backend: str | None = None, threads: int | str | None = None) -> History:
     """Train ``model`` to reconstruct ``X``; returns the ``History``.
 
     Args:
@@ -203,10 +258,17 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         loss: default ``MSE()``.
         validation: None, a fraction of X to hold out, or a validation array
             (or a 1-tuple holding one).
-        seed: the shuffling seed; the same seed and data give the same run.
+        seed: the shuffling seed; the same seed and data give the same run:
+            bit for bit with a fixed ``threads`` count, to float rounding with
+            "auto" (OpenBLAS's sums depend on how many threads share them).
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
         callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
         progress: show a tqdm bar with the running loss.
+        backend: "numba" (fast path) or "numpy" (plain layers); default
+            ``TINYAE_BACKEND`` or "numba". Same numbers, different speed.
+        threads: BLAS threads for the matmuls: a count, or "auto" (the
+            default, or ``TINYAE_THREADS``): measured while training, see
+            ``tinyae.threads``. The caller's setting is restored on return.
     """
     width = model.input_width
     X = check_data(X, width)
@@ -221,12 +283,13 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     if isinstance(early_stopping, int):
         early_stopping = EarlyStopping(patience=early_stopping)
     history = history or History()
+    path = _training_path(model, loss, optimizer, resolve_backend(backend))
     n, steps = len(X), math.ceil(len(X) / batch_size)
     batch = np.empty((min(batch_size, n), X.shape[1]), X.dtype)    # reused by every full step
     best, best_weights, waited = math.inf, None, 0
 
     from tqdm.auto import tqdm
-    with _CtrlC() as ctrl_c:
+    with _CtrlC() as ctrl_c, blas_threads(threads) as chooser:
         for epoch in range(len(history.records) + 1, epochs + 1):
             start, good = time.perf_counter(), _snapshot(model)
             # One generator per (seed, epoch): a resumed run shuffles as the original did.
@@ -234,11 +297,11 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
                        leave=False, unit="step")
             try:
-                with buffers.reusing():     # outputs never leave the step: reuse their arrays
-                    noise_rng = np.random.default_rng([seed, epoch, 1])   # denoising only
-                    total, penalty, step = _epoch(model, X, order, batch, loss, optimizer, bar,
-                                                  ctrl_c, noise_rng)
-                    val = evaluate(model, Xv, loss) if Xv is not None and not ctrl_c.pressed else None
+                noise_rng = np.random.default_rng([seed, epoch, 1])   # denoising only
+                total, penalty, step = _epoch(path, X, order, batch, bar, ctrl_c, chooser,
+                                              noise_rng)
+                val = (evaluate(path.model, Xv, path.loss) if Xv is not None
+                       and not ctrl_c.pressed else None)
             except _StepFailed as failed:
                 _diverged(model, good, epoch, failed.step, failed.why, optimizer)
             finally:
@@ -247,14 +310,16 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                 history.stopped = f"interrupted (Ctrl-C) in epoch {epoch}, step {step}"
                 break
             record = EpochRecord(epoch, (total + penalty) / n, val, time.perf_counter() - start,
-                                 optimizer.lr, total / n, penalty / n)
+                                 optimizer.lr, chooser.threads, reconstruction=total / n,
+                                 penalty=penalty / n)
             history.records.append(record)
             if progress:
                 terms = (f" = reconstruction {record.reconstruction:.5f} + penalty "
                          f"{record.penalty:.5f}" if penalty else "")
                 tqdm.write(f"epoch {epoch}/{epochs}  loss {record.loss:.5f}{terms}"
                            + ("" if val is None else f"  val_loss {val:.5f}")
-                           + f"  ({history.records[-1].seconds:.1f} s)", file=sys.stderr)
+                           + f"  ({history.records[-1].seconds:.1f} s, {chooser.threads} BLAS "
+                           + f"thread{'s' * (chooser.threads != 1)})", file=sys.stderr)
             for cb in callbacks:
                 cb(model, optimizer, history)
             if early_stopping is not None:
@@ -278,12 +343,13 @@ class _StepFailed(Exception):
         self.step, self.why = step, why
 
 
-def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c, noise_rng):
+def _epoch(path, X, order, batch, bar, ctrl_c, chooser, noise_rng):
     """One pass over X in mini-batches of ``len(batch)``.
 
     Returns (summed reconstruction loss, summed penalty, steps done); sums weight
     each step's mean by its number of images.
     """
+    model, loss = path.model, path.loss
     corrupt = getattr(model, "corrupt", None)            # a denoising model's noise
     total, penalties, seen, step = 0.0, 0.0, 0, 0
     # Overflow is divergence: raise at once instead of warning on every step.
@@ -291,23 +357,26 @@ def _epoch(model, X, order, batch, loss, optimizer, bar, ctrl_c, noise_rng):
         for start in range(0, len(X), len(batch)):
             step += 1
             idx = order[start:start + len(batch)]
-            xb = kernels.gather_rows(X, idx, batch if len(idx) == len(batch) else None)
-            model.zero_grad()               # the model's: lets Dense write its first gradient
+            xb = path.gather(X, idx, batch)
+            model.zero_grad()               # the model's: lets a fast Dense skip the fill
+            chooser.begin()                 # BLAS threads for this step; start its clock
             try:
                 xin = xb if corrupt is None else corrupt(xb, noise_rng)
                 value = loss.forward(model.forward(xin), xb)
                 penalty = model_penalty(model)
                 if not math.isfinite(value + penalty):
                     raise FloatingPointError(f"the loss became {value + penalty}")
-                model.backward(loss.backward(), need_dx=False)
-                optimizer.step()
+                model.backward(loss.backward())
+                path.step()
             except FloatingPointError as exc:
                 raise _StepFailed(step, exc) from None
+            chooser.end(len(idx))
             total, seen = total + value * len(idx), seen + len(idx)
             penalties += penalty * len(idx)
             if not bar.disable:
                 bar.update()
-                bar.set_postfix(loss=f"{(total + penalties) / seen:.4f}", refresh=False)
+                bar.set_postfix(loss=f"{(total + penalties) / seen:.4f}", threads=chooser.current,
+                                refresh=False)
             if ctrl_c.pressed:
                 break
     return total, penalties, step

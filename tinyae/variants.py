@@ -84,9 +84,9 @@ class SparseAutoencoder(Autoencoder):
             raise RuntimeError("SparseAutoencoder.penalty() was called before forward()")
         return self._penalty
 
-    def backward(self, dX, need_dx=True):
+    def backward(self, dX):
         dZ = self.decoder.backward(dX) + self.code_penalty.backward()      # (N, H)
-        return self._encoder_backward(dZ, need_dx)
+        return self.encoder.backward(dZ)
 
     def config(self):
         return {**super().config(), "code_penalty": self.code_penalty.config()}

@@ -17,7 +17,7 @@ measures by how much, and tinyae uses BLAS wherever it does.
 """
 import numpy as np
 
-from .fast import _jit
+from .kernels import _jit
 
 MR = 4          # rows of C updated together (register block)
 NC = 128        # columns of B per panel (cache block)
