@@ -216,3 +216,36 @@ def test_denoising_beats_plain_on_noisy_inputs():
         errors[kind] = float(np.mean((model.forward(noisy) - Xt) ** 2))      # vs the clean images
     # Measured: plain 0.095, denoising 0.035 (the plain model passes much of the noise on).
     assert errors["denoising"] < 0.6 * errors["plain"], errors
+
+
+# --- the fast path: the same numbers as the plain one ------------------------------------
+VARIANTS = {
+    "sparse-kl": lambda rng: sparse_autoencoder((36, 12, 6), "kl", rho=0.1, beta=0.3, rng=rng,
+                                                dtype=np.float64),
+    "sparse-l1": lambda rng: sparse_autoencoder((36, 12, 6), "l1", l1=0.01, rng=rng,
+                                                dtype=np.float64),
+    "denoising": lambda rng: denoising_autoencoder((36, 12, 2), "masking:0.3", rng=rng,
+                                                   dtype=np.float64),
+}
+
+
+@pytest.mark.parametrize("kind", list(VARIANTS))
+def test_fast_path_gives_the_plain_numbers(kind):
+    """fit on the fast path (fused Sequentials around the model's own forward and backward,
+    penalty and noise included) gives the plain path's losses, terms and weights."""
+    import copy
+    model = VARIANTS[kind](np.random.default_rng(0))
+    X = np.random.default_rng(1).random((64, 36))         # 6 x 6 images
+    runs = []
+    for backend in ("numpy", "numba"):
+        m = copy.deepcopy(model)
+        h = fit(m, X, epochs=3, batch_size=16, progress=False, backend=backend, threads=1)
+        runs.append((h, [p for _, p, _ in m.parameters()]))
+    (h1, w1), (h2, w2) = runs
+    for a, b in zip(h1.records, h2.records):
+        assert a.penalty == pytest.approx(b.penalty, rel=1e-10)
+        assert a.reconstruction == pytest.approx(b.reconstruction, rel=1e-10)
+    assert (h1.records[-1].penalty > 0) == kind.startswith("sparse")
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(w1[0], next(model.parameters())[1])       # it trained
