@@ -7,7 +7,6 @@ images and scored on the 10,000 test images, pixels scaled to [0, 1]. It
 checks the loader (scaling, order, the test split) and the metric together.
 """
 import numpy as np
-import pytest
 
 from tinyae.data import load_mnist
 from tinyae.metrics import PCA, sq_error_per_image

@@ -14,7 +14,7 @@ The stacked autoencoder is trained differently, not built differently: see
 import numpy as np
 
 from .corrupt import Corruption, parse
-from .layers import ACTIVATION_LAYERS, Sequential
+from .layers import ACTIVATION_LAYERS, Sequential, Sigmoid
 from .models import Autoencoder, dense_autoencoder
 from .penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
 
@@ -64,7 +64,7 @@ class SparseAutoencoder(Autoencoder):
 
     def __init__(self, encoder, decoder, code_penalty: Penalty):
         super().__init__(encoder, decoder)
-        if isinstance(code_penalty, KLSparsity) and not _ends_in(encoder, "Sigmoid"):
+        if isinstance(code_penalty, KLSparsity) and not _ends_in_sigmoid(encoder):
             raise ValueError("SparseAutoencoder: the KL sparsity penalty needs a code in (0, 1), "
                              "so the encoder must end in a Sigmoid (sparse_autoencoder(...) "
                              "builds one); use L1Activity for other codes")
@@ -97,9 +97,9 @@ class SparseAutoencoder(Autoencoder):
         return cls(base.encoder, base.decoder, penalty_from_config(cfg["code_penalty"]))
 
 
-def _ends_in(net, name):
+def _ends_in_sigmoid(net):
     layers = net.layers if isinstance(net, Sequential) else [net]
-    return bool(layers) and type(layers[-1]).__name__ == name
+    return bool(layers) and isinstance(layers[-1], Sigmoid)
 
 
 def sparse_autoencoder(sizes=(784, 196), penalty: str = "kl", *, rho: float = 0.05,
