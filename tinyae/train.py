@@ -250,6 +250,11 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         backend: str | None = None, threads: int | str | None = None) -> History:
     """Train ``model`` to reconstruct ``X``; returns the ``History``.
 
+    The objective is ``loss(model(xin), xb) + model.penalty()`` per mini-batch
+    xb, where ``xin = model.corrupt(xb, rng)`` for a model that has ``corrupt``
+    (a denoising autoencoder) and ``xb`` otherwise; each epoch's record keeps
+    the reconstruction and penalty terms apart (``loss`` is their sum).
+
     Args:
         X: (N, D) float data, finite.
         epochs: total epochs; with ``history`` from an earlier run, training
