@@ -79,12 +79,12 @@ class History:
         return cls([EpochRecord(**r) for r in d.get("records", [])], d.get("stopped"))
 
     def to_csv(self):
-        lines = ["epoch,loss,val_loss,seconds,lr,threads,reconstruction,penalty"]
+        lines = ["epoch,loss,val_loss,seconds,lr,reconstruction,penalty,threads"]
         for r in self.records:
             val = "" if r.val_loss is None else f"{r.val_loss:.8g}"
             threads = "" if r.threads is None else r.threads
-            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g},{threads},"
-                         f"{r.reconstruction:.8g},{r.penalty:.8g}")
+            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g},"
+                         f"{r.reconstruction:.8g},{r.penalty:.8g},{threads}")
         return "\n".join(lines) + "\n"
 
 
