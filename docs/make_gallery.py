@@ -2,9 +2,12 @@
 
     python docs/make_gallery.py                 # trains (about a minute), then draws
     python docs/make_gallery.py --run runs/X    # draws from an existing run folder
+    python docs/make_gallery.py --run runs/X --only explorer.png
 
-Writes four small PNGs to docs/gallery/. The images are derived from MNIST
-(Y. LeCun, C. Cortes, C. Burges; CC BY-SA 3.0).
+Writes four small PNGs to docs/gallery/, and explorer.png, a screenshot of
+`tinyae explore` in headless Chromium (when Debian's chromium and the playwright
+package are installed). The images are derived from MNIST (Y. LeCun, C. Cortes,
+C. Burges; CC BY-SA 3.0).
 """
 import argparse
 import os
@@ -20,7 +23,7 @@ SHARED = HERE.parent.parent / "shared" / "data" / "mnist"
 DPI = 72                      # small files: the README shows them at this size anyway
 
 
-def draw(run, out):
+def draw(run, out, only=None):
     import tinyae as ta
     from tinyae import plot
     from tinyae.data import load_dataset
@@ -29,6 +32,8 @@ def draw(run, out):
 
     model = ta.load(run / "last.npz")
     X, y, _ = load_dataset("mnist", "test", progress=False)
+    if only == "explorer.png":
+        return screenshot(model, X, y, out / "explorer.png")
     Z = batched(model.encode, X)
     ranges = latent_range(Z)
     i, j = int(np.argmax(y == 4)), int(np.argmax(y == 0))
@@ -36,27 +41,60 @@ def draw(run, out):
         "latent.png": plot.latent_scatter(Z, y, ranges=ranges, title="MNIST test set, 2-D codes"),
         "grid.png": plot.decoded_grid(model, ranges, n=20, title="decoded grid, same scale"),
         "reconstructions.png": plot.reconstructions(X[:10], model.decode(Z[:10])),
-        "interpolation.png": plot.image_strip(model.decode(lerp(Z[i], Z[j], 10).astype(np.float32)),
-                                              title="a 4 to a 0 through the latent space"),
+        "interpolation.png": plot.image_strip(
+            np.vstack([X[i], model.decode(lerp(Z[i], Z[j], 10).astype(np.float32)), X[j]]),
+            labels=["original", *[f"t={k / 9:.2g}" for k in range(10)], "original"],
+            title="a 4 to a 0 through the latent space (the originals at both ends)"),
     }
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=DPI)
         print(f"wrote {out / name} ({(out / name).stat().st_size // 1024} KiB)")
+    screenshot(model, X, y, out / "explorer.png")
+
+
+def screenshot(model, X, y, png):
+    """The explorer with the pointer on a 4's code and a 4-to-0 path played to its middle."""
+    import shutil
+    from tinyae.explore import write_explorer
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return print("skipped explorer.png: pip install playwright (and apt-get install chromium)")
+    exe = shutil.which("chromium")
+    if exe is None:
+        return print("skipped explorer.png: apt-get install chromium")
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        page_path = Path(tmp) / "explore.html"
+        write_explorer(model, X, y, page_path, title="tinyae explore: the MNIST test set")
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 900, "height": 800})
+        page.goto(page_path.as_uri())
+        page.wait_for_function("window.tinyae && window.tinyae.ready")
+        Z = model.encode(X)
+        a, b = Z[int(np.argmax(y == 4))], Z[int(np.argmax(y == 0))]
+        at = lambda z: page.evaluate("([u, v]) => window.tinyae.clientXY(u, v)", [float(z[0]), float(z[1])])
+        page.mouse.click(*at(a))
+        page.mouse.click(*at(b))
+        page.wait_for_timeout(800)                      # part of the way along the path
+        page.screenshot(path=str(png))
+        browser.close()
+    print(f"wrote {png} ({png.stat().st_size // 1024} KiB)")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, help="an existing `tinyae train` output folder")
+    p.add_argument("--only", choices=["explorer.png"], help="redraw only this image")
     args = p.parse_args()
     if "TINYAE_DATA_DIR" not in os.environ and SHARED.is_dir():
         os.environ["TINYAE_DATA_DIR"] = str(SHARED)
     if args.run:
-        return draw(args.run, HERE / "gallery")
+        return draw(args.run, HERE / "gallery", args.only)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "tinyae", "train", "--data", "mnist", "--out", tmp,
                         "--quiet"], check=True)
-        draw(Path(tmp), HERE / "gallery")
+        draw(Path(tmp), HERE / "gallery", args.only)
 
 
 if __name__ == "__main__":

@@ -107,3 +107,42 @@ def test_knn_accuracy():
 def test_bce_per_image_sums_pixels():
     X = np.array([[1.0, 0.0]])
     assert bce_per_image(X, np.array([[0.5, 0.5]])) == pytest.approx(2 * np.log(2))
+
+
+def test_pca_from_the_covariance_matches_the_svd(rng):
+    """The cheap fit (eigenvectors of X_c^T X_c, in slices) gives the SVD's components."""
+    X = (rng.standard_normal((3000, 12)) * np.linspace(3, 0.1, 12)) @ rng.standard_normal((12, 12))
+    for data in (X, X.astype(np.float32)):
+        pca = PCA(3).fit(data, chunk=700)
+        _, s, Vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)
+        tol = 1e-8 if data.dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(np.abs(pca.components.T @ Vt[:3].T), np.eye(3), atol=tol)
+        np.testing.assert_allclose(pca.variances, s[:3] ** 2 / (len(X) - 1), rtol=tol)
+        assert np.all(pca.components[np.abs(pca.components).argmax(axis=0), range(3)] > 0)
+    pixels = rng.integers(0, 256, (500, 6)).astype(np.uint8)            # integer data too
+    np.testing.assert_allclose(PCA(2).fit(pixels).mean, pixels.mean(axis=0))
+    np.testing.assert_allclose(PCA(2).fit(pixels).variances,
+                               PCA(2).fit(pixels.astype(float)).variances)
+
+
+def _knn_brute_force(Z_train, y_train, Z_test, y_test, k):
+    d = ((Z_test[:, None, :] - Z_train[None, :, :]) ** 2).sum(axis=2)
+    labels = y_train[np.argsort(d, axis=1)[:, :k]]
+    votes = np.stack([(labels == c).sum(axis=1) for c in range(10)], axis=1)
+    return float(np.mean(votes.argmax(axis=1) == y_test))
+
+
+@pytest.mark.parametrize("width", [1, 2, 5])
+def test_knn_window_search_is_exact(rng, width):
+    """Dense clusters, sparse outliers (the window falls short there) and queries outside
+    the training range: the windowed search must agree with comparing every pair."""
+    centres = rng.normal(0, 5, (10, width))
+    y_train = rng.integers(0, 10, 3000)
+    Z_train = centres[y_train] + rng.normal(0, 1.5, (3000, width))
+    Z_train[:40] *= 6                                             # outliers
+    y_test = rng.integers(0, 10, 800)
+    Z_test = centres[y_test] + rng.normal(0, 2.5, (800, width))
+    Z_test[:30] *= 8
+    for window in (4, 16, 256, 5000):
+        got = knn_accuracy(Z_train, y_train, Z_test, y_test, k=5, window=window)
+        assert got == _knn_brute_force(Z_train, y_train, Z_test, y_test, 5), window

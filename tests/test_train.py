@@ -105,8 +105,9 @@ def test_resume_continues_exactly(tmp_path, digits):
         np.testing.assert_array_equal(p, q)
 
 
-def test_ctrl_c_stops_after_the_current_step(digits):
+def test_ctrl_c_stops_after_the_current_step_and_goes_back_to_the_epoch_start(digits):
     model = small_model()
+    initial = [p.copy() for _, p, _ in model.parameters()]
     opt = ta.Adam(model.parameters())
     steps = []
     real_step = opt.step
@@ -118,8 +119,12 @@ def test_ctrl_c_stops_after_the_current_step(digits):
             os.kill(os.getpid(), signal.SIGINT)          # as if the user pressed Ctrl-C here
     opt.step = step
     h = fit(model, digits, epochs=5, batch_size=64, optimizer=opt, progress=False)
-    assert len(steps) == 3 and opt.t == 3
-    assert h.records == [] and h.stopped == "interrupted (Ctrl-C) in epoch 1, step 3"
+    assert len(steps) == 3 and opt.t == 0                   # three steps ran, then were undone
+    assert h.records == [] and h.stopped.startswith("interrupted (Ctrl-C) in epoch 1, step 3; "
+                                                    "the model holds the weights from the start")
+    for (_, p, _), p0 in zip(model.parameters(), initial):
+        np.testing.assert_array_equal(p, p0)
+    assert all(not m.any() for m in opt.m)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -130,10 +135,21 @@ def test_history_csv_and_dict(digits):
     assert type(h).from_dict(h.to_dict()).loss == h.loss
 
 
-def test_progress_bar_is_real(digits, capsys):
+def test_progress_bar_is_real(digits, capsys, monkeypatch):
+    from tinyae import train
+    monkeypatch.setattr(train, "interactive", lambda: True)          # as on a terminal
     fit(small_model(), digits, epochs=1, batch_size=128, progress=True)
     err = capsys.readouterr().err
-    assert "epoch 1/1" in err and "step" in err and "loss" in err
+    assert "epoch 1/1" in err and "step" in err and "loss" in err and "\r" in err
+
+
+def test_progress_in_a_log_is_one_line_per_epoch(digits, capsys, monkeypatch):
+    from tinyae import train
+    monkeypatch.setattr(train, "interactive", lambda: False)         # stderr is a file or pipe
+    fit(small_model(), digits, epochs=2, batch_size=128, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "step" not in err
+    assert [line.split("  ")[0] for line in err.splitlines()] == ["epoch 1/2", "epoch 2/2"]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -154,3 +170,25 @@ def test_resume_is_exact_on_each_path(tmp_path, digits, backend):
         backend=backend, threads=2)
     for (_, p, _), (_, q, _) in zip(straight.parameters(), resumed.parameters()):
         np.testing.assert_array_equal(p, q)
+
+
+def test_an_update_that_breaks_the_weights_is_caught_after_the_step(digits):
+    model = small_model()
+    before = [p.copy() for _, p, _ in model.parameters()]
+    opt = ta.SGD(model.parameters(), lr=1e30)
+    # One step per epoch: its loss is finite, only the update after it breaks the weights.
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1 \(.*NaN or infinite\); the "
+                                               r"model and optimiser are back at the start of "
+                                               r"epoch 1"):
+        fit(model, digits[:64], epochs=1, batch_size=64, optimizer=opt, progress=False)
+    for (_, p, _), p0 in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p, p0)
+
+
+@pytest.mark.parametrize("lr", [np.inf, np.nan])
+def test_learning_rate_must_be_finite(digits, lr):
+    model = small_model()
+    opt = ta.SGD(model.parameters(), lr=1e-3)
+    opt.lr = lr
+    with pytest.raises(ValueError, match="learning rate must be finite and > 0"):
+        fit(model, digits, epochs=1, optimizer=opt, progress=False)

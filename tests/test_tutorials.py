@@ -20,6 +20,7 @@ FIGURES = {
     "08_drawbacks_denoising": ["08_distortions.png", "08_robustness_plain.png",
                                "08_robustness_wide.png", "08_robustness_denoising.png"],
     "09_sparse_stacked": ["09_weights_sparse.png", "09_weights_plain.png"],
+    "11_autograd": ["11_graph_small.png", "11_graph_seed.png"],
 }
 
 
@@ -51,19 +52,37 @@ def test_tutorial_runs_as_a_script(path, env):
         assert (out / name).stat().st_size > 1000, name
 
 
-def test_tutorial_runs_as_a_notebook(env, tmp_path):
+def _execute(name, env, cwd):
+    """Run tutorial ``name`` as a notebook with nbclient (as Jupyter would), in folder ``cwd``."""
     jupytext = pytest.importorskip("jupytext")
     nbclient = pytest.importorskip("nbclient")
-    env, _ = env
-    nb = jupytext.read(ROOT / "tutorials" / "01_layers_by_hand.py")
-    assert sum(c.cell_type == "markdown" for c in nb.cells) >= 5
+    nb = jupytext.read(ROOT / "tutorials" / name)
     old = dict(os.environ)
     os.environ.update(env)
     try:
-        nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                resources={"metadata": {"path": str(ROOT / "tutorials")}}).execute()
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(cwd)}}).execute()
     finally:
         os.environ.clear()
         os.environ.update(old)
+    return nb
+
+
+def test_tutorial_runs_as_a_notebook(env):
+    env, _ = env
+    nb = _execute("01_layers_by_hand.py", env, ROOT / "tutorials")
+    assert sum(c.cell_type == "markdown" for c in nb.cells) >= 5
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "FAILED: b" in outputs and "PASSED" in outputs
+
+
+def test_notebook_from_the_repo_root_shows_its_figures_inline(env):
+    """Opened from the repository root (not tutorials/), a notebook still finds its helpers,
+    and each figure is a PNG below its cell, not the text '<Figure size ...>'."""
+    env, _ = env
+    nb = _execute("03_encode_latent_map.py", env, ROOT)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == len(FIGURES["03_encode_latent_map"])
+    assert all(len(o["data"]["image/png"]) > 1000 for o in images)
+    assert not any("<Figure size" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)

@@ -249,3 +249,29 @@ def test_fast_path_gives_the_plain_numbers(kind):
     for a, b in zip(w1, w2):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert not np.allclose(w1[0], next(model.parameters())[1])       # it trained
+
+
+@pytest.mark.parametrize("change, msg", [
+    (lambda m: m.update(code_penalty={"type": "KLSparsity", "rho": 2.0, "beta": 0.1}),
+     r"rho .* must be in \(0, 1\)"),
+    (lambda m: m.update(code_penalty={"type": "Exec", "rho": 0.1}), "unknown penalty type"),
+    (lambda m: m.update(code_penalty="rm -rf"), "not a type with numeric settings"),
+    (lambda m: m.update(type="Hacked"), "which tinyae.load cannot build"),
+])
+def test_a_tampered_variant_config_is_refused(change, msg, tmp_path):
+    """A checkpoint's model options are checked before any layer is built."""
+    import json
+    import zipfile
+    model = sparse_autoencoder((784, 16), "kl", rng=np.random.default_rng(0))
+    path = ta.save(model, tmp_path / "m")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    config = json.loads(str(arrays["__config__"]))
+    change(config["model"])
+    arrays["__config__"] = np.array(json.dumps(config))
+    with zipfile.ZipFile(path, "w") as zf:                 # rewrite the archive as np.savez does
+        for k, v in arrays.items():
+            with zf.open(k + ".npy", "w") as f:
+                np.lib.format.write_array(f, v, allow_pickle=False)
+    with pytest.raises(ta.io.CheckpointError, match=msg):
+        ta.load(path)

@@ -6,7 +6,8 @@
 """
 __version__ = "0.1.0"
 
-from . import gradcheck
+# Submodules a user reaches as ta.train.fit, ta.data.load_dataset, ta.plot.latent_scatter, ...
+from . import autograd, data, gradcheck, latent, metrics, plot, train
 from .io import load, save
 from .layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCE, MSE
@@ -18,6 +19,6 @@ from .variants import (DenoisingAutoencoder, SparseAutoencoder, denoising_autoen
 
 __all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Sequential",
            "MSE", "BCE", "SGD", "Adam", "Autoencoder", "dense_autoencoder", "save", "load",
-           "gradcheck", "__version__"]
+           "autograd", "gradcheck", "data", "latent", "metrics", "plot", "train", "__version__"]
 __all__ += ["corrupt", "penalties", "DenoisingAutoencoder", "SparseAutoencoder",
             "denoising_autoencoder", "sparse_autoencoder"]

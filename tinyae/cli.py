@@ -1,18 +1,25 @@
 """The ``tinyae`` command: train the seed model, then encode, decode, interpolate, inspect."""
 import argparse
+import errno
 import json
+import math
+import os
 import sys
 import time
+import traceback
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from . import safety
 from .data import load_dataset
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
 MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked")
-DEFAULT_SIZES = {"sparse": (784, 196)}          # the others default to the seed's sizes
-SEED_SIZES = (784, 512, 256, 64, 2)
+MAX_STEPS = 100             # images in an interpolation strip
+MAX_COLUMNS = 100           # columns (and rows) of a decoded grid
+FIGURES = ("reconstructions.png", "latent.png", "grid.png", "interpolation.png", "loss.png")
 
 
 def _sizes(text):
@@ -39,21 +46,57 @@ def _validation(text):
     return fraction
 
 
+def _at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"wants a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
+        return value
+    return parse
+
+
+def _positive(kind, most=None):
+    """argparse type: a finite number > 0 (and at most ``most``)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {text}")
+        return value
+    return parse
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"wants a whole number >= 0, got {text!r}")
+    return value
+
+
+def _steps(text):
+    value = _positive(int, MAX_STEPS)(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"needs at least 2 steps (both ends), got {text}")
+    return value
+
+
 def _noise(text):
     from .corrupt import parse
     try:
         return parse(text).spec
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(kind):
-    def parse(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    return parse
 
 
 def _threads(text):
@@ -66,42 +109,88 @@ def _threads(text):
 
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
-    from . import metrics
-    from .train import Checkpointer, fit
+    from . import io
+    from .runs import DEFAULT_SIZES, TRAIN_DEFAULTS, RunFolder, new_run_folder, resume_flags
+    given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
+    ckpt = io.read_checkpoint(args.resume) if args.resume else None
+    if ckpt is None:
+        flags, notes = {**TRAIN_DEFAULTS, **given}, []
+        if "sizes" not in given:                        # a sparse model's default is UFLDL's
+            flags["sizes"] = DEFAULT_SIZES.get(flags["model"], TRAIN_DEFAULTS["sizes"])
+    else:
+        flags, notes = resume_flags(ckpt.extra.get("args", {}), given, args.override,
+                                    repr(args.resume))
+    out = Path(args.out) if args.out else new_run_folder()
+    with RunFolder(out, created=not args.out) as run:
+        kinds = {"last.npz": "npz", "best.npz": "npz", "history.json": "text",
+                 "history.csv": "text", "metrics.json": "text", **dict.fromkeys(FIGURES, "png")}
+        safety.check_outputs({name: out / name for name in kinds}, inputs=[args.resume],
+                             kinds=kinds, force=args.force)
+        earlier = run.earlier_run_files()
+        if earlier and not args.force:
+            raise safety.UnsafePathError(
+                f"--out {str(out)!r} already holds an earlier run's files ({', '.join(earlier)}); "
+                "choose a new folder (the default is a new runs/<timestamp>), or add --force "
+                "to replace them.")
+        for note in notes:
+            print(f"tinyae train: {note}", file=sys.stderr)
+        return _train(args, flags, ckpt, out, earlier)
 
-    model, optimizer, history, out = _start_or_resume(args)
-    X, y, data_name = load_dataset(args.data, "train", args.limit, progress=not args.quiet)
-    Xt, yt, _ = load_dataset(data_name, "test", args.limit, progress=False)
+
+def _train(args, flags, ckpt, out, earlier):
+    from . import metrics
+    from .runs import encoder_sizes, model_and_state
+    from .train import Checkpointer, fit, resolve_backend
+    model, optimizer, history = model_and_state(flags, ckpt)     # a size error comes first
+    X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
+    Xt, yt, _ = load_dataset(data_name, "test", flags["limit"], progress=False)
     if model.input_width != X.shape[1]:
         raise ValueError(f"the model takes {model.input_width} features per image but the "
                          f"{data_name} images have {X.shape[1]}; check --sizes")
-    run_args = {"data": data_name, "sizes": list(args.sizes), "epochs": args.epochs,
-                "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                "limit": args.limit, "validation": args.validation, **_model_args(args)}
+    if len(history.records) >= flags["epochs"]:
+        raise ValueError(f"{args.resume!r} already holds {len(history.records)} epochs; ask for "
+                         f"more with --epochs (e.g. --epochs {len(history.records) + 10}).")
+    if "best.npz" in earlier:                   # --force: no best.npz of another run stays
+        (out / "best.npz").unlink()
+    backend = resolve_backend()                 # TINYAE_BACKEND: same maths, other rounding
+    saved = (ckpt.extra.get("args") or {}) if ckpt else {}
+    if ckpt and saved.get("backend", backend) != backend:
+        print(f"tinyae train: {args.resume!r} was trained on the {saved['backend']} backend and "
+              f"continues on {backend}: the same maths, but not bit for bit the same numbers "
+              f"(TINYAE_BACKEND={saved['backend']} to match).", file=sys.stderr)
+    run_args = {**flags, "data": data_name, "sizes": encoder_sizes(model, flags["sizes"]),
+                "backend": backend}
     extra = {"args": run_args}
-    if args.model == "stacked" and not args.resume:
-        extra["pretraining"] = _pretrain(model, X, args)
+    if flags["model"] == "stacked" and ckpt is None:    # greedy levels first, then fit fine-tunes
+        extra["pretraining"] = _pretrain(model, X, flags, args.quiet)
+    elif ckpt is not None and "pretraining" in ckpt.extra:
+        extra["pretraining"] = ckpt.extra["pretraining"]
     checkpoints = Checkpointer(out, extra=extra, history=history)
     if not args.quiet:
-        what = "fine-tuning" if args.model == "stacked" else f"training {args.model}"
-        print(f"{what} {'-'.join(map(str, args.sizes))} on {data_name} ({len(X):,} images) "
-              f"for {args.epochs} epochs; writing to {out}", file=sys.stderr)
-    validation = {"test": (Xt,), "none": None}.get(args.validation, args.validation)
-    history = fit(model, X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
-                  validation=validation, seed=args.seed, history=history,
-                  callbacks=[checkpoints], progress=not args.quiet, threads=args.threads)
+        what = "fine-tuning stacked" if flags["model"] == "stacked" else f"training {flags['model']}"
+        print(f"{what} {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
+              f"images) for {flags['epochs']} epochs; writing to {out}", file=sys.stderr)
+    validation = {"test": (Xt,), "none": None}.get(flags["validation"], flags["validation"])
+    history = fit(model, X, epochs=flags["epochs"], batch_size=flags["batch_size"],
+                  optimizer=optimizer, validation=validation, seed=flags["seed"], history=history,
+                  callbacks=[checkpoints], progress=not args.quiet, threads=flags["threads"])
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
+    say = (lambda *a, **k: None) if args.quiet else partial(print, file=sys.stderr, flush=True)
+    say(f"evaluating the last model on {len(X):,} training and {len(Xt):,} test images: "
+        "reconstruction error, the PCA-2 baseline, 5-NN accuracy of the codes; then the figures")
+    started = time.perf_counter()
     chosen = history.records[-1].threads if history.records else None
-    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=args.threads or chosen)
-    m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
+    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=flags["threads"] or chosen)
+    m.update({"data": data_name, "seed": flags["seed"], "epochs": len(history.records)})
     checkpoints.extra["metrics"] = m
     checkpoints.save_last(model, optimizer, history)
     _write_text(out / "history.json", json.dumps(history.to_dict(), indent=2))
     _write_text(out / "history.csv", history.to_csv())
     _write_text(out / "metrics.json", json.dumps(m, indent=2))
     _figures(model, Xt, yt, history, out)
+    say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
     print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
           f"{m['pca2_test_mse_per_pixel']:.4f}), squared error per image "
           f"{m['test_sq_error_per_image']:.2f} (PCA-30 {m['pca30_test_sq_error_per_image']:.2f}); "
@@ -111,59 +200,12 @@ def cmd_train(args):
     return 0
 
 
-def _model_args(args):
-    """The flags that shape the model kind, for the checkpoint's JSON."""
-    options = {"denoising": {"noise": args.noise},
-               "sparse": {"penalty": args.penalty, "rho": args.rho, "beta": args.beta,
-                          "l1": args.l1},
-               "stacked": {"pretrain_epochs": args.pretrain_epochs}}
-    return {"model": args.model, **options.get(args.model, {})}
-
-
-def build_model(args):
-    """A new model of kind ``args.model`` (ae, denoising, sparse, stacked) from the flags."""
-    import tinyae as ta
-    rng = np.random.default_rng(args.seed)
-    if args.model == "denoising":
-        return ta.denoising_autoencoder(args.sizes, args.noise, rng=rng)
-    if args.model == "sparse":
-        return ta.sparse_autoencoder(args.sizes, args.penalty, rho=args.rho, beta=args.beta,
-                                     l1=args.l1, rng=rng)
-    return ta.dense_autoencoder(args.sizes, rng=rng)    # ae; stacked is pretrained after this
-
-
-def _pretrain(model, X, args):
+def _pretrain(model, X, flags, quiet):
     """Greedy layer-wise training of a stacked model, before its fine-tuning by fit."""
     from .stacked import pretrain
-    histories = pretrain(model, X, args.pretrain_epochs, batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed, progress=not args.quiet)
+    histories = pretrain(model, X, flags["pretrain_epochs"], batch_size=flags["batch_size"],
+                         lr=flags["lr"], seed=flags["seed"], progress=not quiet)
     return [h.to_dict() for h in histories]
-
-
-def _start_or_resume(args):
-    """(model, optimizer, history, out folder): new from the flags, or from --resume."""
-    import tinyae as ta
-    from . import io
-    from .train import History
-    if not args.resume:
-        args.sizes = args.sizes or DEFAULT_SIZES.get(args.model, SEED_SIZES)
-        model = build_model(args)
-        out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-        return model, ta.Adam(model.parameters(), lr=args.lr), History(), out
-    ckpt = io.read_checkpoint(args.resume)
-    saved = ckpt.extra.get("args", {})
-    args.data = saved.get("data", args.data)           # the run continues on its own data
-    args.sizes = tuple(saved.get("sizes") or args.sizes or SEED_SIZES)
-    args.model = saved.get("model", "ae")               # and keeps its model kind and options
-    for key, value in saved.items():
-        if key in ("noise", "penalty", "rho", "beta", "l1", "pretrain_epochs"):
-            setattr(args, key, value)
-    model = io.load(ckpt)                               # checks the config like tinyae.load
-    optimizer = ta.Adam(model.parameters(), lr=args.lr)
-    if ckpt.optim:
-        optimizer.load_state_dict(ckpt.optim)
-    history = History.from_dict(ckpt.extra.get("history", {}))
-    return model, optimizer, history, Path(args.out or Path(args.resume).parent)
 
 
 def _figures(model, Xt, yt, history, out):
@@ -179,8 +221,12 @@ def _figures(model, Xt, yt, history, out):
     else:
         plot.latent_scatter(Z, yt, path=out / "latent.png")
     i, j = 0, int(np.argmax(yt != yt[0]))                # two test images of different digits
-    plot.image_strip(model.decode(lerp(Z[i], Z[j], 10).astype(model.dtype)),
-                     path=out / "interpolation.png", title=f"test image {i} to test image {j}")
+    decoded = model.decode(lerp(Z[i], Z[j], 10).astype(model.dtype))
+    t = [f"t={k / 9:.2g}" for k in range(10)]
+    plot.image_strip(np.vstack([Xt[i], decoded, Xt[j]]), labels=[f"image {i}", *t, f"image {j}"],
+                     path=out / "interpolation.png",
+                     title=f"test image {i} (a {yt[i]}) to test image {j} (a {yt[j]}): the originals "
+                     "at both ends, the decoded path Z_t = Z_1 (1 - t) + Z_2 t between them")
     plot.loss_curves(history, path=out / "loss.png")
 
 
@@ -191,12 +237,41 @@ def _write_text(path, text):
 
 # --- encode / decode / interpolate / info --------------------------------------------
 def _checkpoint_data(args, ckpt):
-    kind = args.data or ckpt.extra.get("args", {}).get("data", "auto")
+    saved = ckpt.extra.get("args")
+    saved = saved.get("data") if isinstance(saved, dict) else None
+    kind = args.data or (saved if saved in DATA_CHOICES else "auto")
     return load_dataset(kind, args.split, args.limit, progress=False)
+
+
+def _data_files(args):
+    """Paths of the data files a command may read (so that no output lands on one)."""
+    from . import data
+    if not hasattr(args, "data"):
+        return []
+    sets = {"mnist": [data.MNIST], "fashion": [data.FASHION_MNIST], "builtin": []}
+    return [data.data_dir(ds) / name for ds in sets.get(args.data, [data.MNIST, data.FASHION_MNIST])
+            for name in ds.files]
+
+
+def _outputs(args, default, kind, extra=None):
+    """Check -o (and ``extra`` outputs) before any work; an unnamed default never replaces a file."""
+    if args.output is None:
+        args.output = default
+        if os.path.lexists(default) and not args.force:
+            raise safety.UnsafePathError(
+                f"{default!r} (the default -o) already exists; give -o a new name, or add "
+                "--force to replace it.")
+    outputs = {"-o": args.output, **(extra or {})}
+    for role, path in outputs.items():
+        if path is not None:
+            safety.require_suffix(path, "." + kind, role)
+    inputs = [args.checkpoint, getattr(args, "codes", None)] + _data_files(args)
+    safety.check_outputs(outputs, inputs, kinds={r: kind for r in outputs}, force=args.force)
 
 
 def cmd_encode(args):
     from . import io, metrics
+    _outputs(args, "codes.npy", "npy", {"--labels": args.labels})
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
     X, y, _ = _checkpoint_data(args, ckpt)
@@ -209,16 +284,23 @@ def cmd_encode(args):
 
 
 def cmd_decode(args):
-    import tinyae as ta
-    from . import plot
-    model = ta.load(args.checkpoint)
-    try:
-        Z = np.load(args.codes, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read codes from {args.codes!r} ({exc}); expected a .npy array "
-                         "of shape (N, latent size), e.g. from tinyae encode") from None
-    images = model.decode(np.atleast_2d(Z).astype(model.dtype))
-    plot.image_grid(images, args.columns, path=args.output)
+    from . import io, plot
+    _outputs(args, "decoded.png", "png")
+    model = io.load(io.read_checkpoint(args.checkpoint))
+    Z = io.load_codes(args.codes, model.latent_width, max_codes=10**7)
+    if args.max_images and len(Z) > args.max_images:     # 10,000 codes would make a 17 MB PNG
+        print(f"decoding the first {args.max_images:,} of {len(Z):,} codes "
+              "(--max-images N to change, 0 for all)", file=sys.stderr)
+        Z = Z[:args.max_images]
+    if len(Z) > MAX_COLUMNS * MAX_COLUMNS:
+        raise ValueError(f"{len(Z):,} codes make more than a {MAX_COLUMNS} x {MAX_COLUMNS} grid; "
+                         f"decode at most {MAX_COLUMNS * MAX_COLUMNS:,} at once (--max-images).")
+    columns = args.columns or math.ceil(math.sqrt(len(Z)))
+    if math.ceil(len(Z) / columns) > MAX_COLUMNS:
+        raise ValueError(f"{len(Z):,} codes in {columns} columns make more than {MAX_COLUMNS} "
+                         f"rows; use --columns {math.ceil(len(Z) / MAX_COLUMNS)} or more.")
+    images = model.decode(Z.astype(model.dtype))
+    plot.image_grid(images, columns, path=args.output)
     print(f"decoded {len(images):,} codes into {args.output}")
     return 0
 
@@ -226,6 +308,7 @@ def cmd_decode(args):
 def cmd_interpolate(args):
     from . import io, metrics, plot
     from .latent import lerp, slerp
+    _outputs(args, "interpolation.png", "png")
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
     X, _, _ = _checkpoint_data(args, ckpt)
@@ -245,169 +328,294 @@ def cmd_interpolate(args):
     return 0
 
 
-def cmd_info(args):
+def cmd_explore(args):
     from . import io
+    from .explore import write_explorer
+    _outputs(args, "explore.html", "html")
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
+    X, y, name = _checkpoint_data(args, ckpt)
+    size = write_explorer(model, X, y, args.output,
+                          title=f"tinyae explorer: {args.checkpoint}, {len(X):,} {name} {args.split} images")
+    print(f"wrote {args.output} ({size / 2**20:.1f} MiB); open it in a browser")
+    return 0
+
+
+def cmd_info(args):
+    from . import io
+    from .runs import checked_history
+    ckpt = io.read_checkpoint(args.checkpoint)
+    model = io.load(ckpt)
+    history = checked_history(ckpt)
+    metrics = ckpt.extra.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        raise io.CheckpointError(f"{args.checkpoint!r}: its metrics entry is malformed")
     print(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
           f"format {ckpt.config.get('format_version')}, dtype {model.dtype}")
+    print(_which_epoch(history.records, ckpt.extra.get("args", {}).get("epochs")))
+    print(_model_kind(model, ckpt))
+    model.summary()
+    if history.records:
+        terms = any(r.penalty for r in history.records)     # a sparse model: show both terms
+        print("\nepoch  loss      val_loss  seconds" + ("  reconstruction  penalty" if terms else ""))
+        for r in history.records:
+            val = "" if r.val_loss is None else f"{r.val_loss:.5f}"
+            print(f"{r.epoch:>5}  {r.loss:.5f}  {val:<8}  {r.seconds:>7.1f}"
+                  + (f"  {r.reconstruction:>14.5f}  {r.penalty:.5f}" if terms else ""))
+    for key, value in metrics.items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return 0
+
+
+def _model_kind(model, ckpt):
+    """One line: the model's class, the --model it was trained as, and its options."""
     from .variants import DenoisingAutoencoder, SparseAutoencoder
-    kind = ckpt.extra.get("args", {}).get("model")
+    kind = (ckpt.extra.get("args") or {}).get("model")
     detail = ""
     if isinstance(model, SparseAutoencoder):
         detail = f", code penalty {model.code_penalty!r}"
     elif isinstance(model, DenoisingAutoencoder):
         detail = f", noise {model.noise.spec}"
-    print(f"model: {type(model).__name__}" + (f" (--model {kind})" if kind else "") + detail)
-    model.summary()
-    records = ckpt.extra.get("history", {}).get("records", [])
-    if records:
-        terms = any(r.get("penalty") for r in records)     # a sparse model: show both terms
-        print("\nepoch  loss      val_loss  seconds" + ("  reconstruction  penalty" if terms else ""))
-        for r in records:
-            val = "" if r["val_loss"] is None else f"{r['val_loss']:.5f}"
-            print(f"{r['epoch']:>5}  {r['loss']:.5f}  {val:<8}  {r['seconds']:>7.1f}"
-                  + (f"  {r['reconstruction']:>14.5f}  {r['penalty']:.5f}" if terms else ""))
-    for key, value in (ckpt.extra.get("metrics") or {}).items():
-        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
-    return 0
+    return f"model: {type(model).__name__}" + (f" (--model {kind})" if kind else "") + detail
 
 
 def cmd_robustness(args):
     from . import io, robustness
+    _outputs(args, "robustness.png", "png")
+    if args.json:
+        safety.require_suffix(args.json, ".json", "--json")
+        safety.check_outputs({"--json": args.json}, [args.checkpoint], kinds={"--json": "text"},
+                             force=args.force)
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
     X, _, name = _checkpoint_data(args, ckpt)
     table = robustness.robustness_table(model, X, seed=args.seed)
     copy = robustness.copy_error(model, n=min(len(X), 1000), seed=args.seed)
-    kind = ckpt.extra.get("args", {}).get("model", type(model).__name__)
+    kind = (ckpt.extra.get("args") or {}).get("model", type(model).__name__)
     print(f"{args.checkpoint} ({kind}) on {len(X):,} {name} {args.split} images; errors are "
           "squared error per image against the CLEAN images")
     print(robustness.format_table(table, copy))
     robustness.figure(model, X, seed=args.seed, path=args.output)
     if args.json:
-        from .io import atomic_write
         report = {"table": table, "copy_error_per_image": copy, "n": len(X), "data": name}
-        atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=2).encode()))
+        _write_text(args.json, json.dumps(report, indent=2))
     print(f"wrote {args.output}" + (f" and {args.json}" if args.json else ""))
     return 0
 
 
+def _which_epoch(records, planned):
+    """A sentence saying which epoch's weights the checkpoint holds (best.npz: an early one)."""
+    if not records:
+        return "holds weights that were never trained with tinyae train (no history)"
+    last, of = records[-1], f" of {planned}" if planned else ""
+    text = f"holds the weights after epoch {last.epoch}{of}"
+    vals = [r.val_loss for r in records if r.val_loss is not None]
+    if last.val_loss is not None and last.val_loss <= min(vals):
+        text += f" (validation loss {last.val_loss:.5f}, the lowest up to then)"
+    return text
+
+
 # --- the parser ----------------------------------------------------------------------
+FORCE_HELP = ("replace an existing output file even when it is not of the kind this command "
+              "writes; inputs are never overwritten, --force or not")
+SAFETY_EPILOG = ("Files: no command writes over one of its inputs (the checkpoint, the codes, "
+                 "the data); an existing output is replaced only when it is of the kind the "
+                 "command writes (or with --force), and a default output name (no -o) never "
+                 "replaces a file without --force.")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.")
+    from . import __version__
+    p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.",
+                                epilog=SAFETY_EPILOG)
+    p.add_argument("--version", action="version", version=f"tinyae {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train an autoencoder and write checkpoint, metrics, figures",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Train an autoencoder (default: the seed model 784-512-256-64-2, "
-                       "ReLU,\nsigmoid out, MSE, Adam) and write last.npz, best.npz, history, "
-                       "metrics.json\nand figures to --out.\n\n"
-                       "model kinds (--model):\n"
-                       "  ae         the plain autoencoder\n"
-                       "  denoising  trained on corrupted inputs with clean targets (--noise)\n"
-                       "  sparse     a penalty on the code: KL sparsity on a sigmoid code (--rho, "
-                       "--beta)\n             or L1 on a ReLU code (--penalty l1 --l1); default "
-                       "sizes 784,196\n"
-                       "  stacked    each level H0-H1-H0, H1-H2-H1, ... trained greedily for\n"
-                       "             --pretrain-epochs on the codes below it, then all levels "
-                       "fine-tuned\n             together for --epochs")
-    t.add_argument("--model", choices=MODEL_CHOICES, default="ae",
+    def command(name, help, description=None):
+        q = sub.add_parser(name, help=help, description=description or help, epilog=SAFETY_EPILOG)
+        q.add_argument("--debug", action="store_true", help="on an error, show the traceback")
+        return q
+
+    t = command("train", "train an autoencoder and write checkpoint, metrics, figures",
+                "Train an autoencoder (default: the seed model, the autoencoder of the blog\n"
+                "post tinyae started from: 784-512-256-64-2, ReLU, sigmoid out, MSE, Adam) and\n"
+                "write last.npz, best.npz, history, metrics.json and figures to --out. The\n"
+                "flags that shape the run are stored in the checkpoints; --resume restores\n"
+                "them all.\n\n"
+                "model kinds (--model):\n"
+                "  ae         the plain autoencoder\n"
+                "  denoising  trained on corrupted inputs with clean targets (--noise)\n"
+                "  sparse     a penalty on the code: KL sparsity on a sigmoid code (--rho,\n"
+                "             --beta) or L1 on a ReLU code (--penalty l1 --l1); default sizes\n"
+                "             784,196\n"
+                "  stacked    each level H0-H1-H0, H1-H2-H1, ... trained greedily for\n"
+                "             --pretrain-epochs on the codes below it, then all levels\n"
+                "             fine-tuned together for --epochs")
+    t.formatter_class = argparse.RawDescriptionHelpFormatter
+    keep = argparse.SUPPRESS                # absent unless given: --resume tells given from default
+    t.add_argument("--model", choices=MODEL_CHOICES, default=keep,
                    help="model kind (default ae; see above)")
-    t.add_argument("--data", choices=DATA_CHOICES, default="auto",
+    t.add_argument("--data", choices=DATA_CHOICES, default=keep,
                    help="auto: MNIST, else the built-in digits (default); mnist never falls back")
-    t.add_argument("--sizes", type=_sizes, default=None,
-                   help="encoder widths, input to latent (default 784,512,256,64,2; "
-                   "784,196 for sparse)")
-    t.add_argument("--epochs", type=_positive(int), default=20, help="epochs in all; for stacked, the fine-tuning epochs (default 20)")
-    t.add_argument("--batch-size", type=_positive(int), default=256, help="default 256")
-    t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
-    t.add_argument("--seed", type=int, default=0,
+    t.add_argument("--sizes", type=_sizes, default=keep,
+                   help="encoder widths, input to latent (default 784,512,256,64,2; at most "
+                   "100,000,000 parameters in all)")
+    t.add_argument("--epochs", type=_positive(int, 100_000), default=keep,
+                   help="epochs in all, at most 100,000 (default 20; with --resume: the "
+                   "checkpoint's)")
+    t.add_argument("--batch-size", type=_positive(int, 1 << 20), default=keep, help="default 256")
+    t.add_argument("--lr", type=_positive(float), default=keep,
+                   help="Adam learning rate, finite and > 0 (default 1e-3)")
+    t.add_argument("--seed", type=_seed, default=keep,
                    help="seed for the initial weights and the shuffling (default 0)")
-    t.add_argument("--validation", type=_validation, default="test", metavar="test|none|FRACTION",
+    t.add_argument("--validation", type=_validation, default=keep, metavar="test|none|FRACTION",
                    help="what best.npz is chosen on: the test split (default), none, or a "
                    "fraction of the training set held out")
-    t.add_argument("--limit", type=_positive(int), help="use only the first N images of each split")
-    t.add_argument("--out", help="output folder (default runs/<timestamp>)")
-    t.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (with optimiser state)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--threads", type=_threads, metavar="N|auto",
+    t.add_argument("--limit", type=_positive(int), default=keep,
+                   help="use only the first N images of each split (default: all)")
+    t.add_argument("--out", help="output folder (default: a new runs/<timestamp>); refused "
+                   "while another run writes to it, or when it holds an earlier run (unless --force)")
+    t.add_argument("--resume", metavar="CKPT",
+                   help="continue from a checkpoint, with its optimiser state and all its "
+                   "training flags, into a new folder (or --out); a flag given that differs "
+                   "from the checkpoint's is an error unless --override (default: a new run)")
+    t.add_argument("--override", action="store_true",
+                   help="with --resume: let the flags given replace the checkpoint's (the "
+                   "run then differs from an uninterrupted one)")
+    t.add_argument("--force", action="store_true",
+                   help="write into an --out folder that holds an earlier run's files")
+    t.add_argument("--quiet", action="store_true",
+                   help="print only the final metrics and the output folder: no header, "
+                   "progress bar, epoch lines or evaluation line (errors and warnings still show)")
+    t.add_argument("--threads", type=_threads, metavar="N|auto", default=keep,
                    help="BLAS threads for the matmuls (default auto: chosen by timing steps "
                         "while training, re-checked every few hundred steps; or TINYAE_THREADS)")
     g = t.add_argument_group("model options (each used by one --model kind)")
-    g.add_argument("--noise", type=_noise, default="gaussian:0.5", metavar="KIND:LEVEL",
+    g.add_argument("--noise", type=_noise, default=keep, metavar="KIND:LEVEL",
                    help="denoising: gaussian:STD (clipped to [0, 1]), masking:FRACTION or "
                    "salt_and_pepper:FRACTION (default gaussian:0.5)")
-    g.add_argument("--penalty", choices=("kl", "l1"), default="kl",
+    g.add_argument("--penalty", choices=("kl", "l1"), default=keep,
                    help="sparse: kl (sigmoid code, UFLDL) or l1 (ReLU code) (default kl)")
-    g.add_argument("--rho", type=float, default=0.05,
+    g.add_argument("--rho", type=float, default=keep,
                    help="sparse, kl: target mean activation, in (0, 1) (default 0.05)")
-    g.add_argument("--beta", type=float, default=0.01,
+    g.add_argument("--beta", type=float, default=keep,
                    help="sparse, kl: penalty weight, relative to the per-pixel MSE (default 0.01)")
-    g.add_argument("--l1", type=float, default=1e-4,
+    g.add_argument("--l1", type=float, default=keep,
                    help="sparse, l1: weight of the L1 penalty (default 1e-4)")
-    g.add_argument("--pretrain-epochs", type=_positive(int), default=5,
+    g.add_argument("--pretrain-epochs", type=_positive(int, 100_000), default=keep,
                    help="stacked: greedy epochs per level before fine-tuning (default 5)")
     t.set_defaults(run=cmd_train)
 
     def data_args(q):
         q.add_argument("--data", choices=DATA_CHOICES, help="data set (default: the one trained on)")
-        q.add_argument("--split", choices=("train", "test"), default="test")
-        q.add_argument("--limit", type=_positive(int), help="use only the first N images")
+        q.add_argument("--split", choices=("train", "test"), default="test",
+                       help="which split (default test)")
+        q.add_argument("--limit", type=_positive(int), help="use only the first N images (default: all)")
 
-    e = sub.add_parser("encode", help="encode a data set to latent codes (.npy)")
-    e.add_argument("checkpoint")
+    def output_args(q, default, kind):
+        q.add_argument("-o", "--output", help=f"the {kind} file to write (default {default})")
+        q.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    checkpoint_help = "a .npz checkpoint, e.g. runs/<time>/last.npz"
+    e = command("encode", "encode a data set to latent codes (.npy)")
+    e.add_argument("checkpoint", help=checkpoint_help)
     data_args(e)
-    e.add_argument("-o", "--output", default="codes.npy")
-    e.add_argument("--labels", help="also write the labels to this .npy file")
+    output_args(e, "codes.npy", ".npy")
+    e.add_argument("--labels", help="also write the labels to this .npy file (default: no labels)")
     e.set_defaults(run=cmd_encode)
 
-    d = sub.add_parser("decode", help="decode latent codes (.npy) into an image grid (.png)")
-    d.add_argument("checkpoint")
+    d = command("decode", "decode latent codes (.npy) into an image grid (.png)")
+    d.add_argument("checkpoint", help=checkpoint_help)
     d.add_argument("codes", help=".npy array of shape (N, latent size)")
-    d.add_argument("-o", "--output", default="decoded.png")
-    d.add_argument("--columns", type=_positive(int))
+    output_args(d, "decoded.png", ".png")
+    d.add_argument("--columns", type=_positive(int, MAX_COLUMNS),
+                   help=f"columns of the grid, at most {MAX_COLUMNS} (default: about square; "
+                   f"at most {MAX_COLUMNS} rows)")
+    d.add_argument("--max-images", type=_at_least(0), default=400, metavar="N",
+                   help=f"decode at most the first N codes, 0 for all up to "
+                   f"{MAX_COLUMNS * MAX_COLUMNS:,} (default 400: a 20 x 20 grid)")
     d.set_defaults(run=cmd_decode)
 
-    i = sub.add_parser("interpolate", help="decode the path between two images' codes")
-    i.add_argument("checkpoint")
+    i = command("interpolate", "decode the path between two images' codes")
+    i.add_argument("checkpoint", help=checkpoint_help)
     i.add_argument("--from", dest="source", type=int, required=True, help="index of the first image")
     i.add_argument("--to", dest="target", type=int, required=True, help="index of the second image")
-    i.add_argument("--steps", type=_positive(int), default=10)
+    i.add_argument("--steps", type=_steps, default=10,
+                   help=f"images in the strip, both ends included, 2 to {MAX_STEPS} (default 10)")
     i.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
     data_args(i)
-    i.add_argument("-o", "--output", default="interpolation.png")
+    output_args(i, "interpolation.png", ".png")
     i.set_defaults(run=cmd_interpolate)
 
-    r = sub.add_parser("robustness", help="error against clean images for noisy, rotated and "
-                       "flipped inputs; a figure",
-                       description="Reconstruct clean, noisy (Gaussian 0.5), rotated (30 degrees) "
-                       "and flipped clean test images and print the squared error per image against the "
-                       "clean images (and how far each distortion moved the input itself); then "
-                       "feed pure noise U(0, 1) and print how far the output is from that noise "
-                       "(small: the model copies its input). Writes a figure with a row of inputs "
-                       "and a row of reconstructions for each.")
-    r.add_argument("checkpoint")
+    x = command("explore", "write an interactive latent-space explorer (.html)",
+                "Write one self-contained HTML page: the latent map of a data split coloured by "
+                "digit; the pointer decodes any point in the page, two clicks play the path "
+                "between them. No server or network needed.")
+    x.add_argument("checkpoint", help=checkpoint_help)
+    data_args(x)
+    output_args(x, "explore.html", ".html")
+    x.set_defaults(run=cmd_explore)
+
+    r = command("robustness", "error against clean images for noisy, rotated and flipped inputs; "
+                "a figure",
+                "Reconstruct clean, noisy (Gaussian 0.5), rotated (30 degrees) and flipped clean "
+                "test images and print the squared error per image against the clean images (and "
+                "how far each distortion moved the input itself); then feed pure noise U(0, 1) "
+                "and print how far the output is from that noise (small: the model copies its "
+                "input). Writes a figure with a row of inputs and a row of reconstructions for "
+                "each.")
+    r.add_argument("checkpoint", help=checkpoint_help)
     data_args(r)
-    r.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    r.add_argument("-o", "--output", default="robustness.png", help="the figure (default "
-                   "robustness.png)")
-    r.add_argument("--json", help="also write the numbers to this JSON file")
+    r.add_argument("--seed", type=_seed, default=0, help="seed of the noise (default 0)")
+    output_args(r, "robustness.png", ".png")
+    r.add_argument("--json", help="also write the numbers to this .json file (default: none)")
     r.set_defaults(run=cmd_robustness)
 
-    n = sub.add_parser("info", help="print a checkpoint's architecture, history and metrics")
-    n.add_argument("checkpoint")
+    n = command("info", "print which epoch a checkpoint holds, its architecture, history and "
+                "metrics")
+    n.add_argument("checkpoint", help=checkpoint_help)
     n.set_defaults(run=cmd_info)
     return p
 
 
+OS_FIXES = {errno.ENOSPC: "the disk is full: free some space or write elsewhere",
+            errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
+            errno.EACCES: "permission denied: check the permissions or choose another path",
+            errno.EPERM: "permission denied: check the permissions or choose another path",
+            errno.EROFS: "the file system is read-only: write elsewhere",
+            errno.EISDIR: "it is a folder: give a file name",
+            errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+            errno.ENOENT: "no such file or folder: check the path",
+            errno.EEXIST: "it exists already: choose another name",
+            errno.ENAMETOOLONG: "the name is too long: choose a shorter one"}
+
+
+def error_message(exc):
+    """One line for any error: what went wrong, with which file, and what to do."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = exc.filename if exc.filename is not None else "a file"
+        fix = OS_FIXES.get(exc.errno, f"{exc.strerror}: check the path and try again")
+        return f"{where}: {fix}"
+    if isinstance(exc, (ValueError, OSError, FloatingPointError)):   # tinyae's own errors
+        return str(exc)
+    return (f"unexpected {type(exc).__name__}: {exc}; please report it with the output of "
+            "the same command with --debug")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .data import DataError
-    from .io import CheckpointError
-    from .train import TrainingDiverged
     try:
         return args.run(args)
-    except (CheckpointError, DataError, TrainingDiverged, FileNotFoundError, ValueError) as exc:
-        print(f"tinyae {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"tinyae {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:        # every failure: one line and exit code 1 (--debug: traceback)
+        if args.debug:
+            traceback.print_exc()
+        print(f"tinyae {args.command}: error: {error_message(exc)}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:          # `tinyae info CKPT | head`: the reader stopped early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
         return 1

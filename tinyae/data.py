@@ -13,11 +13,14 @@ never leaves a file under the real name.
 """
 import gzip
 import hashlib
+import math
 import os
+import stat
 import struct
 import sys
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,14 @@ import numpy as np
 
 class DataError(ValueError):
     """A data file that is missing, corrupt, or not what its name says."""
+
+
+class DataUnavailable(DataError):
+    """The files are not on this machine and could not be downloaded (nothing is corrupt)."""
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason            # one short line for the offline fallback's note
 
 
 @dataclass(frozen=True)
@@ -71,35 +82,58 @@ urlopen = urllib.request.urlopen
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+MAX_IDX_BYTES = 1 << 30            # 1 GiB of data; MNIST's largest file holds 47 MB
+
+
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (gzipped or raw) into an array, checking header and length.
 
     Header: two zero bytes, a type code, the rank r, then r big-endian uint32
-    dimensions; the data follow, exactly prod(dims) items.
+    dimensions; the data follow, exactly prod(dims) items. Only what the header
+    declares is read (at most ``MAX_IDX_BYTES``), so a corrupt file cannot fill memory.
     """
     path = Path(path)
+    _regular(path)
+    kind = "gzip" if path.suffix == ".gz" else "IDX"
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        raise DataError(f"{path}: cannot be read as {'gzip' if path.suffix == '.gz' else 'IDX'} "
-                        f"({exc}); the file is truncated or corrupt: delete it and download "
-                        "it again.") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise DataError(f"{path}: wrong magic number {raw[:4].hex() or '(empty file)'}; "
-                        "this is not an IDX file.")
-    rank = raw[3]
-    header = 4 + 4 * rank
-    if rank < 1 or len(raw) < header:
-        raise DataError(f"{path}: IDX header is cut short (rank {rank}, {len(raw)} bytes).")
-    dims = struct.unpack(f">{rank}I", raw[4:header])
-    dtype = np.dtype(IDX_DTYPES[raw[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - header != expected:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_DTYPES:
+                raise DataError(f"{path}: wrong magic number {head.hex() or '(empty file)'}; "
+                                "this is not an IDX file.")
+            rank = head[3]
+            dims_raw = f.read(4 * rank)
+            if rank < 1 or len(dims_raw) < 4 * rank:
+                raise DataError(f"{path}: IDX header is cut short (rank {rank}).")
+            dims = struct.unpack(f">{rank}I", dims_raw)
+            dtype = np.dtype(IDX_DTYPES[head[2]])
+            expected = math.prod(dims) * dtype.itemsize
+            if expected > MAX_IDX_BYTES:
+                raise DataError(f"{path}: header says shape {dims} ({expected:,} bytes), more "
+                                f"than the {MAX_IDX_BYTES:,} tinyae reads; the file is corrupt.")
+            raw = f.read(expected + 1)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{path}: cannot be read as {kind} ({exc}); the file is truncated or "
+                        "corrupt: delete it and download it again.") from None
+    if len(raw) != expected:
+        held = f"{len(raw):,}" if len(raw) <= expected else "more"
         raise DataError(f"{path}: header says shape {dims} ({expected:,} data bytes) but the file "
-                        f"holds {len(raw) - header:,}; it is truncated or corrupt.")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+                        f"holds {held}; it is truncated or corrupt.")
+    return np.frombuffer(raw, dtype=dtype).reshape(dims)
+
+
+def _regular(path):
+    """A data file must be an ordinary file: a FIFO would block, /dev/zero never end."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise DataError(f"{path} is not a regular file (a folder, device or pipe); point "
+                        "TINYAE_DATA_DIR at a folder holding the IDX .gz files themselves.")
+
+
+def _umask_mode():
+    """0666 less the process umask: the mode a newly created file gets."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 # --- finding and verifying files -----------------------------------------------------
@@ -115,6 +149,7 @@ def data_dir(dataset=MNIST, root=None) -> Path:
 
 
 def file_digest(path, algorithm) -> str:
+    _regular(path)
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -127,8 +162,9 @@ def verify(path, checksum):
     algorithm, want = checksum.split(":")
     got = file_digest(path, algorithm)
     if got != want:
-        raise DataError(f"{path}: {algorithm} checksum mismatch (expected {want}, got {got}); "
-                        "the file is corrupt or a different file: delete it and download again.")
+        raise DataError(f"{path} is corrupt ({algorithm} checksum mismatch): its checksum is "
+                        f"{got}, but the published file's is {want}. Delete it (it is "
+                        "downloaded again when needed) or replace it with the original file.")
 
 
 def download(url, dest, checksum, progress=True, timeout=30):
@@ -143,6 +179,7 @@ def download(url, dest, checksum, progress=True, timeout=30):
                     out.write(chunk)
                     bar.update(len(chunk))
         verify(tmp, checksum)
+        os.chmod(tmp, _umask_mode())        # mkstemp makes it private; a data file is not
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -150,14 +187,23 @@ def download(url, dest, checksum, progress=True, timeout=30):
 
 
 def _progress_bar(total, name, enabled):
+    """A byte-count bar on a terminal or in Jupyter; nothing in a log (no carriage-return frames)."""
     from tqdm.auto import tqdm
+    from .train import interactive
+    live = enabled and interactive()
+    if enabled and not live:                 # a log gets one line instead of the frames
+        print(f"downloading {name}" + (f" ({total:,} bytes)" if total else ""), file=sys.stderr)
     return tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}",
-                disable=not enabled, leave=False)
+                disable=not live, leave=False)
 
 
 def ensure_files(dataset=MNIST, root=None, download_missing=True, mirrors=None, progress=True,
                  names=None):
-    """Return the folder with ``dataset``'s files (or only ``names``) present and verified."""
+    """Return the folder with ``dataset``'s files (or only ``names``) present and verified.
+
+    Raises ``DataUnavailable`` when a file is missing and cannot be downloaded
+    (leaving no folder it created behind), ``DataError`` when a file is corrupt.
+    """
     folder = data_dir(dataset, root)
     mirrors = dataset.mirrors if mirrors is None else tuple(mirrors)
     for name in dataset.files if names is None else names:
@@ -167,9 +213,10 @@ def ensure_files(dataset=MNIST, root=None, download_missing=True, mirrors=None, 
             verify(path, checksum)
             continue
         if not download_missing:
-            raise DataError(f"{dataset.name}: {path} is missing and download=False. Put the four "
-                            f"files {sorted(dataset.files)} in {folder} (or set TINYAE_DATA_DIR).")
-        folder.mkdir(parents=True, exist_ok=True)
+            raise DataUnavailable(f"{dataset.name}: {path} is missing and download=False. Put the "
+                                  f"four files {sorted(dataset.files)} in {folder} (or set "
+                                  "TINYAE_DATA_DIR).", f"{path} is missing")
+        created = _make_folder(folder)
         failures = []
         for base in mirrors:
             try:
@@ -178,11 +225,25 @@ def ensure_files(dataset=MNIST, root=None, download_missing=True, mirrors=None, 
             except Exception as exc:                # any failure: note it, try the next mirror
                 failures.append(f"  {base + name}: {type(exc).__name__}: {exc}")
         else:
-            raise DataError(f"could not download {dataset.name} file {name}; tried:\n"
-                            + "\n".join(failures)
-                            + f"\nDownload the files by hand and put them in {folder} "
-                              "(or point TINYAE_DATA_DIR at a folder that has them).")
+            for d in reversed(created):             # leave no empty cache folder behind
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+            raise DataUnavailable(
+                f"could not download {dataset.name} file {name}; tried:\n" + "\n".join(failures)
+                + f"\nDownload the files by hand and put them in {folder} "
+                  "(or point TINYAE_DATA_DIR at a folder that has them).",
+                f"{name} is not in {folder} and could not be downloaded"
+                + (f" ({failures[0].split(': ', 1)[1]})" if failures else ""))
     return folder
+
+
+def _make_folder(folder):
+    """mkdir -p ``folder``; returns the folders it created, outermost first."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()][::-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
 
 
 def _load(dataset, split, root, download, flatten, progress):
@@ -218,7 +279,9 @@ def load_fashion_mnist(split="train", root=None, download=True, flatten=True, pr
     return _load(FASHION_MNIST, split, root, download, flatten, progress)
 
 
-FALLBACK_NOTE = "MNIST not available: using the built-in digits; --data mnist to require MNIST"
+FALLBACK_NOTE = ("using the built-in digits instead. To train on MNIST, put its four IDX .gz "
+                 "files in a folder and set TINYAE_DATA_DIR to it (or go online); "
+                 "--data mnist refuses to fall back.")
 
 
 def load_dataset(kind, split, limit=None, progress=True):
@@ -236,10 +299,10 @@ def load_dataset(kind, split, limit=None, progress=True):
     elif kind in ("auto", "mnist"):
         try:
             (X, y), name = load_mnist(split, progress=progress), "mnist"
-        except DataError:
+        except DataUnavailable as exc:          # absent: fall back; corrupt files are an error
             if kind == "mnist":
                 raise
-            print(FALLBACK_NOTE, file=sys.stderr)
+            print(f"MNIST not available: {exc.reason}; {FALLBACK_NOTE}", file=sys.stderr)
             (X, y), name = load_builtin_digits(split), "builtin"
     else:
         raise ValueError(f"unknown data set {kind!r}; choose auto, mnist, fashion or builtin")

@@ -9,12 +9,17 @@ For an upstream gradient ``dout`` (random by default), the scalar
 s(x) = sum(forward(x) * dout) has ds/dx = backward(dout); the numerical
 estimate is the centred difference (s(x + h e_i) - s(x - h e_i)) / 2h,
 whose error shrinks like h^2.
+
+``check_op`` and ``check_three_ways`` add a third opinion, autograd's tape
+(``tinyae.autograd``): an operation against finite differences, a layer's
+hand-written backward against the tape and finite differences.
 """
 import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .autograd import Tensor, layer_forward
 from .layers import layer_parameters
 
 
@@ -227,4 +232,67 @@ def check_model(model, loss, x, target, *, h=1e-5, threshold=1e-6, samples=None,
     for (name, p, _), (_, g) in zip(_named_params(model), analytic):
         idx = _sample(p.size, samples, rng)
         _compare(rows, name, g, numerical_gradient(scalar, p, 1.0, h, idx), idx)
+    return GradcheckReport(rows, threshold)
+
+
+# --- the same gradients from autograd's tape -----------------------------------------
+def check_op(f, *inputs, dout=None, h=1e-5, threshold=1e-7, rng=None) -> GradcheckReport:
+    """Check an operation's gradient: the tape against centred differences, in float64.
+
+    ``f`` takes Tensors and returns a Tensor, e.g. ``lambda a, b: a * b``; the
+    scalar checked is sum(f(inputs) * dout), dout random by default.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    arrays = [np.array(x, dtype=np.float64) for x in inputs]
+    tensors = [Tensor(x) for x in arrays]
+    out = f(*tensors)
+    dout = rng.standard_normal(out.shape) if dout is None else np.asarray(dout, np.float64)
+    out.backward(dout)
+
+    def value(_):
+        return f(*[Tensor(x, requires_grad=False) for x in arrays]).data
+    rows = [(f"input {k}", x.shape, rel_error(t.grad, numerical_gradient(value, x, dout, h)))
+            for k, (x, t) in enumerate(zip(arrays, tensors))]
+    return GradcheckReport(rows, threshold)
+
+
+def check_three_ways(layer, x, dout=None, *, forward=None, samples=None, h=1e-5,
+                     threshold=1e-7, rng=None) -> GradcheckReport:
+    """The same gradients three ways: the layer's backward, autograd's tape, finite differences.
+
+    Runs on a float64 copy of ``layer`` (a layer, container or model); the
+    tape reads that copy's own parameter arrays. ``forward(x, params)`` is the
+    Tensor version of the forward, ``params`` the {dotted name: Tensor} of
+    ``layer.parameters()``; by default ``autograd.layer_forward``, which knows
+    tinyae's layers. Two rows per array: "tape vs layer", "numeric vs layer".
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    layer, x = float64_copy(layer), np.array(x, dtype=np.float64)
+    forward = forward or (lambda xt, params: layer_forward(layer, xt, params))
+    named = _named_params(layer)
+
+    _zero_grads(layer)                                      # 1. the hand-written backward
+    y = layer.forward(x.copy())
+    dout = rng.standard_normal(np.shape(y)) if dout is None else np.array(dout, np.float64)
+    by_layer = [np.asarray(layer.backward(dout))] + [g.copy() for _, _, g in named]
+
+    xt = Tensor(x.copy(), name="x")                         # 2. the tape, on the same arrays
+    params = {name: Tensor(p, name=name) for name, p, _ in named}
+    yt = forward(xt, params)
+    if yt.shape != np.shape(y) or rel_error(yt.data, y) > threshold:
+        raise ValueError(f"the Tensor forward disagrees with {type(layer).__name__}.forward "
+                         f"(output shapes {yt.shape} and {np.shape(y)}); make the two compute "
+                         "the same function before comparing their gradients.")
+    yt.backward(dout)
+    tensors = [xt] + [params[name] for name, _, _ in named]
+    by_tape = [np.zeros(t.shape) if t.grad is None else t.grad for t in tensors]  # unused: 0
+
+    rows = []                                               # 3. finite differences
+    arrays = [("input", x)] + [(name, p) for name, p, _ in named]
+    for (name, arr), g_layer, g_tape in zip(arrays, by_layer, by_tape):
+        idx = _sample(arr.size, samples, rng)
+        f = layer.forward if name == "input" else (lambda _: layer.forward(x.copy()))
+        _compare(rows, f"{name}: tape vs layer", g_tape, g_layer, idx)
+        _compare(rows, f"{name}: numeric vs layer", numerical_gradient(f, arr, dout, h, idx),
+                 g_layer, idx)
     return GradcheckReport(rows, threshold)

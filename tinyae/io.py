@@ -8,50 +8,114 @@ Layout of the archive (every entry a plain array, loaded with allow_pickle=False
 
 Writes go to a temporary file in the target folder, then ``os.replace``, so a
 crash never leaves a half-written checkpoint under the real name.
+
+Reading a file someone else made is bounded: the config is checked and the
+expected shape of every array worked out from it (``checkpoint_check``), then
+compared with the shapes in the archive's .npy headers and with the sizes the
+zip declares, all before one array is loaded or one layer built. A checkpoint
+can therefore cost at most the memory of the model it describes, and that
+model is capped (``models.MAX_PARAMETERS``).
 """
+import errno
 import json
 import os
-import tempfile
+import secrets
+import socket
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checkpoint_check import CheckpointError, check_members, expected_arrays, parse_config
+from .safety import describe, kind_of, regular_file
+
 FORMAT = "tinyae-checkpoint"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A file that cannot be loaded as a tinyae checkpoint for this model."""
+__all__ = ["CheckpointError", "atomic_write", "save", "read_checkpoint", "load", "load_weights"]
 
 
 def atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temporary file, then rename it to ``path``."""
+    """Call ``write(fileobj)`` on a temporary file, then rename it to ``path``.
+
+    The temporary file is created with mode 0666 less the umask (the mode any new
+    file gets), named ``.<name>.<host>-<pid>.<random>.tmp``; temporary files left in
+    the folder by a process of this machine that no longer runs (killed mid-write)
+    are removed first.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    for parent in (folder, *_parents(folder)):
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), parent)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
+    remove_stale_temporaries(folder)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{_writer()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        exc.filename = path                     # the user knows the file, not our temp name
+        raise exc from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
+            exc.filename = path                 # "disk full" says which file it was writing
         raise
+
+
+def _parents(folder):
+    while os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+        yield folder
+
+
+def _writer():
+    """``<host>-<pid>``: who writes a temporary file (a shared folder may see other machines)."""
+    host = socket.gethostname().replace(".", "_") or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def remove_stale_temporaries(folder):
+    """Delete this machine's ``.*.<host>-<pid>.<hex>.tmp`` files in ``folder`` whose writer has gone."""
+    from .runs import _alive
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    host = _writer().rsplit("-", 1)[0]
+    for name in names:
+        parts = name.split(".")
+        if not (name.startswith(".") and len(parts) >= 5 and parts[-1] == "tmp"):
+            continue
+        writer_host, _, pid = parts[-3].rpartition("-")
+        if writer_host == host and pid.isdigit() and not _alive(int(pid)):
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass                            # another process cleaned it up first
 
 
 def save(model, path, *, optimizer=None, extra=None):
     """Save ``model`` (and optionally ``optimizer`` state and JSON ``extra``) to ``path``.
 
-    ``.npz`` is appended when missing. Returns the path written.
+    ``.npz`` is appended when missing. Returns the path written. Weights that
+    are NaN or infinite are refused: such a checkpoint could never be used.
     """
     from . import __version__
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
+    for name, p, _ in model.parameters():
+        if not np.isfinite(p).all():
+            raise ValueError(f"not saving {path!r}: parameter {name} has NaN or infinite values "
+                             "(the training diverged); a smaller learning rate usually helps.")
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "tinyae_version": __version__,
               "model": model.config(), "optimizer": None, "extra": extra or {}}
     arrays = {f"param/{name}": p for name, p, _ in model.parameters()}
@@ -77,35 +141,97 @@ class Checkpoint:
 
 
 def read_checkpoint(path) -> Checkpoint:
-    """Read and validate the archive at ``path`` without building a model."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}")
+    """Read and validate the archive at ``path`` without building a model.
+
+    Raises ``CheckpointError`` for anything that is not a sound tinyae
+    checkpoint, ``FileNotFoundError`` when there is no file.
+    """
+    path = regular_file(os.fspath(path), "checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path!r} is not a tinyae checkpoint (not a readable .npz "
-                              f"archive: {exc}); save one with tinyae.save(model, path).") from None
-    if not isinstance(arrays, dict) or "__config__" not in arrays:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        with zipfile.ZipFile(path) as z:
+            config, shapes = _read_config(z, path)
+            ckpt = Checkpoint(path, config)
+            for key, (info, _) in shapes.items():
+                group, _, name = key.partition("/")
+                with z.open(info) as f:
+                    arr = np.lib.format.read_array(f, allow_pickle=False)
+                    if f.read(1):
+                        raise CheckpointError(f"{path!r}: {key} holds more bytes than its header says")
+                if arr.dtype.kind in "iu" and (arr < 0).any():      # Adam's step count t
+                    raise CheckpointError(f"{path!r}: {key} is negative; the file was altered.")
+                if not np.isfinite(arr).all():
+                    raise CheckpointError(f"{path!r}: {key} has NaN or infinite values (from a "
+                                          "diverged run of an older tinyae, or altered); use an "
+                                          "earlier checkpoint.")
+                {"param": ckpt.params, "optim": ckpt.optim}[group][name] = arr
+    except zipfile.BadZipFile as exc:
+        kind = kind_of(head)
+        if kind != "npz":
+            raise CheckpointError(f"{path!r} is not a tinyae checkpoint: it is {describe(kind)}, "
+                                  "not a .npz archive. Save one with tinyae.save(model, path) "
+                                  "or tinyae train.") from None
+        raise CheckpointError(f"{path!r} is a damaged zip archive ({exc}); the file is truncated "
+                              "or corrupt: use another checkpoint.") from None
+    except (OSError, EOFError, RuntimeError, NotImplementedError, zlib.error, ValueError,
+            KeyError, TypeError, OverflowError, RecursionError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        if isinstance(exc, OSError) and exc.filename:
+            raise                               # the file itself could not be read
+        raise CheckpointError(f"{path!r}: the archive cannot be read ({type(exc).__name__}: "
+                              f"{exc}); it is corrupt or not made by tinyae.") from None
+    return ckpt
+
+
+def _read_config(z, path):
+    """(config dict, {key: (ZipInfo, shape)}) with every member checked against the config."""
+    headers = {}
+    for info in z.infolist():
+        if not info.filename.endswith(".npy") or info.filename[:-4] in headers:
+            raise CheckpointError(f"{path!r}: unexpected archive member {info.filename!r}; "
+                                  "this is not a tinyae checkpoint.")
+        with z.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise CheckpointError(f"{path!r}: {info.filename} uses .npy format {version}, "
+                                      "which tinyae does not write")
+            shape, _, dtype = read_header(f)
+            header_bytes = f.tell()
+        headers[info.filename[:-4]] = (info, shape, dtype, header_bytes)
+    if "__config__" not in headers:
         raise CheckpointError(f"{path!r} is an .npz archive but not a tinyae checkpoint "
                               "(it has no __config__ entry).")
-    try:
-        config = json.loads(str(arrays.pop("__config__")))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path!r}: the checkpoint's config is not valid JSON ({exc})") from None
-    if config.get("format") != FORMAT:
-        raise CheckpointError(f"{path!r} is not a tinyae checkpoint (format {config.get('format')!r})")
-    version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{path!r} uses checkpoint format {version}, but this tinyae reads "
-                              f"format {FORMAT_VERSION} and older; upgrade tinyae "
-                              "(pip install -U tinyae).")
-    ckpt = Checkpoint(path, config)
-    for key, arr in arrays.items():
+    check_members(path, headers)                 # sizes declared in the zip against the headers
+    info, shape, dtype, _ = headers["__config__"]
+    with z.open(info) as f:
+        text = str(np.lib.format.read_array(f, allow_pickle=False))
+    config = parse_config(path, text, FORMAT, FORMAT_VERSION)
+    expected = expected_arrays(path, config)
+    shapes = {}
+    for key, (info, shape, dtype, _) in headers.items():
+        if key == "__config__":
+            continue
         group, _, name = key.partition("/")
-        {"param": ckpt.params, "optim": ckpt.optim}.get(group, {})[name] = arr
-    return ckpt
+        want = expected.get(key)
+        if want is None:
+            raise CheckpointError(f"{path!r}: array {key!r} does not belong to the model its "
+                                  "config describes; the file was altered or is not from tinyae.")
+        want_shape, kinds = want
+        if tuple(shape) != want_shape or dtype.kind not in kinds or dtype.itemsize not in (4, 8) \
+                or dtype.hasobject:
+            raise CheckpointError(f"{path!r}: {key} is stored as {dtype} {tuple(shape)} but the "
+                                  f"config needs {'float' if 'f' in kinds else 'integer'} "
+                                  f"{want_shape}; the file was altered or is corrupt.")
+        shapes[key] = (info, shape)
+    missing = [k for k in expected if k not in shapes]
+    if missing:
+        raise CheckpointError(f"{path!r} does not fit the model its config describes: missing "
+                              f"{missing}. The file is incomplete or was altered.")
+    return config, shapes
 
 
 def load_weights(model, ckpt):
@@ -138,6 +264,44 @@ def load(path):
                               f"which tinyae.load cannot build (it builds {sorted(MODELS)})")
     try:
         model = model_from_config(cfg, rng=np.random.default_rng(0))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"{ckpt.path!r}: the model config cannot be built ({exc})") from None
     return load_weights(model, ckpt)
+
+
+MAX_CODES = 10_000          # codes decoded at once by `tinyae decode` (a 100 x 100 grid)
+
+
+def load_codes(path, width, max_codes=MAX_CODES):
+    """Latent codes (N, width) from a .npy file, checked from its header before loading.
+
+    Refuses files that are not .npy arrays (saying what they are), other widths,
+    non-numeric or non-finite values, no codes and more than ``max_codes``.
+    """
+    path = regular_file(os.fspath(path), "codes file")
+    fix = "expected a .npy array of shape (N, latent size), e.g. from tinyae encode"
+    with open(path, "rb") as f:
+        kind = kind_of(f.read(16))
+        if kind != "npy":
+            raise ValueError(f"{path!r} is {describe(kind)}, not a .npy array; {fix}.")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}[version](f)
+        except (ValueError, KeyError, SyntaxError) as exc:
+            raise ValueError(f"{path!r}: the .npy header cannot be read ({exc}); {fix}.") from None
+        if len(shape) not in (1, 2) or shape[-1] != width or dtype.kind not in "fiu":
+            raise ValueError(f"{path!r} holds {dtype} {shape}; {fix} ({width} for this model).")
+        n = 1 if len(shape) == 1 else shape[0]
+        if not 1 <= n <= max_codes:
+            raise ValueError(f"{path!r} holds {n:,} codes; decode takes 1 to {max_codes:,} at once "
+                             "(slice the array first, e.g. np.save(path, Z[:100])).")
+        f.seek(0)
+        try:
+            Z = np.load(f, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as exc:
+            raise ValueError(f"{path!r} is truncated or corrupt ({exc}); {fix}.") from None
+    if not np.isfinite(Z).all():
+        raise ValueError(f"{path!r} has NaN or infinite codes; decode finite codes only.")
+    return np.atleast_2d(Z)

@@ -64,11 +64,17 @@ def latent_scatter(Z, labels, path=None, title="latent codes of the test set", r
                     vmin=-0.5, vmax=9.5, rasterized=True)
     bar = fig.colorbar(sc, ax=ax, ticks=range(10))
     bar.set_label("digit")
-    r = latent_range(Z2) if ranges is None else np.asarray(ranges)
+    percentiles = latent_range(Z2)
+    r = percentiles if ranges is None else np.asarray(ranges, np.float64)
     ax.set_xlim(*r[0])
     ax.set_ylim(*r[1])
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
+    outside = int(np.sum(np.any((Z2 < r[:, 0]) | (Z2 > r[:, 1]), axis=1)))
+    if outside:             # the axes span percentiles: say what falls off them
+        why = ("they span the 1st-99th percentiles, plus a margin" if np.allclose(r, percentiles)
+               else "the ranges asked for")
+        note += f"\n{outside:,} of {len(Z2):,} codes lie outside the axes ({why})"
     ax.set_title(title + note, fontsize=10)
     return _save(fig, path)
 
@@ -125,6 +131,7 @@ def image_strip(images, path=None, title="", labels=None):
 
 def loss_curves(history, path=None, title="training and validation loss"):
     """Loss per epoch (log scale), with validation when recorded."""
+    from matplotlib.ticker import MaxNLocator
     fig = _figure(5.0, 3.5)
     ax = fig.subplots()
     epochs = [r.epoch for r in history.records]
@@ -132,8 +139,97 @@ def loss_curves(history, path=None, title="training and validation loss"):
     if any(v is not None for v in history.val_loss):
         ax.plot(epochs, history.val_loss, "s--", label="validation")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # no epoch 2.5
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend()
     ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _graph_layout(root, order):
+    """Row and column of each node, laid out for chains of layers.
+
+    Rows: an operation sits one row below its lowest input; a leaf sits
+    beside its user, or above its first user when it has several.
+    Columns: an operation's first input that is an operation stays straight
+    above it (a layer stack reads as one column); other inputs step aside,
+    parameters to the right, constants to the left.
+    """
+    row = {}
+    for node in order:                                       # parents come first in ``order``
+        if node.parents or node is root:
+            row[id(node)] = 1 + max((row[id(p)] for p in node.parents if p.parents), default=0)
+    uses = {}
+    for node in order:
+        for p in node.parents:
+            if not p.parents:
+                uses.setdefault(id(p), set()).add(id(node))
+                row[id(p)] = min(row.get(id(p), row[id(node)]), row[id(node)])
+    for leaf, users in uses.items():
+        if len(users) > 1:                                   # used by several: above them all
+            row[leaf] -= 1
+    col = {id(root): 0.0}
+    for node in reversed(order):
+        right = left = 1.0
+        for k, p in enumerate(node.parents):
+            if id(p) in col:
+                continue
+            if p.parents and not any(q.parents for q in node.parents[:k]):
+                col[id(p)] = col[id(node)]
+            elif p.requires_grad or p.parents:
+                col[id(p)], right = col[id(node)] + right, right + 1.0
+            else:
+                col[id(p)], left = col[id(node)] - left, left + 1.0
+    for r in set(row.values()):                              # push apart boxes sharing a row
+        nodes = sorted((n for n in order if row[id(n)] == r), key=lambda n: col[id(n)])
+        for a, b in zip(nodes, nodes[1:]):
+            col[id(b)] = max(col[id(b)], col[id(a)] + 1.0)
+    return row, col
+
+
+def graph(root, path=None, title=None):
+    """The computation behind the Tensor ``root``: a box per node, an arrow per use.
+
+    Data flows downwards: each operation (blue) shows its output shape,
+    parameters are orange, constants grey, ``root`` green. Drawn for layer
+    stacks; a tangled graph gets crossing arrows.
+    """
+    order = root.topological_order(constants=True)          # parents before children
+    if len(order) > 300:
+        raise ValueError(f"graph: {len(order)} nodes are too many to draw legibly (at most 300); "
+                         "draw a smaller piece of the computation, e.g. one layer or one step.")
+    row, col = _graph_layout(root, order)
+    xs, ys = [col[id(n)] for n in order], [row[id(n)] for n in order]
+    fig = _figure(1.3 * (max(xs) - min(xs) + 1.4), 0.62 * (max(ys) - min(ys) + 1.2))
+    ax = fig.subplots()
+    ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+    ax.set_ylim(max(ys) + 0.6, min(ys) - 0.6)                # row 0 at the top
+    ax.axis("off")
+    boxes = {}
+    for node in order:
+        shape = "()" if node.shape == () else str(node.shape)
+        if node.parents:
+            label, colour = f"{node.op}\n{shape}", "#cde4f7"
+        elif node.requires_grad:
+            label, colour = f"{node.name or 'leaf'}\n{shape}", "#fbd9b0"
+        else:
+            value = f"{node.data.item():g}" if node.data.size == 1 else shape
+            label, colour = f"{node.name or 'const'}\n{value}", "#e4e4e4"
+        colour = "#c9ecc4" if node is root else colour
+        boxes[id(node)] = ax.text(col[id(node)], row[id(node)], label, ha="center", va="center",
+                                  fontsize=8, bbox=dict(boxstyle="round", fc=colour, ec="#555555"))
+    for node in order:
+        for k, p in enumerate(node.parents):
+            if row[id(node)] - row[id(p)] > 1 and col[id(p)] != col[id(node)]:
+                style = "angle,angleA=90,angleB=0,rad=0"     # long: down, then sideways in
+            else:
+                style = f"arc3,rad={0.4 * node.parents[:k].count(p)}"   # a second use curves
+            ax.annotate("", xy=(col[id(node)], row[id(node)]), xytext=(col[id(p)], row[id(p)]),
+                        arrowprops=dict(arrowstyle="-|>", color="#555555", lw=0.8,
+                                        connectionstyle=style,
+                                        patchA=boxes[id(p)].get_bbox_patch(),
+                                        patchB=boxes[id(node)].get_bbox_patch()))
+    if title:
+        ax.set_title(title, fontsize=10)
     return _save(fig, path)

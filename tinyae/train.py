@@ -235,13 +235,30 @@ class _CtrlC:
             signal.signal(signal.SIGINT, self._old)
 
 
-def _snapshot(model):
-    return [p.copy() for _, p, _ in model.parameters()]
+def _snapshot(model, optimizer=None):
+    weights = [p.copy() for _, p, _ in model.parameters()]
+    if optimizer is None:
+        return weights
+    return weights, {k: np.array(v, copy=True) for k, v in optimizer.state_dict().items()}
 
 
-def _restore(model, snapshot):
+def _restore(model, snapshot, optimizer=None):
+    if optimizer is not None:
+        snapshot, state = snapshot
+        optimizer.load_state_dict(state)
     for (_, p, _), s in zip(model.parameters(), snapshot):
         p[...] = s
+
+
+def _broken(model, xb):
+    """Why the weights cannot be kept (non-finite weights or probe output), or None."""
+    for name, p, _ in model.parameters():
+        if not np.isfinite(p).all():
+            return f"{name} became NaN or infinite"
+    with np.errstate(all="ignore"):
+        if not np.isfinite(model.forward(xb[:8])).all():
+            return "the model's output became NaN or infinite"
+    return None
 
 
 def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=None,
@@ -268,7 +285,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             "auto" (OpenBLAS's sums depend on how many threads share them).
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
         callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
-        progress: show a tqdm bar with the running loss.
+        progress: report each epoch: a tqdm bar with the running loss on a
+            terminal or in a notebook, and one line per finished epoch (the only
+            output when stderr goes to a file or pipe, so a log holds no bar frames).
         backend: "numba" (fast path) or "numpy" (plain layers); default
             ``TINYAE_BACKEND`` or "numba". Same numbers, different speed.
         threads: BLAS threads for the matmuls: a count, or "auto" (the
@@ -284,6 +303,8 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
     X = np.ascontiguousarray(X, dtype=model.dtype)
     optimizer = optimizer or Adam(model.parameters(), lr=1e-3)
+    if not (isinstance(optimizer.lr, (int, float)) and math.isfinite(optimizer.lr) and optimizer.lr > 0):
+        raise ValueError(f"fit(): the learning rate must be finite and > 0, got {optimizer.lr}")
     loss = loss or MSE()
     if isinstance(early_stopping, int):
         early_stopping = EarlyStopping(patience=early_stopping)
@@ -293,18 +314,27 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     batch = np.empty((min(batch_size, n), X.shape[1]), X.dtype)    # reused by every full step
     best, best_weights, waited = math.inf, None, 0
 
-    from tqdm.auto import tqdm
+    live = interactive()
+    if live:
+        from tqdm.auto import tqdm          # a widget in Jupyter, text frames on a terminal
+    else:
+        from tqdm import tqdm               # disabled: only the epoch lines are printed
     with _CtrlC() as ctrl_c, blas_threads(threads) as chooser:
         for epoch in range(len(history.records) + 1, epochs + 1):
-            start, good = time.perf_counter(), _snapshot(model)
+            # Start-of-epoch weights and optimiser state: what a diverged or interrupted epoch
+            # goes back to, so that a resumed run repeats the epoch exactly.
+            start, good = time.perf_counter(), _snapshot(model, optimizer)
             # One generator per (seed, epoch): a resumed run shuffles as the original did.
             order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
+            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not (progress and live),
                        leave=False, unit="step")
             try:
                 noise_rng = np.random.default_rng([seed, epoch, 1])   # denoising only
                 total, penalty, step = _epoch(path, X, order, batch, bar, ctrl_c, chooser,
                                               noise_rng)
+                why = _broken(model, X)         # the epoch's last update has not been checked yet
+                if why:
+                    raise _StepFailed(step, why)
                 val = (evaluate(path.model, Xv, path.loss) if Xv is not None
                        and not ctrl_c.pressed else None)
             except _StepFailed as failed:
@@ -312,7 +342,10 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             finally:
                 bar.close()
             if ctrl_c.pressed:
-                history.stopped = f"interrupted (Ctrl-C) in epoch {epoch}, step {step}"
+                _restore(model, good, optimizer)
+                history.stopped = (f"interrupted (Ctrl-C) in epoch {epoch}, step {step}; the model "
+                                   f"holds the weights from the start of epoch {epoch}, so a "
+                                   "resumed run repeats that epoch from its start")
                 break
             record = EpochRecord(epoch, (total + penalty) / n, val, time.perf_counter() - start,
                                  optimizer.lr, chooser.threads, reconstruction=total / n,
@@ -341,6 +374,17 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                             _restore(model, best_weights)
                         break
     return history
+
+
+def interactive():
+    """True when a progress bar can redraw itself: stderr is a terminal, or this is Jupyter
+    with ipywidgets (without them tqdm would print every frame into the notebook)."""
+    if sys.stderr is not None and sys.stderr.isatty():
+        return True
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    from importlib.util import find_spec
+    return (shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+            and find_spec("ipywidgets") is not None)
 
 
 class _StepFailed(Exception):
@@ -394,10 +438,8 @@ def model_penalty(model) -> float:
 
 
 def _diverged(model, good, epoch, step, why, optimizer):
-    finite = all(np.isfinite(p).all() for _, p, _ in model.parameters())
-    if not finite:                        # the last update broke the weights: go back
-        _restore(model, good)
-    kept = "the last good step's weights" if finite else "the weights from the start of the epoch"
+    _restore(model, good, optimizer)
     raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step} ({why}); the model "
-                           f"keeps {kept}. Try a smaller learning rate (now lr={optimizer.lr:g}, "
+                           f"and optimiser are back at the start of epoch {epoch} (weights "
+                           f"all finite). Try a smaller learning rate (now lr={optimizer.lr:g}, "
                            "e.g. --lr 1e-4).")

@@ -9,8 +9,8 @@
 # - **backward**: given dL/d(output) -- how the loss changes when the output
 #   changes -- return dL/d(input), and add the gradients of the parameters.
 #
-# Chaining backward calls in reverse order is the chain rule, and that is all
-# "autograd" is in tinyae. In this tutorial we derive the backward pass of
+# Chaining backward calls in reverse order is the chain rule: autograd at the
+# level of layers (tutorial 11 builds the general kind). In this tutorial we derive the backward pass of
 # `Dense`, `ReLU`, `Sigmoid` and `MSE` on tiny arrays, and let
 # `tinyae.gradcheck` confirm each derivation numerically.
 

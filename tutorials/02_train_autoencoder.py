@@ -5,9 +5,11 @@
 # decoder maps Z back to a reconstruction X' in R^784. Training minimises the
 # reconstruction error, the mean squared error l(X, X') = 1/n sum (x_i - x'_i)^2.
 #
-# The architecture is the one from the seed post: 784-512-256-64-2 for the
-# encoder and the mirror image for the decoder, ReLU between layers, a sigmoid
-# on the output (pixels live in [0, 1]), Adam with learning rate 1e-3.
+# The architecture is the one from the *seed post*, the blog post on
+# autoencoders that tinyae started from, so we call it the *seed model*:
+# 784-512-256-64-2 for the encoder and the mirror image for the decoder, ReLU
+# between layers, a sigmoid on the output (pixels live in [0, 1]), Adam with
+# learning rate 1e-3.
 
 # %%
 import numpy as np
@@ -16,8 +18,7 @@ import tinyae as ta
 from tinyae import plot
 from tinyae.metrics import PCA, batched, mse_per_pixel
 from tinyae.train import fit
-
-from _common import FAST, MODEL_PATH, load, show
+from tinyae.tutorial import FAST, MODEL_PATH, load, show
 
 X_train, y_train, data_name = load("train")
 X_test, y_test, _ = load("test")

@@ -11,8 +11,7 @@ import numpy as np
 
 from tinyae import plot
 from tinyae.metrics import PCA, batched, knn_accuracy
-
-from _common import load, show, trained_model
+from tinyae.tutorial import load, show, trained_model
 
 model = trained_model()
 X_train, y_train, data_name = load("train")

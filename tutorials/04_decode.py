@@ -11,8 +11,7 @@ import numpy as np
 from tinyae import plot
 from tinyae.latent import grid, latent_range
 from tinyae.metrics import batched
-
-from _common import load, show, trained_model
+from tinyae.tutorial import load, show, trained_model
 
 model = trained_model()
 X_test, y_test, _ = load("test")

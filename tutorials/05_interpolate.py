@@ -15,8 +15,7 @@ import numpy as np
 from tinyae import plot
 from tinyae.latent import latent_range, lerp, slerp
 from tinyae.metrics import batched
-
-from _common import load, show, trained_model
+from tinyae.tutorial import load, show, trained_model
 
 model = trained_model()
 X_test, y_test, _ = load("test")

@@ -22,8 +22,7 @@ import tinyae as ta
 from tinyae import fast
 from tinyae.gradcheck import rel_error
 from tinyae.train import fit
-
-from _common import FAST, load
+from tinyae.tutorial import FAST, load
 
 print(inspect.getsource(ta.Dense.forward))
 print(inspect.getsource(ta.Dense.backward))

@@ -1,0 +1,56 @@
+"""Figures that say what they show: clipped scatters, integer epochs, originals beside a path,
+and no giant PNG from decoding a whole test set."""
+import numpy as np
+
+import tinyae as ta
+from tinyae import cli, plot
+from tinyae.train import EpochRecord, History
+
+
+def test_latent_scatter_says_when_codes_fall_off_the_axes(rng):
+    Z = rng.standard_normal((1000, 2))
+    Z[:3] = 100.0                                              # far outliers
+    title = plot.latent_scatter(Z, rng.integers(0, 10, 1000)).axes[0].get_title()
+    assert "lie outside the axes (they span the 1st-99th percentiles" in title
+    n = int(title.split(" of 1,000")[0].split("\n")[-1].replace(",", ""))
+    assert 3 <= n <= 40                                        # the outliers and a percentile tail
+    wide = ((-200, 200), (-200, 200))
+    assert "outside" not in plot.latent_scatter(Z, np.zeros(1000), ranges=wide).axes[0].get_title()
+
+
+def test_epoch_axis_has_integer_ticks():
+    history = History([EpochRecord(e, 1.0 / e, None, 1.0, 1e-3) for e in range(1, 4)])
+    fig = plot.loss_curves(history)
+    fig.canvas.draw()
+    ticks = fig.axes[0].get_xticks()
+    assert len(ticks) >= 2 and np.all(ticks == np.round(ticks))
+
+
+def test_training_interpolation_shows_the_originals(monkeypatch, rng, tmp_path):
+    model = ta.dense_autoencoder((784, 8, 2), rng=rng)
+    Xt = rng.random((20, 784), dtype=np.float32)
+    yt = np.array([4] * 3 + [1] * 17)
+    strips = []
+    monkeypatch.setattr(plot, "image_strip", lambda images, **kw: strips.append((images, kw)))
+    monkeypatch.setattr(plot, "loss_curves", lambda *a, **k: None)
+    cli._figures(model, Xt, yt, History(), tmp_path)
+    (images, kw), = strips
+    assert len(images) == 12 and np.array_equal(images[0], Xt[0]) and np.array_equal(images[-1], Xt[3])
+    assert kw["labels"][0] == "image 0" and kw["labels"][-1] == "image 3"
+    assert "(a 4)" in kw["title"] and "(a 1)" in kw["title"] and "originals" in kw["title"]
+
+
+def test_decoding_many_codes_is_capped_with_a_word(tmp_path, capsys, rng):
+    ckpt = ta.save(ta.dense_autoencoder((784, 8, 2), rng=rng), tmp_path / "m.npz")
+    codes = tmp_path / "codes.npy"
+    np.save(codes, rng.standard_normal((500, 2)).astype(np.float32))
+    png = tmp_path / "all.png"
+    assert cli.main(["decode", ckpt, str(codes), "-o", str(png)]) == 0
+    out = capsys.readouterr()
+    assert "decoding the first 400 of 500 codes" in out.err and "decoded 400 codes" in out.out
+    import matplotlib.image
+    h, w = matplotlib.image.imread(png).shape[:2]
+    assert h * w < 1500 * 1500
+    assert cli.main(["decode", ckpt, str(codes), "-o", str(tmp_path / "few.png"),
+                     "--max-images", "0", "--columns", "25"]) == 0
+    assert "decoded 500 codes" in capsys.readouterr().out

@@ -1,0 +1,269 @@
+"""Training runs: their folders, and what ``--resume`` brings back.
+
+One training run writes into a folder at a time.
+
+A run claims its folder by creating ``.tinyae-run.lock`` exclusively (O_EXCL)
+with its process id inside; a second run into the same folder is refused and
+told that pid. A lock left by a run that was killed (its pid is gone) is taken
+over. Default folders are ``runs/<timestamp>``, created with ``mkdir`` (which
+fails when the folder exists), adding ``-2``, ``-3``... until one is new, so two
+runs started in the same second never share one.
+
+A run's checkpoints record every flag that shapes it (``TRAIN_DEFAULTS``);
+``resume_flags`` restores them and refuses a different one given on the
+command line unless told to override it.
+"""
+import os
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .safety import UnsafePathError
+
+LOCK = ".tinyae-run.lock"
+RUN_FILES = ("last.npz", "best.npz", "history.json", "history.csv", "metrics.json")
+
+
+def new_run_folder(parent="runs"):
+    """Create and return a fresh folder ``parent/<YYYYmmdd-HHMMSS>[-k]``."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in range(1, 10_000):
+        folder = Path(parent) / (stamp if k == 1 else f"{stamp}-{k}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise UnsafePathError(f"could not create a new run folder in {parent!r}; pass --out")
+
+
+def _alive(pid):
+    if pid <= 0:                      # never signal a process group
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:           # exists, owned by someone else
+        return True
+    return True
+
+
+class RunFolder:
+    """Context manager: hold ``folder``'s lock while a run writes into it."""
+
+    def __init__(self, folder, created=False):
+        self.folder = Path(folder)
+        self.lock = self.folder / LOCK
+        self.held, self.created = False, created     # created: remove it again if left empty
+
+    def __enter__(self):
+        self.created = self.created or not self.folder.exists()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                busy = self._busy()
+                if busy:
+                    raise UnsafePathError(
+                        f"{str(self.folder)!r} is in use by another tinyae run ({busy}); wait "
+                        f"for it to finish or choose another --out. If that run is gone, "
+                        f"delete {str(self.lock)!r}.") from None
+                self.lock.unlink(missing_ok=True)       # left by a run that died: take it over
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()} {socket.gethostname()}\n")
+            self.held = True
+            return self
+        raise UnsafePathError(f"could not lock {str(self.folder)!r}; another run keeps claiming it")
+
+    def _busy(self):
+        """Who holds the lock ("pid 123", ...), or None when its run is gone."""
+        try:
+            pid, host = (self.lock.read_text().split() + [socket.gethostname()])[:2]
+            pid = int(pid)
+        except (OSError, ValueError):
+            # Being written this instant by the other run, or garbage: a fresh one is busy.
+            try:
+                young = time.time() - self.lock.stat().st_mtime < 5
+            except OSError:
+                return None
+            return "starting now" if young else None
+        if host != socket.gethostname():                # cannot look at another machine's pids
+            return f"pid {pid} on {host}"
+        return f"pid {pid}" if pid != os.getpid() and _alive(pid) else None
+
+    def __exit__(self, *exc):
+        if self.held:
+            self.lock.unlink(missing_ok=True)
+            self.held = False
+        if self.created:
+            try:
+                self.folder.rmdir()                     # only succeeds when nothing was written
+            except OSError:
+                pass
+
+    def earlier_run_files(self):
+        """Names of files of an earlier run already in the folder."""
+        return [name for name in RUN_FILES if (self.folder / name).exists()]
+
+
+# --- resuming: every flag that shapes the run comes back from the checkpoint --------------
+TRAIN_DEFAULTS = {"data": "auto", "sizes": (784, 512, 256, 64, 2), "epochs": 20,
+                  "batch_size": 256, "lr": 1e-3, "seed": 0, "limit": None, "validation": "test",
+                  "threads": None, "model": "ae", "noise": "gaussian:0.5", "penalty": "kl",
+                  "rho": 0.05, "beta": 0.01, "l1": 1e-4, "pretrain_epochs": 5}
+DEFAULT_SIZES = {"sparse": (784, 196)}      # other kinds: TRAIN_DEFAULTS["sizes"]
+# The flags that decide the weights after each epoch (--epochs only says where to stop).
+RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation")
+# The model kind and its options decide them too; checkpoints older than --model have none
+# (they are plain autoencoders), so a missing one is taken from the defaults without a note.
+MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "pretrain_epochs")
+# Flags that change only the rounding (BLAS sums split differently): restored, but a new
+# value given is taken with a note rather than refused.
+ROUNDING_FLAGS = ("threads",)
+
+
+class RunError(ValueError):
+    """A training run that cannot start as asked (e.g. flags that contradict --resume)."""
+
+
+def _flag(key):
+    return "--" + key.replace("_", "-")
+
+
+def _show(value):
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _valid(key, v):
+    """Whether a value read back from a checkpoint's JSON is a sound value for ``key``."""
+    num = isinstance(v, (int, float)) and not isinstance(v, bool)
+    ok = {"data": lambda: v in ("mnist", "fashion", "builtin"),
+          "sizes": lambda: isinstance(v, (list, tuple)) and len(v) >= 2
+          and all(type(s) is int and s >= 1 for s in v),
+          "epochs": lambda: type(v) is int and v >= 1,
+          "batch_size": lambda: type(v) is int and v >= 1,
+          "lr": lambda: num and 0 < v < float("inf"),
+          "seed": lambda: type(v) is int and v >= 0,
+          "limit": lambda: v is None or (type(v) is int and v >= 1),
+          "validation": lambda: v in ("test", "none") or (num and 0 < v < 1),
+          "threads": lambda: v in (None, "auto") or (type(v) is int and v >= 1),
+          "model": lambda: v in ("ae", "denoising", "sparse", "stacked"),
+          "noise": lambda: isinstance(v, str) and _parses_as_noise(v),
+          "penalty": lambda: v in ("kl", "l1"),
+          "rho": lambda: num and 0 < v < 1,
+          "beta": lambda: num and 0 <= v < float("inf"),
+          "l1": lambda: num and 0 <= v < float("inf"),
+          "pretrain_epochs": lambda: type(v) is int and v >= 1}[key]
+    return ok()
+
+
+def _parses_as_noise(text):
+    from .corrupt import parse
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+def resume_flags(saved, given, override=False, path="the checkpoint"):
+    """The run's flags on ``--resume``: the checkpoint's, with ``given`` (explicit) ones checked.
+
+    Returns (flags, notes). A given flag that differs from the saved one raises
+    ``RunError`` unless ``override``, when it wins and a note says so.
+    """
+    if not isinstance(saved, dict):
+        raise RunError(f"{path}: the recorded training flags are malformed; cannot resume from it.")
+    flags, notes = {}, []
+    for key in RUN_FLAGS + MODEL_FLAGS + ROUNDING_FLAGS + ("epochs",):
+        if key in saved and not _valid(key, saved[key]):
+            raise RunError(f"{path}: the recorded {_flag(key)} {saved[key]!r} is not valid; "
+                           "cannot resume from it.")
+        s = tuple(saved[key]) if key == "sizes" and key in saved else saved.get(key)
+        if key not in saved:
+            flags[key] = given.get(key, TRAIN_DEFAULTS[key])
+            if key in RUN_FLAGS:
+                notes.append(f"{path} does not record {_flag(key)}; using {_show(flags[key])}")
+        elif key not in given or given[key] == s or key == "epochs" \
+                or (key == "data" and given[key] == "auto"):
+            flags[key] = given.get(key, s) if key == "epochs" else s
+        elif override or key in ROUNDING_FLAGS:
+            flags[key] = given[key]
+            why = "--override: " if key not in ROUNDING_FLAGS else ""
+            notes.append(f"{why}{_flag(key)} is {_show(given[key])} now, {_show(s)} in {path}; "
+                         "the run will differ from an uninterrupted one")
+        else:
+            raise RunError(f"{_flag(key)} {_show(given[key])} conflicts with the {_show(s)} that "
+                           f"{path} was trained with; leave {_flag(key)} out to continue the "
+                           "same run, or add --override to change it.")
+    return flags, notes
+
+
+# --- the model, optimiser and history a run starts from ------------------------------
+def encoder_sizes(model, default):
+    """The --sizes of a dense autoencoder: its encoder's widths (``default`` for other models)."""
+    from .layers import Dense, Sequential
+    layers = model.encoder if isinstance(model.encoder, Sequential) else [model.encoder]
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
+    return [dense[0].in_features] + [d.out_features for d in dense] if dense else list(default)
+
+
+def build_model(flags):
+    """A new model of kind ``flags["model"]`` (ae, denoising, sparse, stacked) from the flags.
+
+    A stacked model is a dense autoencoder here; the run trains its levels greedily
+    (``tinyae.stacked.pretrain``) before ``fit`` fine-tunes it.
+    """
+    import tinyae as ta
+    rng, sizes = np.random.default_rng(flags["seed"]), flags["sizes"]
+    if flags["model"] == "denoising":
+        return ta.denoising_autoencoder(sizes, flags["noise"], rng=rng)
+    if flags["model"] == "sparse":
+        return ta.sparse_autoencoder(sizes, flags["penalty"], rho=flags["rho"],
+                                     beta=flags["beta"], l1=flags["l1"], rng=rng)
+    return ta.dense_autoencoder(sizes, rng=rng)
+
+
+def model_and_state(flags, ckpt):
+    """(model, optimizer, history): new from the flags, or continued from ``ckpt``."""
+    import tinyae as ta
+    from . import io
+    from .train import History
+    if ckpt is None:
+        model = build_model(flags)
+        return model, ta.Adam(model.parameters(), lr=flags["lr"]), History()
+    model = io.load(ckpt)                               # checks the config like tinyae.load
+    optimizer = ta.Adam(model.parameters(), lr=flags["lr"])
+    if ckpt.optim:
+        try:
+            optimizer.load_state_dict(ckpt.optim)
+        except (ValueError, KeyError) as exc:
+            raise io.CheckpointError(f"{ckpt.path!r}: its optimiser state does not fit ({exc}); "
+                                     "it cannot be resumed exactly.") from None
+    history = checked_history(ckpt)
+    history.stopped = None                              # this run says why it stops, if it does
+    return model, optimizer, history
+
+
+def checked_history(ckpt):
+    """The checkpoint's training history, checked field by field."""
+    from .io import CheckpointError
+    from .train import History
+    d = ckpt.extra.get("history") or {}
+    try:
+        history = History.from_dict(d)
+        for r in history.records:
+            numbers = (r.loss, r.seconds, r.lr) + (() if r.val_loss is None else (r.val_loss,))
+            if type(r.epoch) is not int or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                raise TypeError(f"record {r}")
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{ckpt.path!r}: the training history it records is malformed "
+                              f"({type(exc).__name__}: {str(exc)[:80]}); the file was altered.") from None
+    return history
