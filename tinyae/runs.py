@@ -123,6 +123,14 @@ RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation")
 # The model kind and its options decide them too; checkpoints older than --model have none
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
 MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "pretrain_epochs")
+KIND_OPTIONS = {"ae": (), "denoising": ("noise",), "sparse": ("penalty", "rho", "beta", "l1"),
+                "stacked": ("pretrain_epochs",)}
+
+
+def recorded_flags(flags):
+    """The flags a checkpoint records: all but the options of the other model kinds."""
+    unused = set(MODEL_FLAGS) - {"model", *KIND_OPTIONS[flags["model"]]}
+    return {k: v for k, v in flags.items() if k not in unused}
 # Flags that change only the rounding (BLAS sums split differently): restored, but a new
 # value given is taken with a note rather than refused.
 ROUNDING_FLAGS = ("threads",)
