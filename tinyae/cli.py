@@ -5,6 +5,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 import time
 import traceback
 from functools import partial
@@ -452,7 +453,8 @@ def build_parser():
                 "  stacked    each level H0-H1-H0, H1-H2-H1, ... trained greedily for\n"
                 "             --pretrain-epochs on the codes below it, then all levels\n"
                 "             fine-tuned together for --epochs")
-    t.formatter_class = argparse.RawDescriptionHelpFormatter
+    t.formatter_class = argparse.RawDescriptionHelpFormatter      # keeps the kinds' table
+    t.epilog = textwrap.fill(SAFETY_EPILOG, 79)                  # raw text is not wrapped
     keep = argparse.SUPPRESS                # absent unless given: --resume tells given from default
     t.add_argument("--model", choices=MODEL_CHOICES, default=keep,
                    help="model kind (default ae; see above)")
