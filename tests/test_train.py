@@ -131,7 +131,7 @@ def test_ctrl_c_stops_after_the_current_step_and_goes_back_to_the_epoch_start(di
 def test_history_csv_and_dict(digits):
     h = fit(small_model(), digits, epochs=2, batch_size=128, validation=0.25, progress=False)
     lines = h.to_csv().splitlines()
-    assert lines[0] == "epoch,loss,val_loss,seconds,lr,threads" and len(lines) == 3
+    assert lines[0] == "epoch,loss,val_loss,seconds,lr,reconstruction,penalty,threads" and len(lines) == 3
     assert type(h).from_dict(h.to_dict()).loss == h.loss
 
 

@@ -13,7 +13,12 @@ from .layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid
 from .losses import BCE, MSE
 from .models import Autoencoder, dense_autoencoder
 from .optim import SGD, Adam
+from . import corrupt, penalties
+from .variants import (DenoisingAutoencoder, SparseAutoencoder, denoising_autoencoder,
+                       sparse_autoencoder)
 
 __all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Sequential",
            "MSE", "BCE", "SGD", "Adam", "Autoencoder", "dense_autoencoder", "save", "load",
            "autograd", "gradcheck", "data", "latent", "metrics", "plot", "schedules", "train", "__version__"]
+__all__ += ["corrupt", "penalties", "DenoisingAutoencoder", "SparseAutoencoder",
+            "denoising_autoencoder", "sparse_autoencoder"]

@@ -82,12 +82,13 @@ def _number(x):
 def expected_arrays(path, config):
     """{"param/<name>" or "optim/<key>": (shape, dtype kinds)} for the model in ``config``."""
     model = config["model"]
-    if model.get("type") != "Autoencoder":
+    if model.get("type") not in MODEL_OPTIONS:
         raise CheckpointError(f"{path!r} holds a model of type {model.get('type')!r}, "
-                              "which tinyae.load cannot build")
-    if set(model) - {"type", "encoder", "decoder", "dtype"} or \
+                              f"which tinyae.load cannot build (it builds {sorted(MODEL_OPTIONS)})")
+    if set(model) - {"type", "encoder", "decoder", "dtype"} - MODEL_OPTIONS[model["type"]] or \
             model.get("dtype", "float32") not in ("float32", "float64"):
         _fail(path, "the model config has unknown keys or a dtype other than float32/float64")
+    _model_options(path, model)
     params = {}
     width = _layer(path, model.get("encoder"), "encoder.", None, 0, params)
     if not params:
@@ -112,6 +113,30 @@ def expected_arrays(path, config):
         for slot in slots:
             expected.update({f"optim/{slot}.{n}": (s, "f") for n, s in params.items()})
     return expected
+
+
+# The config keys each model type adds to an autoencoder's (tinyae.variants).
+MODEL_OPTIONS = {"Autoencoder": set(), "DenoisingAutoencoder": {"noise"},
+                 "SparseAutoencoder": {"code_penalty"}}
+
+
+def _model_options(path, model):
+    """A denoising model's noise and a sparse model's penalty, checked by building them."""
+    from .corrupt import parse
+    from .penalties import penalty_from_config
+    try:
+        if "noise" in model or model["type"] == "DenoisingAutoencoder":
+            if not isinstance(model.get("noise"), str):
+                raise ValueError("the noise is not a text like gaussian:0.5")
+            parse(model["noise"])
+        if model["type"] == "SparseAutoencoder":
+            cfg = model.get("code_penalty")
+            if not isinstance(cfg, dict) or not all(
+                    _number(v) for k, v in cfg.items() if k != "type"):
+                raise ValueError("the code penalty is not a type with numeric settings")
+            penalty_from_config(cfg)
+    except (ValueError, TypeError) as exc:
+        _fail(path, f"the {model['type']} config is not valid ({str(exc)[:120]})")
 
 
 def _layer(path, cfg, prefix, width, depth, params):

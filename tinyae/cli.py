@@ -5,6 +5,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 import time
 import traceback
 from functools import partial
@@ -17,6 +18,7 @@ from .data import load_dataset
 from .schedules import NAMES as SCHEDULES
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
+MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked")
 MAX_STEPS = 100             # images in an interpolation strip
 MAX_COLUMNS = 100           # columns (and rows) of a decoded grid
 FIGURES = ("reconstructions.png", "latent.png", "grid.png", "interpolation.png", "loss.png")
@@ -91,6 +93,14 @@ def _steps(text):
     return value
 
 
+def _noise(text):
+    from .corrupt import parse
+    try:
+        return parse(text).spec
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _threads(text):
     from .threads import thread_setting
     try:
@@ -102,11 +112,13 @@ def _threads(text):
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
     from . import io
-    from .runs import TRAIN_DEFAULTS, RunFolder, new_run_folder, resume_flags
+    from .runs import DEFAULT_SIZES, TRAIN_DEFAULTS, RunFolder, new_run_folder, resume_flags
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
         flags, notes = {**TRAIN_DEFAULTS, **given}, []
+        if "sizes" not in given:                        # a sparse model's default is UFLDL's
+            flags["sizes"] = DEFAULT_SIZES.get(flags["model"], TRAIN_DEFAULTS["sizes"])
     else:
         flags, notes = resume_flags(ckpt.extra.get("args", {}), given, args.override,
                                     repr(args.resume))
@@ -129,7 +141,7 @@ def cmd_train(args):
 
 def _train(args, flags, ckpt, out, earlier):
     from . import metrics
-    from .runs import encoder_sizes, model_and_state
+    from .runs import encoder_sizes, model_and_state, recorded_flags
     from .train import Checkpointer, fit, resolve_backend
     model, optimizer, history = model_and_state(flags, ckpt)     # a size error comes first
     X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
@@ -148,12 +160,18 @@ def _train(args, flags, ckpt, out, earlier):
         print(f"tinyae train: {args.resume!r} was trained on the {saved['backend']} backend and "
               f"continues on {backend}: the same maths, but not bit for bit the same numbers "
               f"(TINYAE_BACKEND={saved['backend']} to match).", file=sys.stderr)
-    run_args = {**flags, "data": data_name, "sizes": encoder_sizes(model, flags["sizes"]),
-                "backend": backend}
+    run_args = {**recorded_flags(flags), "data": data_name,
+                "sizes": encoder_sizes(model, flags["sizes"]), "backend": backend}
+    extra = {"args": run_args}
+    if flags["model"] == "stacked" and ckpt is None:    # greedy levels first, then fit fine-tunes
+        extra["pretraining"] = _pretrain(model, X, flags, args.quiet)
+    elif ckpt is not None and "pretraining" in ckpt.extra:
+        extra["pretraining"] = ckpt.extra["pretraining"]
     schedule = _schedule(flags, optimizer, len(X), len(history.records), ckpt)
-    checkpoints = Checkpointer(out, extra={"args": run_args}, history=history, schedule=schedule)
+    checkpoints = Checkpointer(out, extra=extra, history=history, schedule=schedule)
     if not args.quiet:
-        print(f"training {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
+        what = "fine-tuning stacked" if flags["model"] == "stacked" else f"training {flags['model']}"
+        print(f"{what} {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
               f"images) for {flags['epochs']} epochs, lr schedule {flags['schedule']} (peak "
               f"{flags['lr']:g}); writing to {out}", file=sys.stderr)
     validation = {"test": (Xt,), "none": None}.get(flags["validation"], flags["validation"])
@@ -178,8 +196,11 @@ def _train(args, flags, ckpt, out, earlier):
     _write_text(out / "metrics.json", json.dumps(m, indent=2))
     _figures(model, Xt, yt, history, out)
     say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
+    per_image = ("" if "test_sq_error_per_image" not in m else   # (tests may stub the metrics)
+                 f", squared error per image {m['test_sq_error_per_image']:.2f} (PCA-30 "
+                 f"{m['pca30_test_sq_error_per_image']:.2f})")
     print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
-          f"{m['pca2_test_mse_per_pixel']:.4f}); 5-NN accuracy of the codes "
+          f"{m['pca2_test_mse_per_pixel']:.4f}){per_image}; 5-NN accuracy of the codes "
           f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f})")
     print(f"wrote {out}")
     return 0
@@ -216,6 +237,14 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
                                lr=flags["lr"], warmup_steps=warmup)
     schedule.go_to(done_epochs * steps)
     return schedule
+
+
+def _pretrain(model, X, flags, quiet):
+    """Greedy layer-wise training of a stacked model, before its fine-tuning by fit."""
+    from .stacked import pretrain
+    histories = pretrain(model, X, flags["pretrain_epochs"], batch_size=flags["batch_size"],
+                         lr=flags["lr"], seed=flags["seed"], progress=not quiet)
+    return [h.to_dict() for h in histories]
 
 
 def _figures(model, Xt, yt, history, out):
@@ -363,17 +392,57 @@ def cmd_info(args):
     print(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
           f"format {ckpt.config.get('format_version')}, dtype {model.dtype}")
     print(_which_epoch(history.records, ckpt.extra.get("args", {}).get("epochs")))
+    print(_model_kind(model, ckpt))
     model.summary()
     if history.records:
-        print("\nepoch  loss      val_loss  seconds  lr (last step)")
+        terms = any(r.penalty for r in history.records)     # a sparse model: show both terms
+        print("\nepoch  loss      val_loss  seconds  lr (last step)"
+              + ("  reconstruction  penalty" if terms else ""))
         for r in history.records:
             val = "" if r.val_loss is None else f"{r.val_loss:.5f}"
-            print(f"{r.epoch:>5}  {r.loss:.5f}  {val:<8}  {r.seconds:>7.1f}  {r.lr:.3g}")
+            print(f"{r.epoch:>5}  {r.loss:.5f}  {val:<8}  {r.seconds:>7.1f}  {r.lr:<14.3g}"
+                  + (f"  {r.reconstruction:>14.5f}  {r.penalty:.5f}" if terms else ""))
     if isinstance(ckpt.schedule, dict):
         state = ", ".join(f"{k}={v}" for k, v in ckpt.schedule.items() if k != "name")
         print(f"lr schedule: {ckpt.schedule.get('name')}({state})")
     for key, value in metrics.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return 0
+
+
+def _model_kind(model, ckpt):
+    """One line: the model's class, the --model it was trained as, and its options."""
+    from .variants import DenoisingAutoencoder, SparseAutoencoder
+    kind = (ckpt.extra.get("args") or {}).get("model")
+    detail = ""
+    if isinstance(model, SparseAutoencoder):
+        detail = f", code penalty {model.code_penalty!r}"
+    elif isinstance(model, DenoisingAutoencoder):
+        detail = f", noise {model.noise.spec}"
+    return f"model: {type(model).__name__}" + (f" (--model {kind})" if kind else "") + detail
+
+
+def cmd_robustness(args):
+    from . import io, robustness
+    _outputs(args, "robustness.png", "png")
+    if args.json:
+        safety.require_suffix(args.json, ".json", "--json")
+        safety.check_outputs({"--json": args.json}, [args.checkpoint], kinds={"--json": "text"},
+                             force=args.force)
+    ckpt = io.read_checkpoint(args.checkpoint)
+    model = io.load(ckpt)
+    X, _, name = _checkpoint_data(args, ckpt)
+    table = robustness.robustness_table(model, X, seed=args.seed)
+    copy = robustness.copy_error(model, n=min(len(X), 1000), seed=args.seed)
+    kind = (ckpt.extra.get("args") or {}).get("model", type(model).__name__)
+    print(f"{args.checkpoint} ({kind}) on {len(X):,} {name} {args.split} images; errors are "
+          "squared error per image against the CLEAN images")
+    print(robustness.format_table(table, copy))
+    robustness.figure(model, X, seed=args.seed, path=args.output)
+    if args.json:
+        report = {"table": table, "copy_error_per_image": copy, "n": len(X), "data": name}
+        _write_text(args.json, json.dumps(report, indent=2))
+    print(f"wrote {args.output}" + (f" and {args.json}" if args.json else ""))
     return 0
 
 
@@ -411,11 +480,25 @@ def build_parser():
         return q
 
     t = command("train", "train an autoencoder and write checkpoint, metrics, figures",
-                "Train the seed model (the autoencoder of the blog post tinyae started from: "
-                "784-512-256-64-2, ReLU, sigmoid out, MSE, Adam) and write last.npz, best.npz, "
-                "history, metrics.json and figures to --out. The flags that shape the run are "
-                "stored in the checkpoints; --resume restores them all.")
+                "Train an autoencoder (default: the seed model, the autoencoder of the blog\n"
+                "post tinyae started from: 784-512-256-64-2, ReLU, sigmoid out, MSE, Adam) and\n"
+                "write last.npz, best.npz, history, metrics.json and figures to --out. The\n"
+                "flags that shape the run are stored in the checkpoints; --resume restores\n"
+                "them all.\n\n"
+                "model kinds (--model):\n"
+                "  ae         the plain autoencoder\n"
+                "  denoising  trained on corrupted inputs with clean targets (--noise)\n"
+                "  sparse     a penalty on the code: KL sparsity on a sigmoid code (--rho,\n"
+                "             --beta) or L1 on a ReLU code (--penalty l1 --l1); default sizes\n"
+                "             784,196\n"
+                "  stacked    each level H0-H1-H0, H1-H2-H1, ... trained greedily for\n"
+                "             --pretrain-epochs on the codes below it, then all levels\n"
+                "             fine-tuned together for --epochs")
+    t.formatter_class = argparse.RawDescriptionHelpFormatter      # keeps the kinds' table
+    t.epilog = textwrap.fill(SAFETY_EPILOG, 79)                  # raw text is not wrapped
     keep = argparse.SUPPRESS                # absent unless given: --resume tells given from default
+    t.add_argument("--model", choices=MODEL_CHOICES, default=keep,
+                   help="model kind (default ae; see above)")
     t.add_argument("--data", choices=DATA_CHOICES, default=keep,
                    help="auto: MNIST, else the built-in digits (default); mnist never falls back")
     t.add_argument("--sizes", type=_sizes, default=keep,
@@ -461,6 +544,20 @@ def build_parser():
     t.add_argument("--threads", type=_threads, metavar="N|auto", default=keep,
                    help="BLAS threads for the matmuls (default auto: chosen by timing steps "
                         "while training, re-checked every few hundred steps; or TINYAE_THREADS)")
+    g = t.add_argument_group("model options (each used by one --model kind)")
+    g.add_argument("--noise", type=_noise, default=keep, metavar="KIND:LEVEL",
+                   help="denoising: gaussian:STD (clipped to [0, 1]), masking:FRACTION or "
+                   "salt_and_pepper:FRACTION (default gaussian:0.5)")
+    g.add_argument("--penalty", choices=("kl", "l1"), default=keep,
+                   help="sparse: kl (sigmoid code, UFLDL) or l1 (ReLU code) (default kl)")
+    g.add_argument("--rho", type=float, default=keep,
+                   help="sparse, kl: target mean activation, in (0, 1) (default 0.05)")
+    g.add_argument("--beta", type=float, default=keep,
+                   help="sparse, kl: penalty weight, relative to the per-pixel MSE (default 0.01)")
+    g.add_argument("--l1", type=float, default=keep,
+                   help="sparse, l1: weight of the L1 penalty (default 1e-4)")
+    g.add_argument("--pretrain-epochs", type=_positive(int, 100_000), default=keep,
+                   help="stacked: greedy epochs per level before fine-tuning (default 5)")
     t.set_defaults(run=cmd_train)
 
     def data_args(q):
@@ -512,6 +609,21 @@ def build_parser():
     data_args(x)
     output_args(x, "explore.html", ".html")
     x.set_defaults(run=cmd_explore)
+
+    r = command("robustness", "error against clean images for noisy, rotated and flipped inputs; "
+                "a figure",
+                "Reconstruct clean, noisy (Gaussian 0.5), rotated (30 degrees) and flipped clean "
+                "test images and print the squared error per image against the clean images (and "
+                "how far each distortion moved the input itself); then feed pure noise U(0, 1) "
+                "and print how far the output is from that noise (small: the model copies its "
+                "input). Writes a figure with a row of inputs and a row of reconstructions for "
+                "each.")
+    r.add_argument("checkpoint", help=checkpoint_help)
+    data_args(r)
+    r.add_argument("--seed", type=_seed, default=0, help="seed of the noise (default 0)")
+    output_args(r, "robustness.png", ".png")
+    r.add_argument("--json", help="also write the numbers to this .json file (default: none)")
+    r.set_defaults(run=cmd_robustness)
 
     n = command("info", "print which epoch a checkpoint holds, its architecture, history and "
                 "metrics")

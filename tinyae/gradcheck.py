@@ -181,15 +181,44 @@ def check_loss(loss, pred, target, *, h=1e-5, threshold=1e-7) -> GradcheckReport
     return GradcheckReport(rows, threshold)
 
 
+def check_penalty(penalty, Z, *, h=1e-5, threshold=1e-7) -> GradcheckReport:
+    """Check ``penalty.backward()`` (dP/dZ) against finite differences of ``penalty.forward(Z)``.
+
+    ``penalty`` is anything with ``forward(Z) -> float`` and ``backward() -> dZ``,
+    e.g. ``tinyae.penalties.KLSparsity`` or your own.
+    """
+    penalty = copy.deepcopy(penalty)
+    Z = np.array(Z, dtype=np.float64)
+    penalty.forward(Z.copy())
+    analytic = np.asarray(penalty.backward())
+    numeric = numerical_gradient(lambda z: penalty.forward(z.copy()), Z, 1.0, h)
+    rows = []
+    _compare(rows, "Z", analytic, numeric, None)
+    return GradcheckReport(rows, threshold)
+
+
+def _model_penalty(model):
+    penalty = getattr(model, "penalty", None)
+    return 0.0 if penalty is None else penalty()
+
+
 def check_model(model, loss, x, target, *, h=1e-5, threshold=1e-6, samples=None,
                 rng=None) -> GradcheckReport:
-    """Check a whole model end to end: d loss(model(x), target) / d(x and every parameter)."""
+    """Check a whole model end to end: d/d(x and every parameter) of the training objective
+
+        loss(model(x), target) + model.penalty()
+
+    (the penalty only when the model has one, e.g. a sparse autoencoder).
+    """
     rng = np.random.default_rng(0) if rng is None else rng
     model, loss = float64_copy(model), copy.deepcopy(loss)
     x, target = np.array(x, dtype=np.float64), np.array(target, dtype=np.float64)
 
+    def objective(xx):
+        return loss.forward(model.forward(xx.copy()), target) + _model_penalty(model)
+
     def scalar(_=None):
-        return loss.forward(model.forward(x.copy()), target)
+        return objective(x)
 
     _zero_grads(model)
     scalar()
@@ -198,7 +227,7 @@ def check_model(model, loss, x, target, *, h=1e-5, threshold=1e-6, samples=None,
 
     rows = []
     idx = _sample(x.size, samples, rng)
-    num = numerical_gradient(lambda xx: loss.forward(model.forward(xx.copy()), target), x, 1.0, h, idx)
+    num = numerical_gradient(objective, x, 1.0, h, idx)
     _compare(rows, "input", np.asarray(dx), num, idx)
     for (name, p, _), (_, g) in zip(_named_params(model), analytic):
         idx = _sample(p.size, samples, rng)

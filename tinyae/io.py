@@ -264,14 +264,14 @@ def load_weights(model, ckpt):
 
 def load(path):
     """Build the model saved at ``path`` (or in a ``Checkpoint`` already read) with its weights."""
-    from .models import Autoencoder
+    from .variants import MODELS, model_from_config
     ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
     cfg = ckpt.config.get("model") or {}
-    if cfg.get("type") != "Autoencoder":
+    if cfg.get("type") not in MODELS:
         raise CheckpointError(f"{ckpt.path!r} holds a model of type {cfg.get('type')!r}, "
-                              "which tinyae.load cannot build")
+                              f"which tinyae.load cannot build (it builds {sorted(MODELS)})")
     try:
-        model = Autoencoder.from_config(cfg, rng=np.random.default_rng(0))
+        model = model_from_config(cfg, rng=np.random.default_rng(0))
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"{ckpt.path!r}: the model config cannot be built ({exc})") from None
     return load_weights(model, ckpt)

@@ -7,6 +7,12 @@ def mse_per_pixel(X, X_rec) -> float:
     return float(np.mean((np.asarray(X, np.float64) - X_rec) ** 2))
 
 
+def sq_error_per_image(X, X_rec) -> float:
+    """sum over pixels of (x - x')^2, averaged over images (Hinton & Salakhutdinov 2006, Fig. 2B)."""
+    diff = np.asarray(X, np.float64) - X_rec
+    return float(np.mean(np.sum(diff * diff, axis=1)))
+
+
 def bce_per_image(X, X_rec, eps=1e-7) -> float:
     """Binary cross-entropy summed over the pixels of an image, averaged over images."""
     p = np.clip(np.asarray(X_rec, np.float64), eps, 1 - eps)
@@ -50,6 +56,12 @@ class PCA:
 
     def decode(self, Z):
         return Z @ self.components.T + self.mean
+
+    def first(self, k):
+        """The PCA with only the first ``k`` of these components (no refitting)."""
+        pca = PCA(k)
+        pca.mean, pca.components, pca.variances = self.mean, self.components[:, :k], self.variances[:k]
+        return pca
 
 
 def knn_accuracy(Z_train, y_train, Z_test, y_test, k=5, window=None) -> float:
@@ -123,11 +135,15 @@ def evaluate_autoencoder(model, X_train, y_train, X_test, y_test, k=5, threads=N
     """
     Z_train = batched(model.encode, X_train, threads=threads)
     Z_test = batched(model.encode, X_test, threads=threads)
-    pca = PCA(2).fit(X_train)
+    pca30 = PCA(min(30, *np.shape(X_train))).fit(X_train)     # one fit serves both baselines
+    pca = pca30.first(2)
     P_train, P_test = pca.encode(X_train), pca.encode(X_test)
     X_rec = batched(model.decode, Z_test, threads=threads)
     return {
         "test_mse_per_pixel": mse_per_pixel(X_test, X_rec),
+        "test_sq_error_per_image": sq_error_per_image(X_test, X_rec),
+        "pca30_test_sq_error_per_image": sq_error_per_image(X_test,
+                                                            pca30.decode(pca30.encode(X_test))),
         "test_bce_per_image": bce_per_image(X_test, X_rec),
         "pca2_test_mse_per_pixel": mse_per_pixel(X_test, pca.decode(P_test)),
         f"knn{k}_accuracy_latent": knn_accuracy(Z_train, y_train, Z_test, y_test, k),

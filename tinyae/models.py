@@ -49,6 +49,24 @@ class Autoencoder:
         dZ = self.decoder.backward(dX)
         return self.encoder.backward(dZ)
 
+    def penalty(self) -> float:
+        """The model's own term in the training objective, for its last forward.
+
+        ``fit`` minimises ``loss(forward(X), X) + penalty()``. A plain
+        autoencoder has none (0.0); a sparse one penalises its code's activity
+        (and adds that term's gradient inside its own ``backward``).
+        """
+        return 0.0
+
+    def penalty(self) -> float:
+        """The model's own term in the training objective, for its last forward.
+
+        ``fit`` minimises ``loss(forward(X), X) + penalty()``. A plain
+        autoencoder has none (0.0); a sparse one penalises its code's activity
+        (and adds that term's gradient inside its own ``backward``).
+        """
+        return 0.0
+
     def encode(self, X):
         """Z = f(X): (N, D) -> (N, Z), or (D,) -> (Z,)."""
         return self._one_or_batch(self.encoder, X, self.input_width, "encode")
@@ -99,7 +117,7 @@ class Autoencoder:
         return sum(p.size for _, p, _ in self.parameters())
 
     def config(self):
-        return {"type": "Autoencoder", "encoder": self.encoder.config(),
+        return {"type": type(self).__name__, "encoder": self.encoder.config(),
                 "decoder": self.decoder.config(), "dtype": np.dtype(self.dtype).name}
 
     @classmethod
@@ -126,7 +144,7 @@ class Autoencoder:
         print_fn(f"{'Total params':<{w + 16}}{self.num_parameters():>14,}")
 
     def __repr__(self):
-        return f"Autoencoder(\n encoder={self.encoder!r},\n decoder={self.decoder!r}\n)"
+        return f"{type(self).__name__}(\n encoder={self.encoder!r},\n decoder={self.decoder!r}\n)"
 
 
 def _first_dense(net):

@@ -119,10 +119,24 @@ class RunFolder:
 # stays the default (a default changes only where all three seeds improve).
 TRAIN_DEFAULTS = {"data": "auto", "sizes": (784, 512, 256, 64, 2), "epochs": 20,
                   "batch_size": 256, "lr": 1e-3, "seed": 0, "limit": None, "validation": "test",
-                  "threads": None, "schedule": "none", "warmup": None}
+                  "threads": None, "schedule": "none", "warmup": None, "model": "ae",
+                  "noise": "gaussian:0.5", "penalty": "kl",
+                  "rho": 0.05, "beta": 0.01, "l1": 1e-4, "pretrain_epochs": 5}
+DEFAULT_SIZES = {"sparse": (784, 196)}      # other kinds: TRAIN_DEFAULTS["sizes"]
 # The flags that decide the weights after each epoch (--epochs only says where to stop).
 RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation", "schedule",
              "warmup")
+# The model kind and its options decide them too; checkpoints older than --model have none
+# (they are plain autoencoders), so a missing one is taken from the defaults without a note.
+MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "pretrain_epochs")
+KIND_OPTIONS = {"ae": (), "denoising": ("noise",), "sparse": ("penalty", "rho", "beta", "l1"),
+                "stacked": ("pretrain_epochs",)}
+
+
+def recorded_flags(flags):
+    """The flags a checkpoint records: all but the options of the other model kinds."""
+    unused = set(MODEL_FLAGS) - {"model", *KIND_OPTIONS[flags["model"]]}
+    return {k: v for k, v in flags.items() if k not in unused}
 # Flags that change only the rounding (BLAS sums split differently): restored, but a new
 # value given is taken with a note rather than refused.
 ROUNDING_FLAGS = ("threads",)
@@ -154,8 +168,24 @@ def _valid(key, v):
           "validation": lambda: v in ("test", "none") or (num and 0 < v < 1),
           "threads": lambda: v in (None, "auto") or (type(v) is int and v >= 1),
           "schedule": lambda: v in NAMES,
-          "warmup": lambda: v is None or (num and 0 < v < float("inf"))}[key]
+          "warmup": lambda: v is None or (num and 0 < v < float("inf")),
+          "model": lambda: v in ("ae", "denoising", "sparse", "stacked"),
+          "noise": lambda: isinstance(v, str) and _parses_as_noise(v),
+          "penalty": lambda: v in ("kl", "l1"),
+          "rho": lambda: num and 0 < v < 1,
+          "beta": lambda: num and 0 <= v < float("inf"),
+          "l1": lambda: num and 0 <= v < float("inf"),
+          "pretrain_epochs": lambda: type(v) is int and v >= 1}[key]
     return ok()
+
+
+def _parses_as_noise(text):
+    from .corrupt import parse
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
 
 
 def resume_flags(saved, given, override=False, path="the checkpoint"):
@@ -167,7 +197,7 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
     if not isinstance(saved, dict):
         raise RunError(f"{path}: the recorded training flags are malformed; cannot resume from it.")
     flags, notes = {}, []
-    for key in RUN_FLAGS + ROUNDING_FLAGS + ("epochs",):
+    for key in RUN_FLAGS + MODEL_FLAGS + ROUNDING_FLAGS + ("epochs",):
         if key in saved and not _valid(key, saved[key]):
             raise RunError(f"{path}: the recorded {_flag(key)} {saved[key]!r} is not valid; "
                            "cannot resume from it.")
@@ -200,13 +230,29 @@ def encoder_sizes(model, default):
     return [dense[0].in_features] + [d.out_features for d in dense] if dense else list(default)
 
 
+def build_model(flags):
+    """A new model of kind ``flags["model"]`` (ae, denoising, sparse, stacked) from the flags.
+
+    A stacked model is a dense autoencoder here; the run trains its levels greedily
+    (``tinyae.stacked.pretrain``) before ``fit`` fine-tunes it.
+    """
+    import tinyae as ta
+    rng, sizes = np.random.default_rng(flags["seed"]), flags["sizes"]
+    if flags["model"] == "denoising":
+        return ta.denoising_autoencoder(sizes, flags["noise"], rng=rng)
+    if flags["model"] == "sparse":
+        return ta.sparse_autoencoder(sizes, flags["penalty"], rho=flags["rho"],
+                                     beta=flags["beta"], l1=flags["l1"], rng=rng)
+    return ta.dense_autoencoder(sizes, rng=rng)
+
+
 def model_and_state(flags, ckpt):
     """(model, optimizer, history): new from the flags, or continued from ``ckpt``."""
     import tinyae as ta
     from . import io
     from .train import History
     if ckpt is None:
-        model = ta.dense_autoencoder(flags["sizes"], rng=np.random.default_rng(flags["seed"]))
+        model = build_model(flags)
         return model, ta.Adam(model.parameters(), lr=flags["lr"]), History()
     model = io.load(ckpt)                               # checks the config like tinyae.load
     optimizer = ta.Adam(model.parameters(), lr=flags["lr"])

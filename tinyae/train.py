@@ -3,9 +3,11 @@
 One step is the whole algorithm of the package:
 
     xb = X[batch]                       gather a mini-batch       (B, D)
-    L  = loss(model.forward(xb), xb)    reconstruct and compare
-    model.backward(dL/dX')              chain rule, layer by layer
-    optimizer.step()                    move every weight
+    xin = model.corrupt(xb, rng)        only a denoising model has it; else xin = xb
+    L  = loss(model.forward(xin), xb)   reconstruct and compare with the clean batch
+         + model.penalty()              the model's own term (0 for a plain autoencoder)
+    model.backward(dL/dX')              chain rule, layer by layer (the model adds its
+    optimizer.step()                    penalty's gradient itself); move every weight
 
 ``fit`` runs that step on one of two paths with the same numbers: "numba"
 (the default, ``tinyae.fast``: fused kernels, reused buffers) or "numpy" (the
@@ -38,13 +40,23 @@ class TrainingDiverged(FloatingPointError):
 
 @dataclass
 class EpochRecord:
+    """One epoch: ``loss`` = ``reconstruction`` + ``penalty`` (means over the training images).
+
+    ``val_loss`` is the reconstruction loss on the validation images.
+    """
     epoch: int
     loss: float
     val_loss: float | None
     seconds: float
     lr: float                           # the lr of the epoch's last step
     threads: int | None = None      # BLAS threads at the end of the epoch (tinyae.threads)
+    reconstruction: float | None = None        # None in records saved before the split
+    penalty: float = 0.0
     step_lr: list = field(default_factory=list)     # the lr of each step of the epoch
+
+    def __post_init__(self):
+        if self.reconstruction is None:
+            self.reconstruction = self.loss - self.penalty
 
 
 @dataclass
@@ -69,11 +81,12 @@ class History:
         return cls([EpochRecord(**r) for r in d.get("records", [])], d.get("stopped"))
 
     def to_csv(self):
-        lines = ["epoch,loss,val_loss,seconds,lr,threads"]
+        lines = ["epoch,loss,val_loss,seconds,lr,reconstruction,penalty,threads"]
         for r in self.records:
             val = "" if r.val_loss is None else f"{r.val_loss:.8g}"
             threads = "" if r.threads is None else r.threads
-            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g},{threads}")
+            lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g},"
+                         f"{r.reconstruction:.8g},{r.penalty:.8g},{threads}")
         return "\n".join(lines) + "\n"
 
 
@@ -257,6 +270,11 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         schedule=None) -> History:
     """Train ``model`` to reconstruct ``X``; returns the ``History``.
 
+    The objective is ``loss(model(xin), xb) + model.penalty()`` per mini-batch
+    xb, where ``xin = model.corrupt(xb, rng)`` for a model that has ``corrupt``
+    (a denoising autoencoder) and ``xb`` otherwise; each epoch's record keeps
+    the reconstruction and penalty terms apart (``loss`` is their sum).
+
     Args:
         X: (N, D) float data, finite.
         epochs: total epochs; with ``history`` from an earlier run, training
@@ -321,8 +339,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=not (progress and live),
                        leave=False, unit="step")
             try:
-                total, step, step_lr = _epoch(path, X, order, batch, bar, ctrl_c, chooser,
-                                              optimizer, schedule)
+                noise_rng = np.random.default_rng([seed, epoch, 1])   # denoising only
+                total, penalty, step, step_lr = _epoch(path, X, order, batch, bar, ctrl_c,
+                                                       chooser, noise_rng, optimizer, schedule)
                 why = _broken(model, X)         # the epoch's last update has not been checked yet
                 if why:
                     raise _StepFailed(step, why)
@@ -342,17 +361,21 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                                    f"holds the weights from the start of epoch {epoch}, so a "
                                    "resumed run repeats that epoch from its start")
                 break
-            history.records.append(EpochRecord(epoch, total / n, val, time.perf_counter() - start,
-                                               step_lr[-1], chooser.threads, step_lr))
+            record = EpochRecord(epoch, (total + penalty) / n, val, time.perf_counter() - start,
+                                 step_lr[-1], chooser.threads, reconstruction=total / n,
+                                 penalty=penalty / n, step_lr=step_lr)
+            history.records.append(record)
             if progress:
-                tqdm.write(f"epoch {epoch}/{epochs}  loss {total / n:.5f}"
+                terms = (f" = reconstruction {record.reconstruction:.5f} + penalty "
+                         f"{record.penalty:.5f}" if penalty else "")
+                tqdm.write(f"epoch {epoch}/{epochs}  loss {record.loss:.5f}{terms}"
                            + ("" if val is None else f"  val_loss {val:.5f}")
                            + f"  ({history.records[-1].seconds:.1f} s, {chooser.threads} BLAS "
                            + f"thread{'s' * (chooser.threads != 1)})", file=sys.stderr)
             for cb in callbacks:
                 cb(model, optimizer, history)
             if early_stopping is not None:
-                monitored = val if val is not None else total / n
+                monitored = val if val is not None else record.loss
                 if monitored < best - early_stopping.min_delta:
                     best, waited = monitored, 0
                     best_weights = _snapshot(model) if early_stopping.restore_best else None
@@ -383,10 +406,15 @@ class _StepFailed(Exception):
         self.step, self.why = step, why
 
 
-def _epoch(path, X, order, batch, bar, ctrl_c, chooser, optimizer, schedule=None):
-    """One pass over X in mini-batches of ``len(batch)``; returns (summed loss, steps done, lrs)."""
+def _epoch(path, X, order, batch, bar, ctrl_c, chooser, noise_rng, optimizer, schedule=None):
+    """One pass over X in mini-batches of ``len(batch)``.
+
+    Returns (summed reconstruction loss, summed penalty, steps done, the lr of each step);
+    sums weight each step's mean by its number of images.
+    """
     model, loss = path.model, path.loss
-    total, seen, step, step_lr = 0.0, 0, 0, []
+    corrupt = getattr(model, "corrupt", None)            # a denoising model's noise
+    total, penalties, seen, step, step_lr = 0.0, 0.0, 0, 0, []
     # Overflow is divergence: raise at once instead of warning on every step.
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         for start in range(0, len(X), len(batch)):
@@ -396,24 +424,34 @@ def _epoch(path, X, order, batch, bar, ctrl_c, chooser, optimizer, schedule=None
             model.zero_grad()               # the model's: lets a fast Dense skip the fill
             chooser.begin()                 # BLAS threads for this step; start its clock
             try:
-                value = loss.forward(model.forward(xb), xb)
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"the loss became {value}")
+                xin = xb if corrupt is None else corrupt(xb, noise_rng)
+                value = loss.forward(model.forward(xin), xb)
+                penalty = model_penalty(model)
+                if not math.isfinite(value + penalty):
+                    raise FloatingPointError(f"the loss became {value + penalty}")
                 model.backward(loss.backward())
                 path.step()
             except FloatingPointError as exc:
                 raise _StepFailed(step, exc) from None
             chooser.end(len(idx))
             total, seen = total + value * len(idx), seen + len(idx)
+            penalties += penalty * len(idx)
             step_lr.append(optimizer.lr)            # the lr this step used
             if schedule is not None:
                 schedule.step()                     # sets optimizer.lr for the next step
             if not bar.disable:
                 bar.update()
-                bar.set_postfix(loss=f"{total / seen:.4f}", threads=chooser.current, refresh=False)
+                bar.set_postfix(loss=f"{(total + penalties) / seen:.4f}", threads=chooser.current,
+                                refresh=False)
             if ctrl_c.pressed:
                 break
-    return total, step, step_lr
+    return total, penalties, step, step_lr
+
+
+def model_penalty(model) -> float:
+    """``model.penalty()`` for its last forward, or 0.0 for a model without one."""
+    penalty = getattr(model, "penalty", None)
+    return 0.0 if penalty is None else float(penalty())
 
 
 def _diverged(model, good, epoch, step, why, optimizer):

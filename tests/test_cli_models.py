@@ -1,0 +1,136 @@
+"""`tinyae train --model ...` for every kind, and `tinyae robustness`."""
+import json
+
+import numpy as np
+import pytest
+
+import tinyae as ta
+from tinyae import cli
+
+
+def run(args, capsys):
+    code = cli.main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+KINDS = {
+    "ae": ([], ta.Autoencoder, {}),
+    "denoising": (["--noise", "masking:0.3"], ta.DenoisingAutoencoder, {"noise": "masking:0.3"}),
+    "sparse": (["--sizes", "784,49", "--rho", "0.1", "--beta", "0.02"], ta.SparseAutoencoder,
+               {"penalty": "kl", "rho": 0.1, "beta": 0.02}),
+    "sparse-l1": (["--penalty", "l1", "--l1", "1e-3", "--sizes", "784,49"], ta.SparseAutoencoder,
+                  {"penalty": "l1", "l1": 1e-3}),
+    "stacked": (["--pretrain-epochs", "1"], ta.Autoencoder, {"pretrain_epochs": 1}),
+}
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_train_round_trip_per_kind(name, tmp_path, capsys, monkeypatch, mnist_dir):
+    monkeypatch.setenv("TINYAE_DATA_DIR", str(mnist_dir))
+    if name != "sparse":         # figures are drawn for one kind (a 49-D code); the rest is slow
+        monkeypatch.setattr(cli, "_figures", lambda *a: None)
+    flags, cls, options = KINDS[name]
+    kind = name.split("-")[0]
+    out = tmp_path / "run"
+    sizes = [] if "--sizes" in flags else ["--sizes", "784,32,8"]
+    code, stdout, err = run(["train", "--model", kind, "--data", "mnist", "--epochs", "2",
+                             "--limit", "300", "--batch-size", "50", "--out", str(out), "--quiet"]
+                            + sizes + flags, capsys)
+    assert code == 0, err
+    model = ta.load(out / "last.npz")
+    assert type(model) is cls
+    ckpt = ta.io.read_checkpoint(out / "last.npz")
+    saved = ckpt.extra["args"]
+    assert saved["model"] == kind and all(saved[k] == v for k, v in options.items())
+    assert ckpt.config["model"]["type"] == cls.__name__
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["test_sq_error_per_image"] == pytest.approx(784 * m["test_mse_per_pixel"], rel=1e-6)
+    assert m["pca30_test_sq_error_per_image"] > 0
+    records = json.loads((out / "history.json").read_text())["records"]
+    assert len(records) == 2
+    for r in records:
+        assert r["loss"] == pytest.approx(r["reconstruction"] + r["penalty"])
+        assert (r["penalty"] > 0) == (kind == "sparse")
+    if kind == "stacked":
+        pre = ckpt.extra["pretraining"]
+        assert len(pre) == 2 and all(len(h["records"]) == 1 for h in pre)
+    if name == "sparse":
+        assert (out / "latent.png").exists() and (out / "reconstructions.png").exists()
+        code, info, _ = run(["info", str(out / "last.npz")], capsys)
+        assert code == 0 and "reconstruction  penalty" in info
+        assert "model: SparseAutoencoder (--model sparse), code penalty KLSparsity(rho=0.1, beta=0.02)" in info
+        assert f"{records[-1]['penalty']:.5f}" in info
+    if name not in ("denoising", "sparse"):
+        return
+    # Resuming keeps the kind and its options.
+    code, _, err = run(["train", "--resume", str(out / "last.npz"), "--epochs", "3", "--limit",
+                        "300", "--out", str(tmp_path / "more"), "--quiet"], capsys)
+    assert code == 0, err
+    again = ta.io.read_checkpoint(tmp_path / "more" / "last.npz")
+    assert type(ta.load(again)) is cls and again.extra["args"]["model"] == kind
+    assert len(again.extra["history"]["records"]) == 3
+
+
+def test_train_help_documents_every_kind(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = capsys.readouterr().out
+    for word in ("denoising", "sparse", "stacked", "--noise", "--rho", "--beta", "--l1",
+                 "--penalty", "--pretrain-epochs", "masking"):
+        assert word in text
+
+
+@pytest.mark.parametrize("flags, msg", [
+    (["--model", "sparse", "--rho", "1.5"], r"rho .* must be in \(0, 1\), got 1.5"),
+    (["--model", "sparse", "--penalty", "l1", "--l1", "-1"], r"weight must be >= 0"),
+])
+def test_bad_model_options_are_clear_errors(flags, msg, tmp_path, capsys):
+    code, _, err = run(["train", "--data", "builtin", "--limit", "50", "--epochs", "1",
+                        "--out", str(tmp_path / "r"), "--quiet"] + flags, capsys)
+    assert code == 1 and err.startswith("tinyae train: error:")
+    import re
+    assert re.search(msg, err), err
+
+
+def test_bad_noise_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--model", "denoising", "--noise", "gaussian:2"])
+    assert e.value.code == 2 and r"std must be in [0, 1], got 2" in capsys.readouterr().err
+
+
+def test_old_checkpoint_without_model_kind_resumes_as_ae(tmp_path, capsys, monkeypatch,
+                                                        mnist_dir):
+    monkeypatch.setenv("TINYAE_DATA_DIR", str(mnist_dir))
+    monkeypatch.setattr(cli, "_figures", lambda *a: None)
+    model = ta.dense_autoencoder((784, 16, 2), rng=np.random.default_rng(0))
+    old = tmp_path / "old.npz"
+    ta.save(model, old, extra={"args": {"data": "mnist", "sizes": [784, 16, 2]}})
+    code, _, err = run(["train", "--resume", str(old), "--epochs", "1", "--limit", "100",
+                        "--out", str(tmp_path / "r"), "--quiet"], capsys)
+    assert code == 0, err
+    ckpt = ta.io.read_checkpoint(tmp_path / "r" / "last.npz")
+    assert ckpt.extra["args"]["model"] == "ae" and type(ta.load(ckpt)) is ta.Autoencoder
+
+
+def test_robustness_command(tmp_path, capsys):
+    model = ta.dense_autoencoder((784, 16, 2), rng=np.random.default_rng(0))
+    ckpt = tmp_path / "m.npz"
+    ta.save(model, ckpt, extra={"args": {"data": "builtin"}})
+    png, js = tmp_path / "rob.png", tmp_path / "rob.json"
+    code, out, err = run(["robustness", str(ckpt), "--limit", "40", "-o", str(png),
+                          "--json", str(js)], capsys)
+    assert code == 0, err
+    for row in ("clean", "gaussian 0.5", "rotated 30 deg", "flipped", "pure noise"):
+        assert row in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    report = json.loads(js.read_text())
+    assert report["n"] == 40 and report["table"]["clean"]["input_sq_error_per_image"] == 0
+    assert f"{report['table']['flipped']['sq_error_per_image']:.2f}" in out
+
+
+def test_robustness_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["robustness", "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "CLEAN" not in out and "clean test images" in out.replace("\n", " ")
