@@ -277,3 +277,13 @@ def test_cli_bad_schedule_arguments(tmp_path, capsys):
     code = cli.main(TRAIN + ["--epochs", "2", "--warmup", "3", "--out", str(tmp_path / "w")])
     assert code == 1
     assert "--warmup 3 epochs is not shorter than training (--epochs 2)" in capsys.readouterr().err
+
+
+def test_cli_default_recipe(tmp_path):
+    """A new plain autoencoder run: one-cycle at a peak of 4e-3; --schedule none: constant 1e-3."""
+    for extra, want in [([], ("onecycle", 4e-3)), (["--schedule", "none"], ("none", 1e-3)),
+                        (["--lr", "2e-3"], ("onecycle", 2e-3))]:
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        assert cli.main(TRAIN + ["--epochs", "1", "--out", str(out)] + extra) == 0
+        args = io.read_checkpoint(out / "last.npz").extra["args"]
+        assert (args["schedule"], args["lr"]) == want

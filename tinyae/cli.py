@@ -112,13 +112,18 @@ def _threads(text):
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
     from . import io
-    from .runs import DEFAULT_SIZES, TRAIN_DEFAULTS, RunFolder, new_run_folder, resume_flags
+    from .runs import (DEFAULT_SCHEDULE, DEFAULT_SIZES, ONECYCLE_LR, TRAIN_DEFAULTS, RunFolder,
+                       new_run_folder, resume_flags)
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
         flags, notes = {**TRAIN_DEFAULTS, **given}, []
         if "sizes" not in given:                        # a sparse model's default is UFLDL's
             flags["sizes"] = DEFAULT_SIZES.get(flags["model"], TRAIN_DEFAULTS["sizes"])
+        if "schedule" not in given:
+            flags["schedule"] = DEFAULT_SCHEDULE.get(flags["model"], TRAIN_DEFAULTS["schedule"])
+        if "lr" not in given and flags["schedule"] == "onecycle":
+            flags["lr"] = ONECYCLE_LR
     else:
         flags, notes = resume_flags(ckpt.extra.get("args", {}), given, args.override,
                                     repr(args.resume))
@@ -510,9 +515,10 @@ def build_parser():
     t.add_argument("--batch-size", type=_positive(int, 1 << 20), default=keep, help="default 256")
     t.add_argument("--lr", type=_positive(float), default=keep,
                    help="Adam learning rate, finite and > 0; the peak of the schedule "
-                   "(default 1e-3)")
+                   "(default 4e-3 with --schedule onecycle, else 1e-3)")
     t.add_argument("--schedule", choices=SCHEDULES, default=keep,
-                   help="learning-rate schedule over the run (default none): onecycle = linear "
+                   help="learning-rate schedule over the run (default onecycle for --model ae, "
+                   "none for the other kinds): onecycle = linear "
                    "warm-up over 30%% of the steps, then cosine down to ~0; cosine = cosine from "
                    "--lr down to ~0; step = lr / 10 after each third; warmup = linear warm-up, then "
                    "constant; none = constant lr. --resume continues the saved curve; epochs "
