@@ -10,9 +10,10 @@ import numpy as np
 from .data import load_dataset
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
-MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked")
+MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked", "vae")
 DEFAULT_SIZES = {"sparse": (784, 196)}          # the others default to the seed's sizes
 SEED_SIZES = (784, 512, 256, 64, 2)
+DEFAULT_BETA = {"sparse": 0.01, "vae": 1.0}
 
 
 def _sizes(text):
@@ -86,6 +87,9 @@ def cmd_train(args):
         print(f"stopped: {history.stopped}", file=sys.stderr)
 
     m = metrics.evaluate_autoencoder(model, X, y, Xt, yt)
+    if args.model == "vae":
+        from .vae_eval import evaluate_vae
+        m.update(evaluate_vae(model, X, y, Xt, yt, seed=args.seed))
     m.update({"data": data_name, "seed": args.seed, "epochs": len(history.records)})
     checkpoints.extra["metrics"] = m
     checkpoints.save_last(model, optimizer, history)
@@ -93,6 +97,12 @@ def cmd_train(args):
     _write_text(out / "history.csv", history.to_csv())
     _write_text(out / "metrics.json", json.dumps(m, indent=2))
     _figures(model, Xt, yt, history, out)
+    if args.model == "vae":
+        _vae_figures(model, args.seed, out)
+        print(f"test negative ELBO {m['test_neg_elbo_per_image']:.2f} nats per image "
+              f"(reconstruction {m['test_reconstruction_per_image']:.2f} + KL "
+              f"{m['test_kl_per_image']:.2f}); log p(x) >= {m['test_log_px_iw100']:.2f} "
+              f"(importance-weighted, k=100)")
     print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
           f"{m['pca2_test_mse_per_pixel']:.4f}), squared error per image "
           f"{m['test_sq_error_per_image']:.2f} (PCA-30 {m['pca30_test_sq_error_per_image']:.2f}); "
@@ -107,7 +117,8 @@ def _model_args(args):
     options = {"denoising": {"noise": args.noise},
                "sparse": {"penalty": args.penalty, "rho": args.rho, "beta": args.beta,
                           "l1": args.l1},
-               "stacked": {"pretrain_epochs": args.pretrain_epochs}}
+               "stacked": {"pretrain_epochs": args.pretrain_epochs},
+               "vae": {"beta": args.beta}}
     return {"model": args.model, **options.get(args.model, {})}
 
 
@@ -117,6 +128,8 @@ def build_model(args):
     rng = np.random.default_rng(args.seed)
     if args.model == "denoising":
         return ta.denoising_autoencoder(args.sizes, args.noise, rng=rng)
+    if args.model == "vae":
+        return ta.variational_autoencoder(args.sizes, beta=args.beta, rng=rng)
     if args.model == "sparse":
         return ta.sparse_autoencoder(args.sizes, args.penalty, rho=args.rho, beta=args.beta,
                                      l1=args.l1, rng=rng)
@@ -138,6 +151,8 @@ def _start_or_resume(args):
     from .train import History
     if not args.resume:
         args.sizes = args.sizes or DEFAULT_SIZES.get(args.model, SEED_SIZES)
+        if args.beta is None:                            # --beta means a different thing to each
+            args.beta = DEFAULT_BETA.get(args.model, 0.01)
         model = build_model(args)
         out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         return model, ta.Adam(model.parameters(), lr=args.lr), History(), out
@@ -173,6 +188,16 @@ def _figures(model, Xt, yt, history, out):
     plot.image_strip(model.decode(lerp(Z[i], Z[j], 10).astype(model.dtype)),
                      path=out / "interpolation.png", title=f"test image {i} to test image {j}")
     plot.loss_curves(history, path=out / "loss.png")
+
+
+def _vae_figures(model, seed, out):
+    """A VAE's own figures: prior samples and, for a 2-D code, the quantile grid."""
+    from . import plot
+    from .vae_eval import quantile_grid_figure
+    images = model.sample(64, np.random.default_rng(seed))
+    plot.image_grid(images, 8, path=out / "samples.png", title="decoded samples from N(0, I)")
+    if model.latent_width == 2:
+        quantile_grid_figure(model, path=out / "quantile_grid.png")
 
 
 def _write_text(path, text):
@@ -245,10 +270,12 @@ def cmd_info(args):
     model.summary()
     records = ckpt.extra.get("history", {}).get("records", [])
     if records:
-        print("\nepoch  loss      val_loss  seconds")
+        terms = any(r.get("penalty") for r in records)     # a sparse or variational model's
+        print("\nepoch  loss      val_loss  seconds" + ("  reconstruction  penalty" if terms else ""))
         for r in records:
             val = "" if r["val_loss"] is None else f"{r['val_loss']:.5f}"
-            print(f"{r['epoch']:>5}  {r['loss']:.5f}  {val:<8}  {r['seconds']:.1f}")
+            extra = f"  {r['reconstruction']:<14.5f}  {r['penalty']:.5f}" if terms else ""
+            print(f"{r['epoch']:>5}  {r['loss']:.5f}  {val:<8}  {r['seconds']:>7.1f}{extra}")
     for key, value in (ckpt.extra.get("metrics") or {}).items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0
@@ -274,6 +301,23 @@ def cmd_robustness(args):
     return 0
 
 
+def cmd_sample(args):
+    from . import io, plot
+    from .vae_eval import samples
+    ckpt = io.read_checkpoint(args.checkpoint)
+    model = io.load(ckpt)
+    rng = np.random.default_rng(args.seed)
+    X_fit = None
+    if not hasattr(model, "sample"):       # a plain autoencoder: a Gaussian fitted to its codes
+        X_fit, _, _ = _checkpoint_data(args, ckpt)
+    images = samples(model, args.n, rng, X_fit)
+    how = ("from the prior N(0, I)" if X_fit is None else
+           f"from a Gaussian fitted to the codes of {len(X_fit):,} {args.split} images")
+    plot.image_grid(images, args.columns, path=args.output, title=f"{len(images)} samples {how}")
+    print(f"wrote {len(images)} samples {how} to {args.output}")
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------
 def build_parser():
     p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.")
@@ -292,7 +336,10 @@ def build_parser():
                        "sizes 784,196\n"
                        "  stacked    each level H0-H1-H0, H1-H2-H1, ... trained greedily for\n"
                        "             --pretrain-epochs on the codes below it, then all levels "
-                       "fine-tuned\n             together for --epochs")
+                       "fine-tuned\n             together for --epochs\n"
+                       "  vae        variational: Gaussian code (mu, logvar heads), loss = BCE "
+                       "summed over\n             pixels + --beta * KL(q(z|x) || N(0, I)) per "
+                       "image; needs 3+ sizes,\n             e.g. 784,400,20 (pytorch/examples)")
     t.add_argument("--model", choices=MODEL_CHOICES, default="ae",
                    help="model kind (default ae; see above)")
     t.add_argument("--data", choices=DATA_CHOICES, default="auto",
@@ -320,8 +367,9 @@ def build_parser():
                    help="sparse: kl (sigmoid code, UFLDL) or l1 (ReLU code) (default kl)")
     g.add_argument("--rho", type=float, default=0.05,
                    help="sparse, kl: target mean activation, in (0, 1) (default 0.05)")
-    g.add_argument("--beta", type=float, default=0.01,
-                   help="sparse, kl: penalty weight, relative to the per-pixel MSE (default 0.01)")
+    g.add_argument("--beta", type=float, default=None,
+                   help="sparse, kl: penalty weight, relative to the per-pixel MSE (default "
+                   "0.01); vae: weight of the KL term, >= 0 (default 1, the ELBO)")
     g.add_argument("--l1", type=float, default=1e-4,
                    help="sparse, l1: weight of the L1 penalty (default 1e-4)")
     g.add_argument("--pretrain-epochs", type=_positive(int), default=5,
@@ -373,6 +421,17 @@ def build_parser():
     r.add_argument("--json", help="also write the numbers to this JSON file")
     r.set_defaults(run=cmd_robustness)
 
+    s = sub.add_parser("sample", help="decode new random codes into an image grid (.png)",
+                       description="A VAE decodes codes drawn from its prior N(0, I); a plain "
+                       "autoencoder has no prior, so its codes of the training images are fitted "
+                       "with one Gaussian and that is sampled (compare the two side by side).")
+    s.add_argument("checkpoint")
+    s.add_argument("-n", type=_positive(int), default=64, help="how many images (default 64)")
+    s.add_argument("-o", "--output", default="samples.png")
+    s.add_argument("--columns", type=_positive(int))
+    s.add_argument("--seed", type=int, default=0, help="seed of the random codes (default 0)")
+    data_args(s)
+    s.set_defaults(run=cmd_sample, split="train")
     n = sub.add_parser("info", help="print a checkpoint's architecture, history and metrics")
     n.add_argument("checkpoint")
     n.set_defaults(run=cmd_info)

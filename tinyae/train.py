@@ -200,7 +200,8 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         epochs: total epochs; with ``history`` from an earlier run, training
             continues from ``len(history.records)`` up to ``epochs``.
         optimizer: default ``Adam(model.parameters(), lr=1e-3)``.
-        loss: default ``MSE()``.
+        loss: default ``model.default_loss()`` when the model names one (a VAE:
+            ``BernoulliNLL``), else ``MSE()``.
         validation: None, a fraction of X to hold out, or a validation array
             (or a 1-tuple holding one).
         seed: the shuffling seed; the same seed and data give the same run.
@@ -217,7 +218,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
     X = np.ascontiguousarray(X, dtype=model.dtype)
     optimizer = optimizer or Adam(model.parameters(), lr=1e-3)
-    loss = loss or MSE()
+    loss = loss or getattr(model, "default_loss", MSE)()
     if isinstance(early_stopping, int):
         early_stopping = EarlyStopping(patience=early_stopping)
     history = history or History()

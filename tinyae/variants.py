@@ -130,7 +130,10 @@ def denoising_autoencoder(sizes=(784, 512, 256, 64, 2), noise="gaussian:0.5", *,
     return DenoisingAutoencoder(base.encoder, base.decoder, noise)
 
 
-MODELS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, SparseAutoencoder)}
+from .vae import VariationalAutoencoder  # noqa: E402  (vae imports models, not this module)
+
+MODELS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, SparseAutoencoder,
+                                        VariationalAutoencoder)}
 
 
 def model_from_config(cfg, rng=None):
