@@ -17,6 +17,8 @@ FIGURES = {
     "05_interpolate": ["05_lerp.png", "05_pixel_blend.png", "05_slerp.png", "05_paths_on_map.png"],
     "06_generate": ["06_samples_on_map.png", "06_samples.png", "06_per_digit.png"],
     "07_fast_kernels": [],
+    "10_vae": ["10_collapse.png", "10_latent_map.png", "10_vae_samples.png", "10_plain_samples.png",
+               "10_quantile_grid.png", "10_beta.png"],
 }
 
 
