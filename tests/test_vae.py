@@ -297,6 +297,15 @@ def test_cli_train_info_sample(tmp_path, capsys):
         assert (out / name).stat().st_size > 1000, name
     model = ta.load(out / "last.npz")
     assert isinstance(model, VariationalAutoencoder) and model.beta == 0.5
+    records = json.loads((out / "history.json").read_text())["records"]
+    assert all(r["penalty"] > 0 and r["loss"] == pytest.approx(r["reconstruction"] + r["penalty"])
+               for r in records)
+    # Resuming keeps the kind and beta.
+    assert main(["train", "--resume", str(out / "last.npz"), "--epochs", "3", "--limit", "400",
+                 "--out", str(tmp_path / "more"), "--quiet"]) == 0
+    again = ta.io.read_checkpoint(tmp_path / "more" / "last.npz")
+    assert again.extra["args"]["model"] == "vae" and again.extra["args"]["beta"] == 0.5
+    assert ta.load(again).beta == 0.5 and len(again.extra["history"]["records"]) == 3
     capsys.readouterr()
 
     assert main(["info", str(out / "last.npz")]) == 0
