@@ -17,6 +17,7 @@ from .corrupt import Corruption, parse
 from .layers import ACTIVATION_LAYERS, Sequential
 from .models import Autoencoder, dense_autoencoder
 from .penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
+from .vae import VariationalAutoencoder
 
 
 class DenoisingAutoencoder(Autoencoder):
@@ -129,8 +130,6 @@ def denoising_autoencoder(sizes=(784, 512, 256, 64, 2), noise="gaussian:0.5", *,
     base = dense_autoencoder(sizes, activation=activation, rng=rng, dtype=dtype)
     return DenoisingAutoencoder(base.encoder, base.decoder, noise)
 
-
-from .vae import VariationalAutoencoder  # noqa: E402  (vae imports models, not this module)
 
 MODELS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, SparseAutoencoder,
                                         VariationalAutoencoder)}
