@@ -118,13 +118,14 @@ TRAIN_DEFAULTS = {"data": "auto", "sizes": (784, 512, 256, 64, 2), "epochs": 20,
                   "threads": None, "model": "ae", "noise": "gaussian:0.5", "penalty": "kl",
                   "rho": 0.05, "beta": 0.01, "l1": 1e-4, "pretrain_epochs": 5}
 DEFAULT_SIZES = {"sparse": (784, 196)}      # other kinds: TRAIN_DEFAULTS["sizes"]
+DEFAULT_BETA = {"vae": 1.0}                 # the ELBO; other kinds: TRAIN_DEFAULTS["beta"]
 # The flags that decide the weights after each epoch (--epochs only says where to stop).
 RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation")
 # The model kind and its options decide them too; checkpoints older than --model have none
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
 MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "pretrain_epochs")
 KIND_OPTIONS = {"ae": (), "denoising": ("noise",), "sparse": ("penalty", "rho", "beta", "l1"),
-                "stacked": ("pretrain_epochs",)}
+                "stacked": ("pretrain_epochs",), "vae": ("beta",)}
 
 
 def recorded_flags(flags):
@@ -161,7 +162,7 @@ def _valid(key, v):
           "limit": lambda: v is None or (type(v) is int and v >= 1),
           "validation": lambda: v in ("test", "none") or (num and 0 < v < 1),
           "threads": lambda: v in (None, "auto") or (type(v) is int and v >= 1),
-          "model": lambda: v in ("ae", "denoising", "sparse", "stacked"),
+          "model": lambda: v in KIND_OPTIONS,
           "noise": lambda: isinstance(v, str) and _parses_as_noise(v),
           "penalty": lambda: v in ("kl", "l1"),
           "rho": lambda: num and 0 < v < 1,
@@ -223,7 +224,7 @@ def encoder_sizes(model, default):
 
 
 def build_model(flags):
-    """A new model of kind ``flags["model"]`` (ae, denoising, sparse, stacked) from the flags.
+    """A new model of kind ``flags["model"]`` (ae, denoising, sparse, stacked, vae) from the flags.
 
     A stacked model is a dense autoencoder here; the run trains its levels greedily
     (``tinyae.stacked.pretrain``) before ``fit`` fine-tunes it.
@@ -232,6 +233,8 @@ def build_model(flags):
     rng, sizes = np.random.default_rng(flags["seed"]), flags["sizes"]
     if flags["model"] == "denoising":
         return ta.denoising_autoencoder(sizes, flags["noise"], rng=rng)
+    if flags["model"] == "vae":
+        return ta.variational_autoencoder(sizes, beta=flags["beta"], rng=rng)
     if flags["model"] == "sparse":
         return ta.sparse_autoencoder(sizes, flags["penalty"], rho=flags["rho"],
                                      beta=flags["beta"], l1=flags["l1"], rng=rng)
