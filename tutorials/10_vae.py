@@ -29,7 +29,7 @@ from tinyae.train import fit
 from tinyae.vae import GaussianKL, Reparameterize, variational_autoencoder
 from tinyae.vae_eval import elbo_terms, quantile_grid_figure, samples
 
-from _common import FAST, load, show, trained_model
+from tinyae.tutorial import FAST, load, show, trained_model
 
 rng = np.random.default_rng(0)
 
