@@ -462,13 +462,30 @@ def test_vae_loss_expression_has_the_closed_form_kl_gradient(rng):
     assert report.passed, report
 
 
-@pytest.mark.skipif(not hasattr(models, "VariationalAutoencoder"),
-                    reason="VAE not built yet (issue 11)")
-def test_vae_loss_agrees_with_its_hand_written_backward():
-    """Left to wire when issue 11 lands: freeze eps, build ``vae_loss`` from the model's
-    encoder body, heads and decoder (via ``layer_forward``), and compare every parameter's
-    gradient with the model's backward. It fails until then rather than passing unchecked."""
-    pytest.fail("VariationalAutoencoder has landed: wire vae_loss to its parts (see docstring)")
+def test_vae_loss_agrees_with_its_hand_written_backward(rng):
+    """The VAE's loss built from its parts as Tensors (eps frozen) against its backward by hand."""
+    from tinyae.vae import BernoulliNLL, variational_autoencoder
+    model = variational_autoencoder((12, 9, 6, 3), beta=1.0, rng=rng, dtype=np.float64)
+    X = rng.random((5, 12))
+    eps = rng.standard_normal((5, 3))
+    model.fixed_eps = eps
+    loss = BernoulliNLL()
+    model.zero_grad()
+    value = loss.forward(model.forward(X), X) + model.penalty()
+    model.backward(loss.backward())
+    by_hand = {n: g.copy() for n, _, g in model.parameters()}
+
+    params = parameter_tensors(model)
+    h = layer_forward(model.encoder, Tensor(X, requires_grad=False), params, "encoder.")
+    mu = layer_forward(model.mu_head, h, params, "mu_head.")
+    logvar = layer_forward(model.logvar_head, h, params, "logvar_head.")
+    decode = lambda z: layer_forward(model.decoder, z, params, "decoder.")   # noqa: E731
+    tape = vae_loss(mu, logvar, eps, decode, X)
+    tape.backward()
+    assert abs(tape.item() - value) < 1e-10 * abs(value)
+    assert by_hand.keys() == params.keys()
+    for name, g in by_hand.items():
+        assert rel_error(g, params[name].grad) < 1e-10, name
 
 
 # --- the picture ---------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ FIGURES = {
     "08_drawbacks_denoising": ["08_distortions.png", "08_robustness_plain.png",
                                "08_robustness_wide.png", "08_robustness_denoising.png"],
     "09_sparse_stacked": ["09_weights_sparse.png", "09_weights_plain.png"],
+    "10_vae": ["10_collapse.png", "10_latent_map.png", "10_vae_samples.png", "10_plain_samples.png",
+               "10_quantile_grid.png", "10_beta.png"],
     "11_autograd": ["11_graph_small.png", "11_graph_seed.png"],
     "12_learning_rate_schedules": ["12_schedules.png", "12_noisy_quadratic.png",
                                    "12_with_and_without.png"],

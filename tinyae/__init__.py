@@ -22,3 +22,5 @@ __all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity",
            "autograd", "gradcheck", "data", "latent", "metrics", "plot", "schedules", "train", "__version__"]
 __all__ += ["corrupt", "penalties", "DenoisingAutoencoder", "SparseAutoencoder",
             "denoising_autoencoder", "sparse_autoencoder"]
+from .vae import VariationalAutoencoder, variational_autoencoder
+__all__ += ["VariationalAutoencoder", "variational_autoencoder"]

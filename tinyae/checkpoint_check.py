@@ -94,6 +94,11 @@ def expected_arrays(path, config):
     if not params:
         _fail(path, "the encoder has no Dense layer")
     d_in = next(iter(params.values()))[0]
+    if model["type"] == "VariationalAutoencoder":      # heads from the body to mu and logvar
+        code = _layer(path, model.get("mu_head"), "mu_head.", width, 0, params)
+        if _layer(path, model.get("logvar_head"), "logvar_head.", width, 0, params) != code:
+            _fail(path, "the mu and logvar heads give codes of different widths")
+        width = code
     n_enc = len(params)
     out = _layer(path, model.get("decoder"), "decoder.", width, 0, params)
     if len(params) == n_enc:
@@ -117,7 +122,8 @@ def expected_arrays(path, config):
 
 # The config keys each model type adds to an autoencoder's (tinyae.variants).
 MODEL_OPTIONS = {"Autoencoder": set(), "DenoisingAutoencoder": {"noise"},
-                 "SparseAutoencoder": {"code_penalty"}}
+                 "SparseAutoencoder": {"code_penalty"},
+                 "VariationalAutoencoder": {"mu_head", "logvar_head", "beta"}}
 
 
 def _model_options(path, model):
@@ -129,6 +135,10 @@ def _model_options(path, model):
             if not isinstance(model.get("noise"), str):
                 raise ValueError("the noise is not a text like gaussian:0.5")
             parse(model["noise"])
+        if model["type"] == "VariationalAutoencoder":
+            beta = model.get("beta", 1.0)
+            if not _number(beta) or not 0 <= beta < math.inf:
+                raise ValueError(f"beta {beta!r} is not a number >= 0")
         if model["type"] == "SparseAutoencoder":
             cfg = model.get("code_penalty")
             if not isinstance(cfg, dict) or not all(

@@ -18,7 +18,7 @@ from .data import load_dataset
 from .schedules import NAMES as SCHEDULES
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
-MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked")
+MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked", "vae")
 MAX_STEPS = 100             # images in an interpolation strip
 MAX_COLUMNS = 100           # columns (and rows) of a decoded grid
 FIGURES = ("reconstructions.png", "latent.png", "grid.png", "interpolation.png", "loss.png")
@@ -112,8 +112,8 @@ def _threads(text):
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
     from . import io
-    from .runs import (DEFAULT_SCHEDULE, DEFAULT_SIZES, ONECYCLE_LR, TRAIN_DEFAULTS, RunFolder,
-                       new_run_folder, resume_flags)
+    from .runs import (DEFAULT_BETA, DEFAULT_SCHEDULE, DEFAULT_SIZES, ONECYCLE_LR, TRAIN_DEFAULTS,
+                       RunFolder, new_run_folder, resume_flags)
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
@@ -124,6 +124,8 @@ def cmd_train(args):
             flags["schedule"] = DEFAULT_SCHEDULE.get(flags["model"], TRAIN_DEFAULTS["schedule"])
         if "lr" not in given and flags["schedule"] == "onecycle":
             flags["lr"] = ONECYCLE_LR
+        if "beta" not in given:                         # --beta weighs a different term per kind
+            flags["beta"] = DEFAULT_BETA.get(flags["model"], TRAIN_DEFAULTS["beta"])
     else:
         flags, notes = resume_flags(ckpt.extra.get("args", {}), given, args.override,
                                     repr(args.resume))
@@ -193,6 +195,9 @@ def _train(args, flags, ckpt, out, earlier):
     started = time.perf_counter()
     chosen = history.records[-1].threads if history.records else None
     m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=flags["threads"] or chosen)
+    if flags["model"] == "vae":
+        from .vae_eval import evaluate_vae
+        m.update(evaluate_vae(model, X, y, Xt, yt, seed=flags["seed"]))
     m.update({"data": data_name, "seed": flags["seed"], "epochs": len(history.records)})
     checkpoints.extra["metrics"] = m
     checkpoints.save_last(model, optimizer, history)
@@ -200,6 +205,12 @@ def _train(args, flags, ckpt, out, earlier):
     _write_text(out / "history.csv", history.to_csv())
     _write_text(out / "metrics.json", json.dumps(m, indent=2))
     _figures(model, Xt, yt, history, out)
+    if flags["model"] == "vae":
+        _vae_figures(model, flags["seed"], out)
+        print(f"test negative ELBO {m['test_neg_elbo_per_image']:.2f} nats per image "
+              f"(reconstruction {m['test_reconstruction_per_image']:.2f} + KL "
+              f"{m['test_kl_per_image']:.2f}); log p(x) >= {m['test_log_px_iw100']:.2f} "
+              f"(importance-weighted, k=100)")
     say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
     per_image = ("" if "test_sq_error_per_image" not in m else   # (tests may stub the metrics)
                  f", squared error per image {m['test_sq_error_per_image']:.2f} (PCA-30 "
@@ -272,6 +283,16 @@ def _figures(model, Xt, yt, history, out):
                      title=f"test image {i} (a {yt[i]}) to test image {j} (a {yt[j]}): the originals "
                      "at both ends, the decoded path Z_t = Z_1 (1 - t) + Z_2 t between them")
     plot.loss_curves(history, path=out / "loss.png")
+
+
+def _vae_figures(model, seed, out):
+    """A VAE's own figures: prior samples and, for a 2-D code, the quantile grid."""
+    from . import plot
+    from .vae_eval import quantile_grid_figure
+    images = model.sample(64, np.random.default_rng(seed))
+    plot.image_grid(images, 8, path=out / "samples.png", title="decoded samples from N(0, I)")
+    if model.latent_width == 2:
+        quantile_grid_figure(model, path=out / "quantile_grid.png")
 
 
 def _write_text(path, text):
@@ -463,6 +484,24 @@ def _which_epoch(records, planned):
     return text
 
 
+def cmd_sample(args):
+    from . import io, plot
+    from .vae_eval import samples
+    _outputs(args, "samples.png", "png")
+    ckpt = io.read_checkpoint(args.checkpoint)
+    model = io.load(ckpt)
+    rng = np.random.default_rng(args.seed)
+    X_fit = None
+    if not hasattr(model, "sample"):       # a plain autoencoder: a Gaussian fitted to its codes
+        X_fit, _, _ = _checkpoint_data(args, ckpt)
+    images = samples(model, args.n, rng, X_fit)
+    how = ("from the prior N(0, I)" if X_fit is None else
+           f"from a Gaussian fitted to the codes of {len(X_fit):,} {args.split} images")
+    plot.image_grid(images, args.columns, path=args.output, title=f"{len(images)} samples {how}")
+    print(f"wrote {len(images)} samples {how} to {args.output}")
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------
 FORCE_HELP = ("replace an existing output file even when it is not of the kind this command "
               "writes; inputs are never overwritten, --force or not")
@@ -498,7 +537,10 @@ def build_parser():
                 "             784,196\n"
                 "  stacked    each level H0-H1-H0, H1-H2-H1, ... trained greedily for\n"
                 "             --pretrain-epochs on the codes below it, then all levels\n"
-                "             fine-tuned together for --epochs")
+                "             fine-tuned together for --epochs\n"
+                "  vae        variational: Gaussian code (mu, logvar heads), loss = BCE summed\n"
+                "             over pixels + --beta * KL(q(z|x) || N(0, I)) per image; needs 3+\n"
+                "             sizes, e.g. 784,400,20 (pytorch/examples)")
     t.formatter_class = argparse.RawDescriptionHelpFormatter      # keeps the kinds' table
     t.epilog = textwrap.fill(SAFETY_EPILOG, 79)                  # raw text is not wrapped
     keep = argparse.SUPPRESS                # absent unless given: --resume tells given from default
@@ -559,7 +601,8 @@ def build_parser():
     g.add_argument("--rho", type=float, default=keep,
                    help="sparse, kl: target mean activation, in (0, 1) (default 0.05)")
     g.add_argument("--beta", type=float, default=keep,
-                   help="sparse, kl: penalty weight, relative to the per-pixel MSE (default 0.01)")
+                   help="sparse, kl: penalty weight, relative to the per-pixel MSE (default "
+                   "0.01); vae: weight of the KL term, >= 0 (default 1, the ELBO)")
     g.add_argument("--l1", type=float, default=keep,
                    help="sparse, l1: weight of the L1 penalty (default 1e-4)")
     g.add_argument("--pretrain-epochs", type=_positive(int, 100_000), default=keep,
@@ -630,6 +673,20 @@ def build_parser():
     output_args(r, "robustness.png", ".png")
     r.add_argument("--json", help="also write the numbers to this .json file (default: none)")
     r.set_defaults(run=cmd_robustness)
+
+    s = command("sample", "decode new random codes into an image grid (.png)",
+                "A VAE decodes codes drawn from its prior N(0, I); a plain autoencoder has no "
+                "prior, so its codes of the training images are fitted with one Gaussian and "
+                "that is sampled (compare the two side by side).")
+    s.add_argument("checkpoint", help=checkpoint_help)
+    s.add_argument("-n", type=_positive(int, MAX_COLUMNS * MAX_COLUMNS), default=64,
+                   help="how many images, at most 10,000 (default 64)")
+    output_args(s, "samples.png", ".png")
+    s.add_argument("--columns", type=_positive(int, MAX_COLUMNS),
+                   help=f"columns of the grid, at most {MAX_COLUMNS} (default: about square)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the random codes (default 0)")
+    data_args(s)
+    s.set_defaults(run=cmd_sample, split="train")
 
     n = command("info", "print which epoch a checkpoint holds, its architecture, history and "
                 "metrics")

@@ -249,6 +249,12 @@ def load_weights(model, ckpt):
     expected = {name: p for name, p, _ in model.parameters()}
     missing = [n for n in expected if n not in ckpt.params]
     unknown = [n for n in ckpt.params if n not in expected]
+    saved = (ckpt.config.get("model") or {}).get("type")
+    if saved and saved != type(model).__name__ and (missing or unknown):
+        raise CheckpointError(f"{ckpt.path!r} holds a model of type {saved}, but this model is "
+                              f"of type {type(model).__name__}, with other parameters "
+                              f"({len(missing)} missing, {len(unknown)} unexpected); build the "
+                              "saved kind with tinyae.load(path)")
     if missing or unknown:
         raise CheckpointError(f"{ckpt.path!r} does not fit this model: missing {missing or 'none'}, "
                               f"unexpected {unknown or 'none'}. It was saved from a different "

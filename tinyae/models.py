@@ -67,8 +67,12 @@ class Autoencoder:
         """
         return 0.0
 
-    def encode(self, X):
+    def encode(self, X, logvar: bool = False):
         """Z = f(X): (N, D) -> (N, Z), or (D,) -> (Z,)."""
+        if logvar:
+            raise ValueError(f"a {type(self).__name__} has no logvar: its encoder gives one code "
+                             "per image, not a Gaussian; only a VariationalAutoencoder "
+                             "(tinyae.variational_autoencoder, --model vae) has mu and logvar")
         return self._one_or_batch(self.encoder, X, self.input_width, "encode")
 
     def decode(self, Z):

@@ -126,6 +126,7 @@ DEFAULT_SIZES = {"sparse": (784, 196)}      # other kinds: TRAIN_DEFAULTS["sizes
 # that record no schedule had a constant one (TRAIN_DEFAULTS).
 DEFAULT_SCHEDULE = {"ae": "onecycle"}       # other kinds: TRAIN_DEFAULTS["schedule"]
 ONECYCLE_LR = 4e-3                          # --lr's default (the peak) under onecycle
+DEFAULT_BETA = {"vae": 1.0}                 # the ELBO; other kinds: TRAIN_DEFAULTS["beta"]
 # The flags that decide the weights after each epoch (--epochs only says where to stop).
 RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation", "schedule",
              "warmup")
@@ -133,7 +134,7 @@ RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation",
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
 MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "pretrain_epochs")
 KIND_OPTIONS = {"ae": (), "denoising": ("noise",), "sparse": ("penalty", "rho", "beta", "l1"),
-                "stacked": ("pretrain_epochs",)}
+                "stacked": ("pretrain_epochs",), "vae": ("beta",)}
 
 
 def recorded_flags(flags):
@@ -172,7 +173,7 @@ def _valid(key, v):
           "threads": lambda: v in (None, "auto") or (type(v) is int and v >= 1),
           "schedule": lambda: v in NAMES,
           "warmup": lambda: v is None or (num and 0 < v < float("inf")),
-          "model": lambda: v in ("ae", "denoising", "sparse", "stacked"),
+          "model": lambda: v in KIND_OPTIONS,
           "noise": lambda: isinstance(v, str) and _parses_as_noise(v),
           "penalty": lambda: v in ("kl", "l1"),
           "rho": lambda: num and 0 < v < 1,
@@ -234,7 +235,7 @@ def encoder_sizes(model, default):
 
 
 def build_model(flags):
-    """A new model of kind ``flags["model"]`` (ae, denoising, sparse, stacked) from the flags.
+    """A new model of kind ``flags["model"]`` (ae, denoising, sparse, stacked, vae) from the flags.
 
     A stacked model is a dense autoencoder here; the run trains its levels greedily
     (``tinyae.stacked.pretrain``) before ``fit`` fine-tunes it.
@@ -243,6 +244,8 @@ def build_model(flags):
     rng, sizes = np.random.default_rng(flags["seed"]), flags["sizes"]
     if flags["model"] == "denoising":
         return ta.denoising_autoencoder(sizes, flags["noise"], rng=rng)
+    if flags["model"] == "vae":
+        return ta.variational_autoencoder(sizes, beta=flags["beta"], rng=rng)
     if flags["model"] == "sparse":
         return ta.sparse_autoencoder(sizes, flags["penalty"], rho=flags["rho"],
                                      beta=flags["beta"], l1=flags["l1"], rng=rng)

@@ -280,7 +280,8 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         epochs: total epochs; with ``history`` from an earlier run, training
             continues from ``len(history.records)`` up to ``epochs``.
         optimizer: default ``Adam(model.parameters(), lr=1e-3)``.
-        loss: default ``MSE()``.
+        loss: default ``model.default_loss()`` when the model names one (a VAE:
+            ``BernoulliNLL``), else ``MSE()``.
         validation: None, a fraction of X to hold out, or a validation array
             (or a 1-tuple holding one).
         seed: the shuffling seed; the same seed and data give the same run:
@@ -311,7 +312,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     optimizer = optimizer or Adam(model.parameters(), lr=1e-3)
     if not (isinstance(optimizer.lr, (int, float)) and math.isfinite(optimizer.lr) and optimizer.lr > 0):
         raise ValueError(f"fit(): the learning rate must be finite and > 0, got {optimizer.lr}")
-    loss = loss or MSE()
+    loss = loss or getattr(model, "default_loss", MSE)()
     if isinstance(early_stopping, int):
         early_stopping = EarlyStopping(patience=early_stopping)
     history = history or History()

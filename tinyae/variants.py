@@ -17,6 +17,7 @@ from .corrupt import Corruption, parse
 from .layers import ACTIVATION_LAYERS, Sequential, Sigmoid
 from .models import Autoencoder, dense_autoencoder
 from .penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
+from .vae import VariationalAutoencoder
 
 
 class DenoisingAutoencoder(Autoencoder):
@@ -130,7 +131,8 @@ def denoising_autoencoder(sizes=(784, 512, 256, 64, 2), noise="gaussian:0.5", *,
     return DenoisingAutoencoder(base.encoder, base.decoder, noise)
 
 
-MODELS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, SparseAutoencoder)}
+MODELS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, SparseAutoencoder,
+                                        VariationalAutoencoder)}
 
 
 def model_from_config(cfg, rng=None):

@@ -1,0 +1,131 @@
+"""How good a variational autoencoder is: the ELBO's two terms, log p(x), and its figures.
+
+    -ELBO(x)  = E_q[-log p(x | z)] + KL(q(z | x) || p(z))            >= -log p(x)
+    log p(x) ~= log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x),   z_k ~ q(z | x)
+
+The second line is the importance-weighted estimate of Burda, Grosse &
+Salakhutdinov (2015): a lower bound on log p(x) that tightens as K grows
+(K = 1 is the ELBO). All numbers are nats per image, computed in float64.
+"""
+from statistics import NormalDist
+
+import numpy as np
+
+from .metrics import batched, knn_accuracy, mse_per_pixel
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+def _bernoulli_log_likelihood(logits, X):
+    """log p(x | z) = -sum_d BCE(x_d, sigmoid(logit_d)), per image: (..., D) -> (...)."""
+    z = np.asarray(logits, np.float64)
+    return -np.sum(np.maximum(z, 0) - z * X + np.log1p(np.exp(-np.abs(z))), axis=-1)
+
+
+def elbo_terms(model, X, rng, batch_size=1000):
+    """Per-image reconstruction term, KL term and negative ELBO, one eps sample per image.
+
+    Returns a dict of three (N,) float64 arrays: "reconstruction" (-log p(x | z)),
+    "kl" and "neg_elbo" (their sum; beta is not applied: this is the ELBO).
+    """
+    rec, kl = [], []
+    for i in range(0, len(X), batch_size):
+        xb = np.asarray(X[i:i + batch_size])
+        mu, logvar = (a.astype(np.float64) for a in model.encode(xb, logvar=True))
+        z = mu + np.exp(logvar / 2) * rng.standard_normal(mu.shape)
+        logits = model.decoder.forward(z.astype(model.dtype))
+        rec.append(-_bernoulli_log_likelihood(logits, np.asarray(xb, np.float64)))
+        kl.append(0.5 * np.sum(mu * mu + np.exp(logvar) - 1 - logvar, axis=1))
+    rec, kl = np.concatenate(rec), np.concatenate(kl)
+    return {"reconstruction": rec, "kl": kl, "neg_elbo": rec + kl}
+
+
+def iw_log_likelihood(model, X, k=100, rng=None, batch_size=50):
+    """The importance-weighted estimate of log p(x) with ``k`` samples, per image: (N,).
+
+    log w_k = log p(x | z_k) + log N(z_k; 0, I) - log N(z_k; mu, sigma^2)
+    log p(x) ~= logsumexp_k(log w_k) - log k
+    """
+    if k < 1:
+        raise ValueError(f"iw_log_likelihood: k (samples per image) must be >= 1, got {k}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    out = []
+    for i in range(0, len(X), batch_size):
+        xb = np.asarray(X[i:i + batch_size], np.float64)                     # (B, D)
+        mu, logvar = (a.astype(np.float64) for a in model.encode(xb, logvar=True))
+        eps = rng.standard_normal((k,) + mu.shape)                            # (k, B, Z)
+        z = mu + np.exp(logvar / 2) * eps
+        logits = model.decoder.forward(z.reshape(-1, z.shape[-1]).astype(model.dtype))
+        log_px_z = _bernoulli_log_likelihood(logits.reshape(k, len(xb), -1), xb)   # (k, B)
+        log_pz = -0.5 * np.sum(z * z + LOG_2PI, axis=-1)
+        log_qz = -0.5 * np.sum(eps * eps + logvar + LOG_2PI, axis=-1)
+        log_w = log_px_z + log_pz - log_qz
+        top = log_w.max(axis=0)                                                # stable logsumexp
+        out.append(top + np.log(np.mean(np.exp(log_w - top), axis=0)))
+    return np.concatenate(out)
+
+
+def evaluate_vae(model, X_train, y_train, X_test, y_test, k=5, iw_samples=100, seed=0):
+    """The metrics of ``tinyae train --model vae``, on the test set (nats per image)."""
+    rng = np.random.default_rng(seed)
+    terms = elbo_terms(model, X_test, rng)
+    mu_train, mu_test = batched(model.encode, X_train), batched(model.encode, X_test)
+    m = {"test_neg_elbo_per_image": float(terms["neg_elbo"].mean()),
+         "test_reconstruction_per_image": float(terms["reconstruction"].mean()),
+         "test_kl_per_image": float(terms["kl"].mean()),
+         "test_mse_per_pixel_of_mu": mse_per_pixel(X_test, batched(model.decode, mu_test)),
+         f"knn{k}_accuracy_mu": knn_accuracy(mu_train, y_train, mu_test, y_test, k)}
+    if iw_samples:
+        m[f"test_log_px_iw{iw_samples}"] = float(iw_log_likelihood(model, X_test, iw_samples,
+                                                                   rng).mean())
+    return m
+
+
+# --- latent points and figures ---------------------------------------------------------
+def quantile_grid(n=20):
+    """n x n codes on Gaussian quantiles: cell centres of the unit square through the inverse CDF.
+
+    Equal steps in probability, not in z, as in Kingma & Welling's manifold
+    figure: each cell holds the same prior mass. Rows from top (high z2) to
+    bottom, like ``tinyae.latent.grid``. Shape (n*n, 2).
+    """
+    if n < 1:
+        raise ValueError(f"quantile_grid: n must be >= 1, got {n}")
+    q = np.array([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)])
+    gx, gy = np.meshgrid(q, q[::-1])
+    return np.column_stack([gx.ravel(), gy.ravel()])
+
+
+def quantile_grid_figure(model, n=20, path=None, title="decoded Gaussian quantiles"):
+    """Decode ``quantile_grid(n)`` of a 2-D code; ticks at the quantiles' z values."""
+    from . import plot
+    if model.latent_width != 2:
+        raise ValueError(f"the quantile grid needs a 2-D code; this model's code has "
+                         f"{model.latent_width} dimensions")
+    Z = quantile_grid(n)
+    fig = plot._figure(6.0, 6.0)
+    ax = fig.subplots()
+    ax.imshow(plot.tile(model.decode(Z.astype(model.dtype)), n, pad=0), cmap="gray",
+              vmin=0, vmax=1)
+    ticks = [0, n // 2, n - 1]
+    ax.set_xticks([28 * t + 14 for t in ticks], [f"{Z[t, 0]:.2f}" for t in ticks])
+    ax.set_yticks([28 * t + 14 for t in ticks], [f"{Z[t * n, 1]:.2f}" for t in ticks])
+    ax.set_xlabel("z1 (Gaussian quantiles)")
+    ax.set_ylabel("z2")
+    ax.set_title(title, fontsize=10)
+    return plot._save(fig, path)
+
+
+def samples(model, n, rng, X_fit=None):
+    """n new images: prior samples from a VAE; from a plain autoencoder, decoded draws
+    from a Gaussian fitted to its codes of ``X_fit``."""
+    if hasattr(model, "sample"):
+        return model.sample(n, rng)
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"samples: n must be a positive integer, got {n!r}")
+    if X_fit is None:
+        raise ValueError("a plain autoencoder has no prior: pass X_fit, the images whose codes "
+                         "the Gaussian is fitted to")
+    from .latent import fit_gaussian, sample_gaussian
+    mean, cov = fit_gaussian(batched(model.encode, X_fit))
+    return model.decode(sample_gaussian(mean, cov, int(n), rng).astype(model.dtype))

@@ -1,0 +1,252 @@
+# %% [markdown]
+# # 10. The variational autoencoder, by hand
+#
+# Tutorial 6 ended on a problem: a plain autoencoder's codes have no known
+# shape, so to make new digits we had to fit a Gaussian to them afterwards,
+# and samples that fell into the holes decoded to smudges. A variational
+# autoencoder (Kingma & Welling 2014) asks for the shape while training.
+#
+# The encoder gives each image a Gaussian q(z|x) = N(mu(x), sigma(x)^2), not a
+# point; a code z is *drawn* from it and decoded. Training maximises the
+# evidence lower bound (ELBO), in two lines:
+#
+#     log p(x) >= E_q[log p(x | z)] - KL(q(z | x) || p(z)),     p(z) = N(0, I)
+#     loss(x)   = BCE(x, decoder(z)) summed over the 784 pixels + KL(q(z | x) || N(0, I))
+#
+# The first term asks for good reconstructions; the second pulls every q(z|x)
+# towards the prior N(0, I), so the codes fill a known Gaussian and sampling
+# z ~ N(0, I) lands where the decoder has been trained.
+
+# %%
+import numpy as np
+from matplotlib.figure import Figure
+
+import tinyae as ta
+from tinyae import plot
+from tinyae.gradcheck import check_layer, check_penalty
+from tinyae.metrics import batched
+from tinyae.train import fit
+from tinyae.vae import GaussianKL, Reparameterize, variational_autoencoder
+from tinyae.vae_eval import elbo_terms, quantile_grid_figure, samples
+
+from tinyae.tutorial import FAST, load, show, trained_model
+
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## The KL term in closed form, and its derivative
+#
+# For q = N(mu, sigma^2) per code dimension, with logvar = log sigma^2,
+#
+#     KL(q || N(0, 1)) = 1/2 (mu^2 + sigma^2 - 1 - log sigma^2)
+#                      = 1/2 (mu^2 + exp(logvar) - 1 - logvar)
+#
+# summed over the Z code dimensions and averaged over the N images of a batch.
+# It is 0 exactly when mu = 0 and logvar = 0. Its derivatives are one line each:
+#
+#     dKL/dmu     = mu / N
+#     dKL/dlogvar = (exp(logvar) - 1) / (2N)
+#
+# The encoder outputs logvar rather than sigma because logvar may be any real
+# number, while sigma must stay positive.
+
+# %%
+kl = GaussianKL()
+mu, logvar = rng.standard_normal((5, 2)), rng.uniform(-2, 1, (5, 2))
+print("KL at the prior:", kl.forward(np.zeros((5, 2)), np.zeros((5, 2))))
+print("KL here:", round(kl.forward(mu, logvar), 4))
+dmu, dlogvar = kl.backward()
+print("by hand:", np.allclose(dmu, mu / 5), np.allclose(dlogvar, (np.exp(logvar) - 1) / 10))
+
+# %% [markdown]
+# `tinyae.gradcheck.check_penalty` checks anything with `forward(Z) -> float`
+# and `backward() -> dZ`. The KL term takes two arrays, so give it one: the
+# columns of Z are [mu | logvar].
+
+
+# %%
+class KLOfBoth:
+    """KL as a penalty on Z = [mu | logvar], for the gradient check."""
+
+    def __init__(self, kl):
+        self.kl = kl
+
+    def forward(self, Z):
+        mu, logvar = np.split(Z, 2, axis=1)
+        return self.kl.forward(mu, logvar)
+
+    def backward(self):
+        return np.hstack(self.kl.backward())
+
+
+print(check_penalty(KLOfBoth(GaussianKL()), np.hstack([mu, logvar])))
+
+# %% [markdown]
+# ## The reparameterisation trick: a node with its own backward
+#
+# Sampling z ~ N(mu, sigma^2) has no derivative with respect to mu and sigma.
+# Draw the randomness first, eps ~ N(0, I), and the sample becomes an
+# ordinary function of mu and logvar:
+#
+#     forward:   z = mu + exp(logvar / 2) * eps
+#     backward:  dmu = dz,   dlogvar = dz * eps * exp(logvar / 2) / 2
+#
+# With eps held fixed, it is a layer like any other, so `check_layer` checks
+# it. (Its input is again [mu | logvar].)
+
+
+# %%
+class SamplingLayer:
+    """Reparameterize as a layer on x = [mu | logvar], with eps frozen."""
+
+    def __init__(self, eps):
+        self.node, self.eps, self.params, self.grads = Reparameterize(), eps, {}, {}
+
+    def forward(self, x):
+        mu, logvar = np.split(x, 2, axis=1)
+        return self.node.forward(mu, logvar, self.eps)
+
+    def backward(self, dz):
+        return np.hstack(self.node.backward(dz))
+
+
+eps = rng.standard_normal((5, 2))
+print(check_layer(SamplingLayer(eps), np.hstack([mu, logvar])))
+
+# %% [markdown]
+# The model, `tinyae.variational_autoencoder()`, is the seed's network with
+# the code layer split into two heads: body 784-512-256-64, heads 64 -> 2 for
+# mu and for logvar, the sampling node, and the seed's decoder 2-64-256-512-784
+# ending in logits (`decode` applies the sigmoid). Its backward goes through
+# the decoder, the sampling node, adds beta times the KL gradient, then the two
+# heads and the body. `fit` trains it like the others: the reconstruction term
+# is the model's default loss (`BernoulliNLL`) and the KL term its `penalty()`.
+
+# %%
+X_train, y_train, data_name = load("train")
+X_test, y_test, _ = load("test")
+epochs = 3 if FAST else 20
+print(f"{data_name}: {len(X_train):,} training images, {epochs} epochs")
+
+vae = variational_autoencoder(rng=np.random.default_rng(0))
+vae.summary()
+history = fit(vae, X_train, epochs=epochs, batch_size=128 if FAST else 256, progress=False)
+for r in history.records:
+    print(f"epoch {r.epoch}: loss {r.loss:.1f} = reconstruction {r.reconstruction:.1f} "
+          f"+ KL {r.penalty:.2f} (nats per image)")
+
+# %% [markdown]
+# ## What goes wrong with a mean-reduced loss
+#
+# A common slip: use the usual binary cross-entropy, which averages over the
+# 784 pixels as well as over the images, and add the KL term (a sum over the
+# code). The reconstruction term is then 784 times too small against the KL,
+# and the cheapest way to lower the loss is KL = 0: every q(z|x) becomes the
+# prior, the code says nothing about the image, and every image decodes to the
+# same average blur. This is *posterior collapse*.
+
+# %%
+mean_vae = variational_autoencoder(rng=np.random.default_rng(0))
+fit(mean_vae, X_train, epochs=epochs, batch_size=128 if FAST else 256, progress=False,
+    loss=ta.BCE(from_logits=True))
+for name, model in (("summed over pixels", vae), ("mean over pixels", mean_vae)):
+    t = elbo_terms(model, X_test, np.random.default_rng(0))
+    print(f"{name:>20}: test -ELBO {t['neg_elbo'].mean():6.1f} = reconstruction "
+          f"{t['reconstruction'].mean():6.1f} + KL {t['kl'].mean():5.2f}")
+show(plot.reconstructions(X_test[:10], mean_vae.reconstruct(X_test[:10]),
+                          title="mean-reduced loss: every reconstruction is the same blur"),
+     "10_collapse.png")
+
+# %% [markdown]
+# ## The map of mu, and samples from the prior
+#
+# The codes (here mu, the centre of each q) are pulled towards N(0, I): a
+# round cloud around the origin with no far-flung arms. Sampling is now what
+# the prior says: z ~ N(0, I), decoded. Beside it, the plain autoencoder of
+# tutorial 2 with the best it can do: a Gaussian fitted to its codes.
+
+# %%
+Mu = batched(vae.encode, X_test)
+show(plot.latent_scatter(Mu, y_test, title="VAE: mu of the test images"), "10_latent_map.png")
+plain = trained_model()
+sample_rng = np.random.default_rng(1)
+show(plot.image_grid(vae.sample(64, sample_rng), 8, title="VAE: z ~ N(0, I), decoded"),
+     "10_vae_samples.png")
+show(plot.image_grid(samples(plain, 64, sample_rng, X_train), 8,
+                     title="plain autoencoder: a Gaussian fitted to its codes"),
+     "10_plain_samples.png")
+
+# %% [markdown]
+# ## The decoded grid, on the prior's scale
+#
+# A grid that is even in z wastes most of its cells on the prior's tails.
+# Kingma & Welling space it evenly in *probability* instead: a linearly spaced
+# unit square pushed through the inverse normal CDF
+# (`statistics.NormalDist().inv_cdf`), so each cell holds the same prior mass.
+
+# %%
+show(quantile_grid_figure(vae, n=15), "10_quantile_grid.png")
+
+# %% [markdown]
+# ## beta: how hard the prior pulls
+#
+# Weighing the KL term by beta (beta-VAE, Higgins et al. 2017) trades
+# reconstruction for a tidier code: a small beta lets the clusters spread out
+# and separate (a plain autoencoder at beta = 0, plus noise); a large one
+# squeezes them into the prior and mixes digits. (All three maps share axes.)
+
+# %%
+fig = Figure(figsize=(12.0, 4.0), layout="constrained")
+axes = fig.subplots(1, 3)
+for ax, beta in zip(axes, (0.1, 1.0, 4.0)):
+    model = vae if beta == 1.0 else variational_autoencoder(beta=beta, rng=np.random.default_rng(0))
+    if model is not vae:
+        fit(model, X_train, epochs=epochs, batch_size=128 if FAST else 256, progress=False)
+    Z = batched(model.encode, X_test)
+    t = elbo_terms(model, X_test, np.random.default_rng(0))
+    ax.scatter(Z[:, 0], Z[:, 1], c=y_test, cmap="tab10", s=2, vmin=-0.5, vmax=9.5)
+    ax.set_xlim(-4, 4)                       # the same axes for all three: the prior's scale
+    ax.set_ylim(-4, 4)
+    ax.set_title(f"beta = {beta}: reconstruction {t['reconstruction'].mean():.0f}, "
+                 f"KL {t['kl'].mean():.1f}", fontsize=9)
+show(fig, "10_beta.png")
+
+# %% [markdown]
+# ## Exercise: the KL backward, yourself
+#
+# Write `my_kl_backward(mu, logvar)` returning (dKL/dmu, dKL/dlogvar) for
+# KL = (1/N) sum 1/2 (mu^2 + exp(logvar) - 1 - logvar), then check it with
+# `check_penalty` as above: wrap it in a class whose `forward` is
+# `GaussianKL().forward` and whose `backward` calls yours. A solution is at
+# the end of this file: try yours first.
+
+# %%
+class MyKL(KLOfBoth):
+    """The check harness: forward from tinyae, backward from ``my_kl_backward``."""
+
+    def __init__(self, backward):
+        super().__init__(GaussianKL())
+        self.my_backward = backward
+
+    def backward(self):
+        return np.hstack(self.my_backward(*self.kl._cache))
+
+
+def wrong_kl_backward(mu, logvar):
+    """A typical slip: d/dlogvar of exp(logvar) / 2 taken as exp(logvar), the 1/2 lost."""
+    n = len(mu)
+    return mu / n, (np.exp(logvar) - 1) / n
+
+
+print(check_penalty(MyKL(wrong_kl_backward), np.hstack([mu, logvar])))
+
+# %% [markdown]
+# ## Solution
+
+# %%
+def my_kl_backward(mu, logvar):
+    n = len(mu)
+    return mu / n, (np.exp(logvar) - 1) / (2 * n)
+
+
+print(check_penalty(MyKL(my_kl_backward), np.hstack([mu, logvar])))
