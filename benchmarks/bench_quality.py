@@ -9,7 +9,7 @@ inner, so a noisy neighbour lands on every config alike), and ends with a
 Markdown table of the mean and range over seeds. The sweep of docs/results.md:
 
     python benchmarks/bench_quality.py --threads 1 --seeds 0 1 2 --log benchmarks/quality_sweep.jsonl \\
-        --configs none@1e-3 onecycle@3e-3 onecycle@2e-3 none@3e-3 cosine@3e-3 onecycle@6e-3
+        --configs none@1e-3 onecycle@3e-3 onecycle@2e-3 none@3e-3 cosine@3e-3 onecycle@6e-3 onecycle@4e-3
 
 ``--log`` appends one JSON line per run and skips runs already in it, so an
 interrupted sweep continues where it stopped. Seconds are the training time
