@@ -413,3 +413,17 @@ def test_patched_methods_are_respected():
     loss = ta.MSE()
     loss.forward = lambda pred, target: 0.0
     assert fast.fast_loss(loss) is loss
+
+
+def test_subnormal_gradients_of_a_saturated_output_are_flushed_to_zero():
+    """dz below float32's smallest normal number becomes 0 (subnormals are slow on many CPUs)."""
+    plain, quick, x, dy = pair(ta.Sigmoid, (2, 3, 4), np.float32, True)
+    plain.layers[0].params["b"][...] = -60            # y ~ 1e-26: a background pixel
+    dy = np.full_like(dy, 1e-15)                        # dz ~ 1e-41: subnormal
+    a, b = run(plain, x, dy), run(quick, x, dy)
+    tiny = np.finfo(np.float32).tiny
+    db_plain, db_fast = a[-1], b[-1]
+    assert np.all((db_plain != 0) & (np.abs(db_plain) < tiny))     # the plain path keeps them
+    assert np.all(db_fast == 0)                                    # the fast path flushes them
+    for u, w in zip(a, b):
+        assert np.max(np.abs(u - w)) < tiny * 100                  # a difference below 1e-36

@@ -89,7 +89,7 @@ class DenseStep:
             e = self.buffers("e", z.shape, z.dtype)
             K.bias_neg_abs(z, b, e)                    # z += b; e = -|z|
             np.exp(e, out=e)                           # NumPy's SIMD exp beats a scalar loop
-            K.sigmoid_from_exp(z, e, one)
+            K.sigmoid_from_exp(z, e, one, np.finfo(z.dtype).tiny)
         elif self.code == K.TANH:
             K.bias_act(z, b, K.IDENTITY, one)
             np.tanh(z, out=z)
@@ -104,7 +104,7 @@ class DenseStep:
             raise ValueError(f"{self.dense!r}.backward(): dout has shape {np.shape(dy)}, "
                              f"expected the output's {self.y.shape}")
         dy = np.ascontiguousarray(dy, dtype=W.dtype)
-        t, add = dy.dtype.type, not self.write
+        t, add, tiny = dy.dtype.type, not self.write, np.finfo(dy.dtype).tiny
         if self.code == K.IDENTITY:
             dz = dy
             if "b" in grads:
@@ -112,9 +112,10 @@ class DenseStep:
         else:
             dz = self.buffers("dz", dy.shape, dy.dtype)
             if "b" in grads:                           # db summed while dz is in cache
-                K.act_grad_bias(self.y, dy, self.code, t(self.alpha), t(1), dz, grads["b"], add)
+                K.act_grad_bias(self.y, dy, self.code, t(self.alpha), t(1), tiny, dz, grads["b"],
+                                add)
             else:
-                K.act_grad(self.y, dy, self.code, t(self.alpha), t(1), dz)
+                K.act_grad(self.y, dy, self.code, t(self.alpha), t(1), tiny, dz)
         if add:
             grads["W"] += self.x.T @ dz                # (D, H)
         else:
