@@ -50,6 +50,7 @@ def test_reprobes_on_schedule_and_follows_a_neighbour():
     assert chooser.probes == 1 and chooser.chosen == 2
     machine.cost = {1: 1.0, 2: 1.8}                            # a busy neighbour arrives
     used = run_steps(chooser, machine, 4 + 5)                  # the next probe sees it
+    assert used[:4] == [2, 2, 1, 1]                            # it starts with the count in use
     assert chooser.probes == 2 and chooser.chosen == 1 and used[4:] == [1] * 5
     machine.cost = {1: 1.0, 2: 0.6}                            # and leaves again
     run_steps(chooser, machine, 10 - 5 + 4)

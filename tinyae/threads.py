@@ -55,10 +55,10 @@ class ThreadChooser:
     A probe runs ``probe_steps`` timed steps at each count (after one untimed
     step on the first probe: the first step of training pays for page faults
     and compiled code); the count with the lowest median time per sample is
-    kept for the next ``every`` steps; then it probes again. A count whose step
-    takes over twice the best median so far is dropped from the probe at
-    once: beside a busy neighbour a bad count can be 5-10x slower, and
-    finishing its probe would cost more than the choice saves.
+    kept for the next ``every`` steps; then it probes again, starting with the
+    count in use. A count whose step takes over 1.5x the best median so far is
+    dropped from the probe at once: beside a busy neighbour the wrong count is
+    2-10x slower, and finishing its probe would cost more than the choice saves.
 
     Args:
         counts: the thread counts to try; one count means no probing.
@@ -81,7 +81,8 @@ class ThreadChooser:
 
     def _start_probe(self):
         self._times = {c: [] for c in self.counts}
-        self._plan = [(c, True) for c in self.counts for _ in range(self.probe_steps)]
+        order = sorted(self.counts, key=lambda c: c != self.chosen)     # the count in use first
+        self._plan = [(c, True) for c in order for _ in range(self.probe_steps)]
 
     def run(self, step, work=1):
         """Call ``step()`` at the scheduled count; ``work`` (e.g. batch size) scales its time."""
@@ -106,7 +107,7 @@ class ThreadChooser:
             if timed:
                 self._times[count].append(seconds / work)
                 others = [statistics.median(t) for c, t in self._times.items() if t and c != count]
-                if others and seconds / work > 2 * min(others):   # clearly slower: stop here
+                if others and seconds / work > 1.5 * min(others):  # clearly slower: stop here
                     self._plan = [(c, t) for c, t in self._plan if c != count]
             if not self._plan:                                   # probe done: keep the fastest
                 tried = [c for c in self.counts if self._times[c]]
