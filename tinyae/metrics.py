@@ -122,9 +122,12 @@ def batched(fn, X, batch_size=2048, threads=None):
     or ``TINYAE_THREADS``) measured on the first batches (``tinyae.threads``).
     """
     from .threads import blas_threads
-    with blas_threads(threads, probe_steps=1, every=10**9) as chooser:
-        return np.concatenate([chooser.run(lambda xb=X[i:i + batch_size]: fn(xb), min(batch_size, len(X) - i))
-                               for i in range(0, len(X), batch_size)])
+    parts = []
+    with blas_threads(threads, probe_steps=1, every=10**9) as chooser:   # one probe, no re-probe
+        for i in range(0, len(X), batch_size):
+            xb = X[i:i + batch_size]
+            parts.append(chooser.run(lambda: fn(xb), len(xb)))
+    return np.concatenate(parts)
 
 
 def evaluate_autoencoder(model, X_train, y_train, X_test, y_test, k=5, threads=None):
