@@ -22,6 +22,7 @@ the same thread setting compare.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -43,9 +44,7 @@ def train(config, seed, epochs, threads=None):
     if threads is not None:         # BLAS threads through the flag, Numba's through the environment
         cmd += ["--threads", str(threads)]
         env = {k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    if config != "default":
-        schedule, lr = config.split("@")
-        cmd += ["--schedule", schedule, "--lr", lr]
+    cmd += config_flags(config)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         subprocess.run(cmd + ["--out", out], check=True, stdout=subprocess.DEVNULL,
@@ -58,6 +57,19 @@ def train(config, seed, epochs, threads=None):
     return {"config": config, "seed": seed, "epochs": epochs, **m,
             "train_s": sum(r["seconds"] for r in records), "wall_s": wall,
             "loss": [r["loss"] for r in records], "val_loss": [r["val_loss"] for r in records]}
+
+
+def config_flags(config):
+    """``SCHEDULE@LR[/bBATCH][/wWARMUP]`` as `tinyae train` flags: onecycle@4e-3/b128/w2 is
+    --schedule onecycle --lr 4e-3 --batch-size 128 --warmup 2 (epochs); 'default' adds none."""
+    if config == "default":
+        return []
+    head, *extras = config.split("/")
+    schedule, lr = head.split("@")
+    flags = ["--schedule", schedule, "--lr", lr]
+    for e in extras:
+        flags += {"b": ["--batch-size", e[1:]], "w": ["--warmup", e[1:]]}[e[0]]
+    return flags
 
 
 def verdict(m):
@@ -94,7 +106,8 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--configs", nargs="+", default=["default"], metavar="SCHEDULE@LR",
-                   help="e.g. none@1e-3 onecycle@3e-3; 'default' runs the command's defaults")
+                   help="e.g. none@1e-3 onecycle@3e-3 onecycle@4e-3/b128/w2 (batch size 128, "
+                   "2 warm-up epochs); 'default' runs the command's defaults")
     p.add_argument("--log", help="append each run to this JSON-lines file; skip runs already there")
     p.add_argument("--report", action="store_true",
                    help="train nothing: print what --log already holds for these seeds and configs")
@@ -102,15 +115,16 @@ def main():
                    "default: the environment's")
     args = p.parse_args()
     for c in args.configs:
-        if c != "default" and (c.count("@") != 1 or not c.split("@")[1]):
-            p.error(f"--configs wants SCHEDULE@LR like onecycle@3e-3, got {c!r}")
+        if c != "default" and not re.fullmatch(r"[a-z]+@[0-9.e-]+(/b[0-9]+)?(/w[0-9.]+)?", c):
+            p.error(f"--configs wants SCHEDULE@LR[/bBATCH][/wWARMUP] like onecycle@3e-3 or "
+                    f"onecycle@4e-3/b128/w2, got {c!r}")
     done = []
     if args.log and os.path.exists(args.log):
         with open(args.log) as f:
             done = [json.loads(line) for line in f if line.strip()]
     threads = "the environment's" if args.threads is None else args.threads
     print(f"machine: {machine()}\nthreads per training: {threads}\nbar: {BAR}\ntarget: {TARGET}\n")
-    print(f"{'config':>14} {'seed':>4} {'test MSE':>9} {'PCA-2 MSE':>10} {'below PCA':>10} "
+    print(f"{'config':>22} {'seed':>4} {'test MSE':>9} {'PCA-2 MSE':>10} {'below PCA':>10} "
           f"{'5-NN':>6} {'PCA-2 5-NN':>10} {'train s':>8} {'wall s':>7}  verdict", flush=True)
     runs = []
     for seed in args.seeds:
@@ -126,7 +140,7 @@ def main():
                         f.write(json.dumps(m) + "\n")
             runs.append(m)
             mse, pca = m["test_mse_per_pixel"], m["pca2_test_mse_per_pixel"]
-            print(f"{config:>14} {seed:>4} {mse:>9.4f} {pca:>10.4f} {100 * (1 - mse / pca):>9.0f}% "
+            print(f"{config:>22} {seed:>4} {mse:>9.4f} {pca:>10.4f} {100 * (1 - mse / pca):>9.0f}% "
                   f"{m['knn5_accuracy_latent']:>6.3f} {m['knn5_accuracy_pca2']:>10.3f} "
                   f"{m['train_s']:>8.1f} {m['wall_s']:>7.1f}  {verdict(m)}", flush=True)
     print(f"\nPyTorch 2.13, Adam 1e-3 constant, seed 0: test MSE {TORCH['test_mse_per_pixel']}, "

@@ -4,12 +4,13 @@ Three short experiments (each model trained from the same seed, Adam, batch
 256; test on all 10,000 MNIST test images):
 
 1. robustness: the seed model (784-512-256-64-2) trained plainly and as a
-   denoising autoencoder (Gaussian 0.5), then ``tinyae.robustness`` on each:
-   squared error per image against the clean images, and the copy error on
-   pure noise.
+   denoising autoencoder (Gaussian 0.5), and an over-complete 784-1000-784,
+   then ``tinyae.robustness`` on each: squared error per image against the
+   clean images, and the copy errors on random strokes and on pure noise.
 2. sparsity: UFLDL's 784-196-784 with a sigmoid code, with and without the KL
-   penalty (rho = 0.05): mean code activation against rho, share of
-   near-zero activations (< 0.05), the reconstruction error.
+   penalty and weight decay: mean code activation against rho, share of
+   near-zero activations (< 0.05), the reconstruction error; the first
+   layer's weights drawn as images (``--out``/*_weights.png).
 3. stacked: the same network trained greedily (``--pretrain-epochs`` per
    level) then fine-tuned, against end to end for the same total epochs.
 
@@ -26,11 +27,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import machine  # noqa: E402
 
 import tinyae as ta  # noqa: E402
-from tinyae import robustness  # noqa: E402
+from tinyae import plot, robustness  # noqa: E402
 from tinyae.data import load_mnist  # noqa: E402
 from tinyae.metrics import batched, sq_error_per_image  # noqa: E402
 from tinyae.stacked import pretrain  # noqa: E402
 from tinyae.train import fit  # noqa: E402
+from tinyae.variants import WEIGHT_DECAY  # noqa: E402
 
 SEED_SIZES = (784, 512, 256, 64, 2)
 
@@ -47,15 +49,17 @@ def test_error(model, Xt):
 
 
 def exp_robustness(X, Xt, args):
-    print(f"\n## Robustness: seed model {'-'.join(map(str, SEED_SIZES))}, {args.epochs} epochs, "
-          "squared error per test image against the CLEAN images\n")
+    print(f"\n## Robustness and copying: {args.epochs} epochs, squared error per test image "
+          "against the CLEAN images\n")
     rows = {}
-    for kind in ("plain", "denoising gaussian:0.5"):
+    for kind in ("plain", "denoising gaussian:0.5", "over-complete 784-1000"):
         rng = np.random.default_rng(0)
-        model = (ta.denoising_autoencoder(SEED_SIZES, "gaussian:0.5", rng=rng)
-                 if kind.startswith("denoising") else ta.dense_autoencoder(SEED_SIZES, rng=rng))
+        if kind.startswith("denoising"):
+            model = ta.denoising_autoencoder(SEED_SIZES, "gaussian:0.5", rng=rng)
+        else:
+            model = ta.dense_autoencoder((784, 1000) if "over" in kind else SEED_SIZES, rng=rng)
         seconds = train(model, X, args.epochs)
-        rows[kind] = (robustness.robustness_table(model, Xt), robustness.copy_error(model),
+        rows[kind] = (robustness.robustness_table(model, Xt), robustness.copy_errors(model),
                       seconds)
         ta.save(model, os.path.join(args.out, f"{kind.split()[0]}.npz"))
     names = list(next(iter(rows.values()))[0])
@@ -65,25 +69,35 @@ def exp_robustness(X, Xt, args):
         own = next(iter(rows.values()))[0][name]["input_sq_error_per_image"]
         print(f"| {name} | " + " | ".join(f"{r[0][name]['sq_error_per_image']:.2f}"
                                           for r in rows.values()) + f" | {own:.2f} |")
-    print("| pure noise U(0,1): output vs the noise (copy error) | "
-          + " | ".join(f"{r[1]:.2f}" for r in rows.values()) + " | 0 |")
+    for name in robustness.COPY_INPUTS:
+        print(f"| copying {name}: output vs that input | "
+              + " | ".join(f"{r[1][name]:.2f}" for r in rows.values()) + " | 0 |")
     print("\ntraining time: " + ", ".join(f"{k} {r[2]:.0f} s" for k, r in rows.items()))
 
 
 def exp_sparsity(X, Xt, args):
-    print(f"\n## Sparsity: 784-196-784, sigmoid code, {args.epochs} epochs\n")
+    print(f"\n## Sparsity: 784-196-784, sigmoid code, {args.epochs} epochs, Adam {args.sparse_lr:g}"
+          "\n")
     print("| model | mean code activation | share of activations < 0.05 | "
           "test squared error per image |")
     print("| --- | ---: | ---: | ---: |")
-    for rho, beta in ((0.05, 0.0), (0.05, args.beta), (0.1, args.beta)):
-        model = ta.sparse_autoencoder((784, 196), "kl", rho=rho, beta=beta,
+    for rho, beta, decay in ((0.05, 0.0, 0.0), (0.05, args.beta, WEIGHT_DECAY),
+                             (0.1, args.beta, WEIGHT_DECAY)):
+        model = ta.sparse_autoencoder((784, 196), "kl", rho=rho, beta=beta, weight_decay=decay,
                                       rng=np.random.default_rng(0))
-        train(model, X, args.epochs)
+        train(model, X, args.epochs, lr=args.sparse_lr)
         Z = batched(model.encode, Xt)
-        name = "no penalty (beta = 0)" if beta == 0 else f"KL, rho = {rho}, beta = {beta}"
+        name = ("no penalty, no weight decay" if beta == 0 else
+                f"KL, rho = {rho}, beta = {beta}, weight decay {decay:.1e}")
         print(f"| {name} | {Z.mean():.4f} | {np.mean(Z < 0.05):.3f} | {test_error(model, Xt):.2f} |")
-        if beta and rho == 0.05:
-            ta.save(model, os.path.join(args.out, "sparse.npz"))
+        if beta == 0 or rho == 0.05:
+            tag = "plain" if beta == 0 else "sparse"
+            ta.save(model, os.path.join(args.out, f"{tag}_196.npz"))
+            W = model.encoder[0].params["W"][:, :100].T                 # (100, 784)
+            W = W - W.min(axis=1, keepdims=True)
+            plot.image_grid(W / W.max(axis=1, keepdims=True), 10,
+                            path=os.path.join(args.out, f"{tag}_196_weights.png"),
+                            title=f"first-layer weights, {name}")
 
 
 def exp_stacked(X, Xt, args):
@@ -116,6 +130,7 @@ def main():
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--pretrain-epochs", type=int, default=2)
     p.add_argument("--beta", type=float, default=0.01)
+    p.add_argument("--sparse-lr", type=float, default=3e-3, help="Adam's lr for the sparse models")
     p.add_argument("--only", nargs="+", default=["robustness", "sparsity", "stacked"])
     p.add_argument("--out", default="runs/bench_variants", help="where the models are saved")
     args = p.parse_args()

@@ -18,9 +18,9 @@ KINDS = {
     "ae": ([], ta.Autoencoder, {}),
     "denoising": (["--noise", "masking:0.3"], ta.DenoisingAutoencoder, {"noise": "masking:0.3"}),
     "sparse": (["--sizes", "784,49", "--rho", "0.1", "--beta", "0.02"], ta.SparseAutoencoder,
-               {"penalty": "kl", "rho": 0.1, "beta": 0.02}),
-    "sparse-l1": (["--penalty", "l1", "--l1", "1e-3", "--sizes", "784,49"], ta.SparseAutoencoder,
-                  {"penalty": "l1", "l1": 1e-3}),
+               {"penalty": "kl", "rho": 0.1, "beta": 0.02, "weight_decay": 3e-3 * 2 / 784}),
+    "sparse-l1": (["--penalty", "l1", "--l1", "1e-3", "--sizes", "784,49", "--weight-decay", "0"],
+                  ta.SparseAutoencoder, {"penalty": "l1", "l1": 1e-3, "weight_decay": 0.0}),
     "stacked": (["--pretrain-epochs", "1"], ta.Autoencoder, {"pretrain_epochs": 1}),
 }
 
@@ -44,6 +44,8 @@ def test_train_round_trip_per_kind(name, tmp_path, capsys, monkeypatch, mnist_di
     saved = ckpt.extra["args"]
     assert saved["model"] == kind and all(saved[k] == v for k, v in options.items())
     assert ckpt.config["model"]["type"] == cls.__name__
+    if "weight_decay" in options:                          # the flag reaches the model
+        assert model.weight_decay == options["weight_decay"]
     m = json.loads((out / "metrics.json").read_text())
     assert m["test_sq_error_per_image"] == pytest.approx(784 * m["test_mse_per_pixel"], rel=1e-6)
     assert m["pca30_test_sq_error_per_image"] > 0
@@ -59,7 +61,8 @@ def test_train_round_trip_per_kind(name, tmp_path, capsys, monkeypatch, mnist_di
         assert (out / "latent.png").exists() and (out / "reconstructions.png").exists()
         code, info, _ = run(["info", str(out / "last.npz")], capsys)
         assert code == 0 and "reconstruction  penalty" in info
-        assert "model: SparseAutoencoder (--model sparse), code penalty KLSparsity(rho=0.1, beta=0.02)" in info
+        assert ("model: SparseAutoencoder (--model sparse), code penalty KLSparsity(rho=0.1, "
+                "beta=0.02), weight decay 7.7e-06") in info
         assert f"{records[-1]['penalty']:.5f}" in info
     if name not in ("denoising", "sparse"):
         return
@@ -77,13 +80,14 @@ def test_train_help_documents_every_kind(capsys):
         cli.main(["train", "--help"])
     text = capsys.readouterr().out
     for word in ("denoising", "sparse", "stacked", "--noise", "--rho", "--beta", "--l1",
-                 "--penalty", "--pretrain-epochs", "masking"):
+                 "--penalty", "--pretrain-epochs", "masking", "--weight-decay"):
         assert word in text
 
 
 @pytest.mark.parametrize("flags, msg", [
     (["--model", "sparse", "--rho", "1.5"], r"rho .* must be in \(0, 1\), got 1.5"),
     (["--model", "sparse", "--penalty", "l1", "--l1", "-1"], r"weight must be >= 0"),
+    (["--model", "sparse", "--weight-decay", "-0.5"], r"weight_decay .* >= 0 .*got -0.5"),
 ])
 def test_bad_model_options_are_clear_errors(flags, msg, tmp_path, capsys):
     code, _, err = run(["train", "--data", "builtin", "--limit", "50", "--epochs", "1",
@@ -121,12 +125,15 @@ def test_robustness_command(tmp_path, capsys):
     code, out, err = run(["robustness", str(ckpt), "--limit", "40", "-o", str(png),
                           "--json", str(js)], capsys)
     assert code == 0, err
-    for row in ("clean", "gaussian 0.5", "rotated 30 deg", "flipped", "pure noise"):
+    for row in ("clean", "gaussian 0.5", "rotated 30 deg", "flipped", "random strokes",
+                "pure noise"):
         assert row in out
     assert png.read_bytes()[:4] == b"\x89PNG"
     report = json.loads(js.read_text())
     assert report["n"] == 40 and report["table"]["clean"]["input_sq_error_per_image"] == 0
     assert f"{report['table']['flipped']['sq_error_per_image']:.2f}" in out
+    assert set(report["copy_error_per_image"]) == {"random strokes", "pure noise"}
+    assert f"{report['copy_error_per_image']['random strokes']:.2f}" in out
 
 
 def test_robustness_help(capsys):

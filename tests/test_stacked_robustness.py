@@ -81,9 +81,35 @@ def test_robustness_table_scores_against_the_clean_images():
         assert row["sq_error_per_image"] == pytest.approx(row["input_sq_error_per_image"])
         assert row["mse_per_pixel"] == pytest.approx(row["sq_error_per_image"] / 784)
     assert table["gaussian 0.5"]["sq_error_per_image"] > 20
-    assert robustness.copy_error(Identity(), n=20) == 0
-    text = robustness.format_table(table, copy=0.0)
-    assert "rotated 30 deg" in text and "pure noise" in text
+    copy = robustness.copy_errors(Identity(), n=20)
+    assert copy == {"random strokes": 0, "pure noise": 0}
+    text = robustness.format_table(table, copy=copy)
+    assert "rotated 30 deg" in text and "pure noise" in text and "random strokes" in text
+
+
+def test_random_strokes_are_pen_strokes_not_digits():
+    rng = np.random.default_rng(0)
+    S = robustness.random_strokes(50, 784, rng)
+    again = robustness.random_strokes(50, 784, np.random.default_rng(0))
+    np.testing.assert_array_equal(S, again)                      # seeded
+    assert S.shape == (50, 784) and S.dtype == np.float32
+    assert S.min() == 0 and S.max() == 1                         # black paper, full-strength ink
+    ink = (S > 0).mean(axis=1)
+    assert np.all((0.03 < ink) & (ink < 0.4))                    # a few strokes, not a blot
+    border = S.reshape(50, 28, 28)[:, [0, 1, 26, 27], :]
+    assert border.max() == 0                                     # inside the frame, like MNIST
+    with pytest.raises(ValueError, match="width 101 is not a square number"):
+        robustness.random_strokes(2, 101, rng)
+
+
+def test_a_copier_copies_strokes_and_a_2d_code_cannot():
+    """The copying drawback in numbers: the identity scores 0; a 2-D model, which can only
+    draw digit-like shapes, is far from the strokes."""
+    model = ta.dense_autoencoder((784, 16, 2), rng=np.random.default_rng(0))
+    X = load_builtin_digits("train", n=500)[0]
+    fit(model, X, epochs=2, batch_size=50, progress=False, threads=1)
+    errors = robustness.copy_errors(model, n=100)
+    assert errors["random strokes"] > 10 and errors["pure noise"] > 50
 
 
 def test_robustness_figure(tmp_path):

@@ -60,6 +60,8 @@ def test_saturated_kl_code_stays_finite():
     (lambda: L1Activity(-0.1), r"weight must be >= 0 .*got -0.1"),
     (lambda: L1Activity(float("nan")), r"weight must be >= 0 .*got nan"),
     (lambda: sparse_autoencoder(penalty="l2"), "penalty must be 'kl' or 'l1'"),
+    (lambda: sparse_autoencoder(weight_decay=-1e-3), r"weight_decay .* >= 0 .*got -0.001"),
+    (lambda: sparse_autoencoder(weight_decay=float("inf")), r"weight_decay .* >= 0 .*got inf"),
 ])
 def test_bad_penalty_settings(make, msg):
     with pytest.raises(ValueError, match=msg):
@@ -99,6 +101,56 @@ def test_sparse_model_gradcheck(seed, penalty, sizes, N, loss):
     assert report.max_error < 1e-6, report
 
 
+@pytest.mark.parametrize("penalty", ["kl", "l1"])
+def test_weight_decay_value_and_gradient(penalty):
+    """P = P_code(Z) + lambda/2 sum ||W||^2 over the weight matrices (not the biases),
+    and its gradient lambda W, checked against finite differences of the whole model."""
+    rng = np.random.default_rng(4)
+    model = sparse_autoencoder((9, 6, 4), penalty, rho=0.1, beta=0.5, l1=0.05,
+                               weight_decay=0.3, rng=rng, dtype=np.float64)
+    for _, p, _ in model.parameters():
+        if p.ndim == 1:
+            p[:] = rng.standard_normal(p.shape) * 0.1
+    X = rng.random((5, 9))
+    model.forward(X)
+    code_only = model.code_penalty.forward(model.Z)
+    decay = 0.15 * sum(float((p ** 2).sum()) for n, p, _ in model.parameters() if n.endswith("W"))
+    assert decay > 0.1 and model.penalty() == pytest.approx(code_only + decay, rel=1e-12)
+    report = check_model(model, ta.MSE(), X, X)
+    assert report.max_error < 1e-6, report
+
+    class ForgetsTheDecay(SparseAutoencoder):
+        def backward(self, dX):
+            decay, self.weight_decay = self.weight_decay, 0.0
+            try:
+                return super().backward(dX)
+            finally:
+                self.weight_decay = decay
+
+    wrong = ForgetsTheDecay(model.encoder, model.decoder, model.code_penalty, 0.3)
+    assert not check_model(wrong, ta.MSE(), X, X).passed
+
+
+def test_weight_decay_clears_the_weights_of_pixels_that_are_always_0(digits):
+    """The reason for the decay: a pixel that is 0 in every image sends no gradient to its
+    weights, so without decay they keep their random start (the noisy border in a drawing
+    of the first layer); with it, Adam drives them to 0."""
+    dead = digits.max(axis=0) == 0                                   # (784,) never inked
+    assert dead.sum() > 50
+    norms = {}
+    for decay in (0.0, 7.7e-6):
+        model = sparse_autoencoder((784, 64), "kl", weight_decay=decay,
+                                   rng=np.random.default_rng(0))
+        start = np.abs(model.encoder.layers[0].params["W"][dead]).mean()
+        fit(model, digits, epochs=4, batch_size=50, progress=False, threads=1,
+            optimizer=ta.Adam(model.parameters(), lr=3e-3))
+        norms[decay] = np.abs(model.encoder.layers[0].params["W"][dead]).mean() / start
+    assert norms[0.0] == 1.0                                          # untouched
+    # Adam's steps are about lr = 3e-3 whatever the gradient's size, so the weights (|W| about
+    # 0.04 at the start) reach 0 in about 15 steps and then hover within about lr of it.
+    assert norms[7.7e-6] < 0.15, norms
+
+
 def test_denoising_model_gradcheck_is_the_plain_one():
     rng = np.random.default_rng(0)
     model = denoising_autoencoder((8, 5, 2), "masking:0.3", rng=rng, dtype=np.float64)
@@ -110,7 +162,7 @@ def test_denoising_model_gradcheck_is_the_plain_one():
 def test_sparse_forward_backward_match_the_plain_parts():
     """The sparse model is encoder, decoder and a penalty: nothing else changes."""
     rng = np.random.default_rng(3)
-    model = sparse_autoencoder((10, 4), "kl", beta=0.0, rng=rng, dtype=np.float64)
+    model = sparse_autoencoder((10, 4), "kl", beta=0.0, weight_decay=0.0, rng=rng, dtype=np.float64)
     plain = ta.Autoencoder(model.encoder, model.decoder)
     X = rng.random((6, 10))
     np.testing.assert_array_equal(model.forward(X), plain.forward(X))
@@ -200,6 +252,14 @@ def test_checkpoint_round_trip(make, tmp_path):
         assert back.noise.spec == "salt_and_pepper:0.2"
 
 
+def test_a_sparse_config_from_before_weight_decay_loads_with_none():
+    model = sparse_autoencoder((784, 16), "kl", rng=np.random.default_rng(0))
+    cfg = model.config()
+    assert cfg["weight_decay"] == pytest.approx(3e-3 * 2 / 784)
+    del cfg["weight_decay"]                               # what tinyae 0.2 wrote
+    assert SparseAutoencoder.from_config(cfg).weight_decay == 0.0
+
+
 def test_denoising_beats_plain_on_noisy_inputs():
     """The point of the denoising autoencoder, on the built-in digits (a small, quick run)."""
     from tinyae import corrupt
@@ -224,6 +284,8 @@ VARIANTS = {
                                                 dtype=np.float64),
     "sparse-l1": lambda rng: sparse_autoencoder((36, 12, 6), "l1", l1=0.01, rng=rng,
                                                 dtype=np.float64),
+    "sparse-decay": lambda rng: sparse_autoencoder((36, 12, 6), "kl", rho=0.1, beta=0.3,
+                                                   weight_decay=0.05, rng=rng, dtype=np.float64),
     "denoising": lambda rng: denoising_autoencoder((36, 12, 2), "masking:0.3", rng=rng,
                                                    dtype=np.float64),
 }
@@ -257,6 +319,8 @@ def test_fast_path_gives_the_plain_numbers(kind):
     (lambda m: m.update(code_penalty={"type": "Exec", "rho": 0.1}), "unknown penalty type"),
     (lambda m: m.update(code_penalty="rm -rf"), "not a type with numeric settings"),
     (lambda m: m.update(type="Hacked"), "which tinyae.load cannot build"),
+    (lambda m: m.update(weight_decay=-1.0), "weight_decay -1.0 is not a number >= 0"),
+    (lambda m: m.update(weight_decay="0.1"), "weight_decay '0.1' is not a number >= 0"),
 ])
 def test_a_tampered_variant_config_is_refused(change, msg, tmp_path):
     """A checkpoint's model options are checked before any layer is built."""

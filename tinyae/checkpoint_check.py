@@ -122,7 +122,7 @@ def expected_arrays(path, config):
 
 # The config keys each model type adds to an autoencoder's (tinyae.variants).
 MODEL_OPTIONS = {"Autoencoder": set(), "DenoisingAutoencoder": {"noise"},
-                 "SparseAutoencoder": {"code_penalty"},
+                 "SparseAutoencoder": {"code_penalty", "weight_decay"},
                  "VariationalAutoencoder": {"mu_head", "logvar_head", "beta"}}
 
 
@@ -145,6 +145,9 @@ def _model_options(path, model):
                     _number(v) for k, v in cfg.items() if k != "type"):
                 raise ValueError("the code penalty is not a type with numeric settings")
             penalty_from_config(cfg)
+            decay = model.get("weight_decay", 0.0)
+            if not _number(decay) or not 0 <= decay < math.inf:
+                raise ValueError(f"weight_decay {decay!r} is not a number >= 0")
     except (ValueError, TypeError) as exc:
         _fail(path, f"the {model['type']} config is not valid ({str(exc)[:120]})")
 

@@ -112,8 +112,8 @@ def _threads(text):
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
     from . import io
-    from .runs import (DEFAULT_BETA, DEFAULT_SCHEDULE, DEFAULT_SIZES, ONECYCLE_LR, TRAIN_DEFAULTS,
-                       RunFolder, new_run_folder, resume_flags)
+    from .runs import (DEFAULT_BETA, DEFAULT_SCHEDULE, DEFAULT_SIZES, DEFAULT_WEIGHT_DECAY,
+                       ONECYCLE_LR, TRAIN_DEFAULTS, RunFolder, new_run_folder, resume_flags)
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
@@ -126,6 +126,8 @@ def cmd_train(args):
             flags["lr"] = ONECYCLE_LR
         if "beta" not in given:                         # --beta weighs a different term per kind
             flags["beta"] = DEFAULT_BETA.get(flags["model"], TRAIN_DEFAULTS["beta"])
+        if "weight_decay" not in given:
+            flags["weight_decay"] = DEFAULT_WEIGHT_DECAY.get(flags["model"], 0.0)
     else:
         flags, notes = resume_flags(ckpt.extra.get("args", {}), given, args.override,
                                     repr(args.resume))
@@ -442,7 +444,8 @@ def _model_kind(model, ckpt):
     kind = (ckpt.extra.get("args") or {}).get("model")
     detail = ""
     if isinstance(model, SparseAutoencoder):
-        detail = f", code penalty {model.code_penalty!r}"
+        detail = f", code penalty {model.code_penalty!r}" + (
+            f", weight decay {model.weight_decay:.2g}" if model.weight_decay else "")
     elif isinstance(model, DenoisingAutoencoder):
         detail = f", noise {model.noise.spec}"
     return f"model: {type(model).__name__}" + (f" (--model {kind})" if kind else "") + detail
@@ -459,7 +462,7 @@ def cmd_robustness(args):
     model = io.load(ckpt)
     X, _, name = _checkpoint_data(args, ckpt)
     table = robustness.robustness_table(model, X, seed=args.seed)
-    copy = robustness.copy_error(model, n=min(len(X), 1000), seed=args.seed)
+    copy = robustness.copy_errors(model, n=min(len(X), 1000), seed=args.seed)
     kind = (ckpt.extra.get("args") or {}).get("model", type(model).__name__)
     print(f"{args.checkpoint} ({kind}) on {len(X):,} {name} {args.split} images; errors are "
           "squared error per image against the CLEAN images")
@@ -533,8 +536,8 @@ def build_parser():
                 "  ae         the plain autoencoder\n"
                 "  denoising  trained on corrupted inputs with clean targets (--noise)\n"
                 "  sparse     a penalty on the code: KL sparsity on a sigmoid code (--rho,\n"
-                "             --beta) or L1 on a ReLU code (--penalty l1 --l1); default sizes\n"
-                "             784,196\n"
+                "             --beta) or L1 on a ReLU code (--penalty l1 --l1), plus weight\n"
+                "             decay (--weight-decay); default sizes 784,196\n"
                 "  stacked    each level H0-H1-H0, H1-H2-H1, ... trained greedily for\n"
                 "             --pretrain-epochs on the codes below it, then all levels\n"
                 "             fine-tuned together for --epochs\n"
@@ -605,6 +608,9 @@ def build_parser():
                    "0.01); vae: weight of the KL term, >= 0 (default 1, the ELBO)")
     g.add_argument("--l1", type=float, default=keep,
                    help="sparse, l1: weight of the L1 penalty (default 1e-4)")
+    g.add_argument("--weight-decay", type=float, default=keep, metavar="LAMBDA",
+                   help="sparse: (LAMBDA / 2) * sum of the squared weights joins the penalty, "
+                   ">= 0 (default 7.7e-6: UFLDL's 3e-3 at the per-pixel scale of the MSE)")
     g.add_argument("--pretrain-epochs", type=_positive(int, 100_000), default=keep,
                    help="stacked: greedy epochs per level before fine-tuning (default 5)")
     t.set_defaults(run=cmd_train)
@@ -663,10 +669,10 @@ def build_parser():
                 "a figure",
                 "Reconstruct clean, noisy (Gaussian 0.5), rotated (30 degrees) and flipped clean "
                 "test images and print the squared error per image against the clean images (and "
-                "how far each distortion moved the input itself); then feed pure noise U(0, 1) "
-                "and print how far the output is from that noise (small: the model copies its "
-                "input). Writes a figure with a row of inputs and a row of reconstructions for "
-                "each.")
+                "how far each distortion moved the input itself); then feed images that are not "
+                "digits (random pen strokes, and pure noise U(0, 1)) and print how far the output "
+                "is from each (small: the model copies its input). Writes a figure with a row of "
+                "inputs and a row of reconstructions for each.")
     r.add_argument("checkpoint", help=checkpoint_help)
     data_args(r)
     r.add_argument("--seed", type=_seed, default=0, help="seed of the noise (default 0)")

@@ -15,8 +15,10 @@ def _figure(w, h):
 
 
 def _save(fig, path, dpi=100):
+    # "tight": the saved image grows to hold labels that stick out of the figure (long row
+    # labels beside an image grid, whose aspect ratio the layout may not stretch).
     if path is not None:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
     return fig
 
 

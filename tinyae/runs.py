@@ -22,6 +22,7 @@ import numpy as np
 
 from .safety import UnsafePathError
 from .schedules import NAMES
+from .variants import WEIGHT_DECAY
 
 LOCK = ".tinyae-run.lock"
 RUN_FILES = ("last.npz", "best.npz", "history.json", "history.csv", "metrics.json")
@@ -118,7 +119,8 @@ TRAIN_DEFAULTS = {"data": "auto", "sizes": (784, 512, 256, 64, 2), "epochs": 20,
                   "batch_size": 256, "lr": 1e-3, "seed": 0, "limit": None, "validation": "test",
                   "threads": None, "schedule": "none", "warmup": None, "model": "ae",
                   "noise": "gaussian:0.5", "penalty": "kl",
-                  "rho": 0.05, "beta": 0.01, "l1": 1e-4, "pretrain_epochs": 5}
+                  "rho": 0.05, "beta": 0.01, "l1": 1e-4, "weight_decay": 0.0,
+                  "pretrain_epochs": 5}
 DEFAULT_SIZES = {"sparse": (784, 196)}      # other kinds: TRAIN_DEFAULTS["sizes"]
 # The lr recipe of a new run (docs/results.md): for the plain autoencoder, one-cycle with a peak
 # of 4e-3 lowers the test MSE and raises the 5-NN accuracy on each of seeds 0, 1 and 2 against
@@ -127,13 +129,18 @@ DEFAULT_SIZES = {"sparse": (784, 196)}      # other kinds: TRAIN_DEFAULTS["sizes
 DEFAULT_SCHEDULE = {"ae": "onecycle"}       # other kinds: TRAIN_DEFAULTS["schedule"]
 ONECYCLE_LR = 4e-3                          # --lr's default (the peak) under onecycle
 DEFAULT_BETA = {"vae": 1.0}                 # the ELBO; other kinds: TRAIN_DEFAULTS["beta"]
+# UFLDL's weight decay for a new sparse run; sparse checkpoints from before --weight-decay
+# had none, so a missing one is TRAIN_DEFAULTS' 0.
+DEFAULT_WEIGHT_DECAY = {"sparse": WEIGHT_DECAY}
 # The flags that decide the weights after each epoch (--epochs only says where to stop).
 RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation", "schedule",
              "warmup")
 # The model kind and its options decide them too; checkpoints older than --model have none
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
-MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "pretrain_epochs")
-KIND_OPTIONS = {"ae": (), "denoising": ("noise",), "sparse": ("penalty", "rho", "beta", "l1"),
+MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "weight_decay",
+               "pretrain_epochs")
+KIND_OPTIONS = {"ae": (), "denoising": ("noise",),
+                "sparse": ("penalty", "rho", "beta", "l1", "weight_decay"),
                 "stacked": ("pretrain_epochs",), "vae": ("beta",)}
 
 
@@ -179,6 +186,7 @@ def _valid(key, v):
           "rho": lambda: num and 0 < v < 1,
           "beta": lambda: num and 0 <= v < float("inf"),
           "l1": lambda: num and 0 <= v < float("inf"),
+          "weight_decay": lambda: num and 0 <= v < float("inf"),
           "pretrain_epochs": lambda: type(v) is int and v >= 1}[key]
     return ok()
 
@@ -248,7 +256,8 @@ def build_model(flags):
         return ta.variational_autoencoder(sizes, beta=flags["beta"], rng=rng)
     if flags["model"] == "sparse":
         return ta.sparse_autoencoder(sizes, flags["penalty"], rho=flags["rho"],
-                                     beta=flags["beta"], l1=flags["l1"], rng=rng)
+                                     beta=flags["beta"], l1=flags["l1"],
+                                     weight_decay=flags["weight_decay"], rng=rng)
     return ta.dense_autoencoder(sizes, rng=rng)
 
 

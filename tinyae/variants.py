@@ -20,6 +20,11 @@ from .penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
 from .vae import VariationalAutoencoder
 
 
+# UFLDL's weight decay lambda = 3e-3 weighs half the squared error summed over an
+# image's 784 pixels; tinyae's MSE is the mean over them, so lambda is 3e-3 * 2 / 784.
+WEIGHT_DECAY = 3e-3 * 2 / 784
+
+
 class DenoisingAutoencoder(Autoencoder):
     """Trained to undo ``noise``: ``fit`` feeds it corrupt(X) and scores against X.
 
@@ -52,50 +57,79 @@ class DenoisingAutoencoder(Autoencoder):
 class SparseAutoencoder(Autoencoder):
     """An autoencoder whose code pays a ``code_penalty`` (L1 or KL sparsity).
 
-    forward:   Z = f(X),  X' = g(Z),  and P(Z) is computed on the way
-    backward:  dZ = g.backward(dX') + dP/dZ,  then f.backward(dZ)
+    The penalty is UFLDL's: the code's, plus weight decay on every weight matrix,
+
+        P = P_code(Z) + (lambda / 2) sum_l ||W_l||^2
+
+    forward:   Z = f(X),  X' = g(Z),  and P is computed on the way
+    backward:  dZ = g.backward(dX') + dP_code/dZ,  then f.backward(dZ),
+               then dW_l += lambda W_l for every weight matrix
+
+    Why weight decay: a pixel that is 0 in every training image (MNIST's
+    border) sends no gradient to its weights, so without decay they keep
+    their random initial values, and the first layer's weights drawn as
+    images stay noisy; decay pulls them to 0 and the learned strokes show.
 
     Args:
         encoder, decoder: as for ``Autoencoder``; for ``KLSparsity`` the
             encoder must end in a sigmoid (a code in (0, 1)).
         code_penalty: ``L1Activity(weight)`` or ``KLSparsity(rho, beta)``.
+        weight_decay: lambda >= 0, relative to the per-pixel MSE like the code
+            penalty's weight (UFLDL's lambda = 3e-3 is 3e-3 * 2 / 784 = 7.7e-6).
     Shapes:
         X (N, D) -> Z (N, H) -> X' (N, D)
     """
 
-    def __init__(self, encoder, decoder, code_penalty: Penalty):
+    def __init__(self, encoder, decoder, code_penalty: Penalty, weight_decay: float = 0.0):
         super().__init__(encoder, decoder)
         if isinstance(code_penalty, KLSparsity) and not _ends_in_sigmoid(encoder):
             raise ValueError("SparseAutoencoder: the KL sparsity penalty needs a code in (0, 1), "
                              "so the encoder must end in a Sigmoid (sparse_autoencoder(...) "
                              "builds one); use L1Activity for other codes")
-        self.code_penalty = code_penalty
+        weight_decay = float(weight_decay)
+        if not (weight_decay >= 0 and np.isfinite(weight_decay)):
+            raise ValueError(f"SparseAutoencoder: weight_decay (lambda) must be a finite number "
+                             f">= 0 (0 turns it off), got {weight_decay:g}; UFLDL's is 7.7e-6 here")
+        self.code_penalty, self.weight_decay = code_penalty, weight_decay
         self._penalty = None
 
     def forward(self, X):
         self.Z = self.encoder.forward(X)                         # (N, H)
         self._penalty = self.code_penalty.forward(self.Z)
+        if self.weight_decay:
+            self._penalty += self.weight_decay / 2 * sum(
+                float(np.square(W, dtype=np.float64).sum()) for W, _ in self._weights())
         return self.decoder.forward(self.Z)
 
     __call__ = forward
 
+    def _weights(self):
+        """(W, dW) of every weight matrix (a Dense's "W"; biases are not decayed)."""
+        return ((p, g) for name, p, g in self.parameters() if name.endswith(".W"))
+
     def penalty(self) -> float:
-        """P(Z) for the code of the last forward."""
+        """P for the code of the last forward (and the weights, with weight decay)."""
         if self._penalty is None:
             raise RuntimeError("SparseAutoencoder.penalty() was called before forward()")
         return self._penalty
 
     def backward(self, dX):
         dZ = self.decoder.backward(dX) + self.code_penalty.backward()      # (N, H)
-        return self.encoder.backward(dZ)
+        dX_in = self.encoder.backward(dZ)
+        if self.weight_decay:           # after every backward: the layers write their dW first
+            for W, dW in self._weights():
+                dW += W.dtype.type(self.weight_decay) * W
+        return dX_in
 
     def config(self):
-        return {**super().config(), "code_penalty": self.code_penalty.config()}
+        return {**super().config(), "code_penalty": self.code_penalty.config(),
+                "weight_decay": self.weight_decay}
 
     @classmethod
     def from_config(cls, cfg, rng=None):
         base = Autoencoder.from_config(cfg, rng)
-        return cls(base.encoder, base.decoder, penalty_from_config(cfg["code_penalty"]))
+        return cls(base.encoder, base.decoder, penalty_from_config(cfg["code_penalty"]),
+                   cfg.get("weight_decay", 0.0))      # checkpoints from before weight decay: 0
 
 
 def _ends_in_sigmoid(net):
@@ -104,13 +138,16 @@ def _ends_in_sigmoid(net):
 
 
 def sparse_autoencoder(sizes=(784, 196), penalty: str = "kl", *, rho: float = 0.05,
-                       beta: float = 0.01, l1: float = 1e-4, activation: str = "relu",
+                       beta: float = 0.01, l1: float = 1e-4,
+                       weight_decay: float = WEIGHT_DECAY, activation: str = "relu",
                        rng: np.random.Generator | None = None,
                        dtype=np.float32) -> SparseAutoencoder:
     """A dense sparse autoencoder; the default is UFLDL's 784-196-784 with a sigmoid code.
 
     ``penalty="kl"``: the code is a sigmoid and pays ``KLSparsity(rho, beta)``.
     ``penalty="l1"``: the code is a ReLU and pays ``L1Activity(l1)`` (as the Keras blog).
+    ``weight_decay``: lambda of (lambda / 2) sum ||W||^2, UFLDL's 3e-3 by default
+    (at tinyae's per-pixel scale); 0 turns it off.
     Hidden layers (when ``sizes`` has more than two widths) use ``activation``;
     the output is a sigmoid.
     """
@@ -120,7 +157,7 @@ def sparse_autoencoder(sizes=(784, 196), penalty: str = "kl", *, rho: float = 0.
     base = dense_autoencoder(sizes, activation=activation, rng=rng, dtype=dtype)
     code = ACTIVATION_LAYERS["sigmoid" if penalty == "kl" else "relu"]()
     encoder = Sequential(*base.encoder.layers, code)
-    return SparseAutoencoder(encoder, base.decoder, code_penalty)
+    return SparseAutoencoder(encoder, base.decoder, code_penalty, weight_decay)
 
 
 def denoising_autoencoder(sizes=(784, 512, 256, 64, 2), noise="gaussian:0.5", *,
