@@ -170,7 +170,7 @@ def mse_grad(p, t, scale, g):
 
 
 @_jit
-def adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd):
+def adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd, tiny):
     """One Adam step over flat arrays, in place; the formulas of ``tinyae.Adam.step``:
 
     m <- b1 m + c1 g;  v <- b2 v + c2 g^2;  p <- p - step m / (sqrt(v) inv_sqrt_bc2 + eps)
@@ -178,15 +178,25 @@ def adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd):
     with c1 = 1 - b1, c2 = 1 - b2, step = lr / (1 - b1^t), inv_sqrt_bc2 = 1 / sqrt(1 - b2^t):
     the bias corrections folded into two scalars. m and v go through locals, so
     each element is loaded once and stored once.
+
+    New values of p, m and v below ``tiny`` (the dtype's smallest normal number)
+    become 0. A weight whose gradient is only its own decay (a pixel that is 0
+    in every image, a unit that never fires) shrinks geometrically under Adam
+    once lr * wd / eps < 1, and crosses the subnormal range on its way to 0;
+    subnormal weights made the matmuls 5x slower on an Intel host
+    (benchmarks/README.md). m does the same when g stops.
     """
     decay = wd != 0                             # loop-invariant: the compiler hoists it
     for i in range(p.size):
         gi = g[i] + wd * p[i] if decay else g[i]
         mi = b1 * m[i] + c1 * gi
         vi = b2 * v[i] + c2 * (gi * gi)
+        mi = mi if abs(mi) >= tiny else mi * 0  # * 0, not 0: a NaN stays a NaN
+        vi = vi if vi >= tiny else vi * 0
         m[i] = mi
         v[i] = vi
-        p[i] -= step * (mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps))
+        pi = p[i] - step * (mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps))
+        p[i] = pi if abs(pi) >= tiny else pi * 0
 
 
 @_jit
