@@ -32,7 +32,7 @@ from tinyae.tutorial import FAST, load, show
 X_train, _, data_name = load("train")
 X_test, _, _ = load("test")
 rng = np.random.default_rng(0)
-EPOCHS = 2 if FAST else 10
+EPOCHS = 2 if FAST else 20                 # the sparse models: about a minute in all
 print(f"{data_name}: {len(X_train):,} training images")
 
 # %% [markdown]
