@@ -184,7 +184,7 @@ print(f"{'greedy, no fine-tuning':<22} {pretrained_err:8.2f}")
 # Their 784-1000-500-250-30 network (a linear 30-D code) reconstructs the
 # MNIST test digits with a squared error of **3.00** per image, against
 # **13.87** for PCA with 30 components. tinyae's PCA-30 gives exactly 13.87
-# (a test checks it). Training the deep network for 50 epochs takes 10 to 17
+# (a test checks it). Training the deep network for 50 epochs takes 8 to 17
 # minutes on one core of a small machine, so it is not run here; these are
 # the commands and what they gave (docs/results.md has every run):
 #
