@@ -266,8 +266,9 @@ class AdamKernel:
     """``adam.step()`` as one Numba loop per parameter array, on the optimiser's own state.
 
     Reads ``adam.lr`` at every call, so a schedule that sets it works here too.
-    Stores 0 for any new weight or moment below the dtype's smallest normal number
-    (``kernels.adam`` says why); the plain ``Adam`` keeps the exact values.
+    Stores 0 for a new moment below the dtype's smallest normal number and a new
+    weight below its square root (``kernels.adam`` says why); the plain ``Adam``
+    keeps the exact values.
     """
 
     def __init__(self, adam):
@@ -285,7 +286,7 @@ class AdamKernel:
             K.adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
                    c(a.lr / (1 - b1 ** a.t)), c(b1), c(1 - b1), c(b2), c(1 - b2),
                    c(1 / (1 - b2 ** a.t) ** 0.5), c(a.eps), c(a.weight_decay),
-                   np.finfo(p.dtype).tiny)
+                   np.finfo(p.dtype).tiny, np.sqrt(np.finfo(p.dtype).tiny))
 
 
 def fast_step(optimizer):

@@ -170,7 +170,7 @@ def mse_grad(p, t, scale, g):
 
 
 @_jit
-def adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd, tiny):
+def adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd, tiny, p_floor):
     """One Adam step over flat arrays, in place; the formulas of ``tinyae.Adam.step``:
 
     m <- b1 m + c1 g;  v <- b2 v + c2 g^2;  p <- p - step m / (sqrt(v) inv_sqrt_bc2 + eps)
@@ -179,12 +179,15 @@ def adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd, tiny):
     the bias corrections folded into two scalars. m and v go through locals, so
     each element is loaded once and stored once.
 
-    New values of p, m and v below ``tiny`` (the dtype's smallest normal number)
-    become 0. A weight whose gradient is only its own decay (a pixel that is 0
+    Values too small to matter become 0: m and v below ``tiny`` (the dtype's
+    smallest normal number), p below ``p_floor`` (sqrt(tiny): 1.1e-19 in
+    float32). A weight whose gradient is only its own decay (a pixel that is 0
     in every image, a unit that never fires) shrinks geometrically under Adam
-    once lr * wd / eps < 1, and crosses the subnormal range on its way to 0;
-    subnormal weights made the matmuls 5x slower on an Intel host
-    (benchmarks/README.md). m does the same when g stops.
+    once lr * wd / eps < 1; on its way to 0, a weight of 1e-30 times a gradient
+    of 1e-10 is a subnormal product, and subnormal arithmetic made the matmuls
+    5x slower on an Intel host (benchmarks/README.md). Below sqrt(tiny) no
+    product with a number below 1e19 is normal, and next to weights of 1e-3 the
+    weight is lost in float32 rounding anyway. m does the same when g stops.
     """
     decay = wd != 0                             # loop-invariant: the compiler hoists it
     for i in range(p.size):
@@ -196,7 +199,7 @@ def adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd, tiny):
         m[i] = mi
         v[i] = vi
         pi = p[i] - step * (mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps))
-        p[i] = pi if abs(pi) >= tiny else pi * 0
+        p[i] = pi if abs(pi) >= p_floor else pi * 0
 
 
 @_jit
