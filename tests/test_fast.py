@@ -433,7 +433,7 @@ def test_adam_flushes_subnormal_weights_and_moments_to_zero():
     """A weight whose only gradient is its decay (an input that is always 0) shrinks to 0
     through the subnormal range under Adam; subnormal arithmetic made the matmuls 5x slower.
     The fused step stores 0 instead of an m or v below the smallest normal number, or a
-    weight below its square root (whose products with gradients can be subnormal)."""
+    weight below its square root (whose products with small gradients are subnormal)."""
     tiny = np.finfo(np.float32).tiny
     floor = np.sqrt(tiny)                              # 1.1e-19
 

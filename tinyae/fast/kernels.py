@@ -185,9 +185,10 @@ def adam(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd, tiny, p_floor)
     in every image, a unit that never fires) shrinks geometrically under Adam
     once lr * wd / eps < 1; on its way to 0, a weight of 1e-30 times a gradient
     of 1e-10 is a subnormal product, and subnormal arithmetic made the matmuls
-    5x slower on an Intel host (benchmarks/README.md). Below sqrt(tiny) no
-    product with a number below 1e19 is normal, and next to weights of 1e-3 the
-    weight is lost in float32 rounding anyway. m does the same when g stops.
+    5x slower on an Intel host (benchmarks/README.md). A weight of at least
+    sqrt(tiny) times any number of at least sqrt(tiny) is a normal number; a
+    smaller weight, next to weights of 1e-3, is lost in float32 rounding
+    anyway. m does the same when g stops.
     """
     decay = wd != 0                             # loop-invariant: the compiler hoists it
     for i in range(p.size):
