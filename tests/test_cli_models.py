@@ -15,7 +15,8 @@ def run(args, capsys):
 
 
 KINDS = {
-    "ae": ([], ta.Autoencoder, {}),
+    "ae": ([], ta.Autoencoder, {"weight_decay": 0.0}),
+    "ae-decay": (["--weight-decay", "1e-4"], ta.Autoencoder, {"weight_decay": 1e-4}),
     "denoising": (["--noise", "masking:0.3"], ta.DenoisingAutoencoder, {"noise": "masking:0.3"}),
     "sparse": (["--sizes", "784,49", "--rho", "0.1", "--beta", "0.02"], ta.SparseAutoencoder,
                {"penalty": "kl", "rho": 0.1, "beta": 0.02, "weight_decay": 3e-3 * 2 / 784}),
@@ -44,7 +45,7 @@ def test_train_round_trip_per_kind(name, tmp_path, capsys, monkeypatch, mnist_di
     saved = ckpt.extra["args"]
     assert saved["model"] == kind and all(saved[k] == v for k, v in options.items())
     assert ckpt.config["model"]["type"] == cls.__name__
-    if "weight_decay" in options:                          # the flag reaches the model
+    if "weight_decay" in options and kind == "sparse":     # the flag reaches the model
         assert model.weight_decay == options["weight_decay"]
     m = json.loads((out / "metrics.json").read_text())
     assert m["test_sq_error_per_image"] == pytest.approx(784 * m["test_mse_per_pixel"], rel=1e-6)
@@ -88,6 +89,8 @@ def test_train_help_documents_every_kind(capsys):
     (["--model", "sparse", "--rho", "1.5"], r"rho .* must be in \(0, 1\), got 1.5"),
     (["--model", "sparse", "--penalty", "l1", "--l1", "-1"], r"weight must be >= 0"),
     (["--model", "sparse", "--weight-decay", "-0.5"], r"weight_decay .* >= 0 .*got -0.5"),
+    (["--weight-decay", "-0.5"], r"weight_decay must be a finite number >= 0, got -0.5"),
+    (["--weight-decay", "inf"], r"weight_decay must be a finite number >= 0, got inf"),
 ])
 def test_bad_model_options_are_clear_errors(flags, msg, tmp_path, capsys):
     code, _, err = run(["train", "--data", "builtin", "--limit", "50", "--epochs", "1",
@@ -141,3 +144,28 @@ def test_robustness_help(capsys):
         cli.main(["robustness", "--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and "CLEAN" not in out and "clean test images" in out.replace("\n", " ")
+
+
+@pytest.mark.parametrize("kind, adam_decay", [("ae", 1e-4), ("stacked", 1e-4), ("sparse", 0.0)])
+def test_weight_decay_goes_to_adam_except_for_a_sparse_model(kind, adam_decay, tmp_path,
+                                                              monkeypatch):
+    """--weight-decay is Adam's for every kind but sparse, whose penalty holds it; a resumed
+    run gets the same Adam."""
+    from tinyae import runs
+    made = []
+    real = runs.adam
+    monkeypatch.setattr(runs, "adam", lambda model, flags: made.append(real(model, flags))
+                        or made[-1])
+    monkeypatch.setattr(cli, "_figures", lambda *a: None)
+    sizes = "784,16" if kind == "sparse" else "784,16,4"
+    common = ["--data", "builtin", "--limit", "100", "--batch-size", "50", "--quiet"]
+    assert cli.main(["train", "--model", kind, "--sizes", sizes, "--epochs", "1",
+                     "--pretrain-epochs", "1", "--weight-decay", "1e-4", "--out",
+                     str(tmp_path / "a")] + common) == 0
+    assert cli.main(["train", "--resume", str(tmp_path / "a" / "last.npz"), "--epochs", "2",
+                     "--out", str(tmp_path / "b")] + common) == 0
+    assert [opt.weight_decay for opt in made] == [adam_decay, adam_decay]
+    saved = ta.io.read_checkpoint(tmp_path / "b" / "last.npz").extra["args"]
+    assert saved["weight_decay"] == 1e-4
+    if kind == "sparse":
+        assert ta.load(tmp_path / "b" / "last.npz").weight_decay == 1e-4

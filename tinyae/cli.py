@@ -609,8 +609,10 @@ def build_parser():
     g.add_argument("--l1", type=float, default=keep,
                    help="sparse, l1: weight of the L1 penalty (default 1e-4)")
     g.add_argument("--weight-decay", type=float, default=keep, metavar="LAMBDA",
-                   help="sparse: (LAMBDA / 2) * sum of the squared weights joins the penalty, "
-                   ">= 0 (default 7.7e-6: UFLDL's 3e-3 at the per-pixel scale of the MSE)")
+                   help="L2 weight decay, >= 0. sparse: (LAMBDA / 2) * sum of the squared "
+                   "weights joins the penalty (default 7.7e-6: UFLDL's 3e-3 at the per-pixel "
+                   "scale of the MSE); the other kinds: Adam's weight_decay, LAMBDA * p added to "
+                   "every gradient as in torch.optim.Adam (default 0)")
     g.add_argument("--pretrain-epochs", type=_positive(int, 100_000), default=keep,
                    help="stacked: greedy epochs per level before fine-tuning (default 5)")
     t.set_defaults(run=cmd_train)

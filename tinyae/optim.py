@@ -61,7 +61,8 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
         _check(0 <= momentum < 1, f"momentum must be in [0, 1), got {momentum}")
-        _check(weight_decay >= 0, f"weight_decay must be >= 0, got {weight_decay}")
+        _check(0 <= weight_decay < float("inf"),
+               f"weight_decay must be a finite number >= 0, got {weight_decay}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
         self.velocity = [np.zeros_like(p) for _, p, _ in self.params]
 
@@ -96,7 +97,8 @@ class Adam(Optimizer):
         b1, b2 = betas
         _check(0 <= b1 < 1 and 0 <= b2 < 1, f"betas must each be in [0, 1), got {betas}")
         _check(eps > 0, f"eps must be > 0, got {eps}")
-        _check(weight_decay >= 0, f"weight_decay must be >= 0, got {weight_decay}")
+        _check(0 <= weight_decay < float("inf"),
+               f"weight_decay must be a finite number >= 0, got {weight_decay}")
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
         self.m = [np.zeros_like(p) for _, p, _ in self.params]
         self.v = [np.zeros_like(p) for _, p, _ in self.params]

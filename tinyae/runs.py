@@ -139,9 +139,9 @@ RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation",
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
 MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "weight_decay",
                "pretrain_epochs")
-KIND_OPTIONS = {"ae": (), "denoising": ("noise",),
+KIND_OPTIONS = {"ae": ("weight_decay",), "denoising": ("noise", "weight_decay"),
                 "sparse": ("penalty", "rho", "beta", "l1", "weight_decay"),
-                "stacked": ("pretrain_epochs",), "vae": ("beta",)}
+                "stacked": ("pretrain_epochs", "weight_decay"), "vae": ("beta", "weight_decay")}
 
 
 def recorded_flags(flags):
@@ -261,6 +261,14 @@ def build_model(flags):
     return ta.dense_autoencoder(sizes, rng=rng)
 
 
+def adam(model, flags):
+    """The run's Adam. --weight-decay is Adam's own (PyTorch's: g <- g + lambda p for every
+    parameter) except for a sparse model, whose penalty holds it (UFLDL's, weights only)."""
+    import tinyae as ta
+    decay = 0.0 if flags["model"] == "sparse" else flags["weight_decay"]
+    return ta.Adam(model.parameters(), lr=flags["lr"], weight_decay=decay)
+
+
 def model_and_state(flags, ckpt):
     """(model, optimizer, history): new from the flags, or continued from ``ckpt``."""
     import tinyae as ta
@@ -268,9 +276,9 @@ def model_and_state(flags, ckpt):
     from .train import History
     if ckpt is None:
         model = build_model(flags)
-        return model, ta.Adam(model.parameters(), lr=flags["lr"]), History()
+        return model, adam(model, flags), History()
     model = io.load(ckpt)                               # checks the config like tinyae.load
-    optimizer = ta.Adam(model.parameters(), lr=flags["lr"])
+    optimizer = adam(model, flags)
     if ckpt.optim:
         try:
             optimizer.load_state_dict(ckpt.optim)
