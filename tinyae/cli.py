@@ -571,6 +571,11 @@ def build_parser():
     t.add_argument("--warmup", type=_positive(float), metavar="EPOCHS", default=keep,
                    help="warm-up length in epochs for onecycle and warmup, may be a fraction "
                    "(default: 30%% of training for onecycle, 5%% for warmup)")
+    t.add_argument("--weight-decay", type=float, default=keep, metavar="LAMBDA",
+                   help="L2 weight decay, >= 0. sparse: (LAMBDA / 2) * sum of the squared "
+                   "weights joins the penalty (default 7.7e-6: UFLDL's 3e-3 at the per-pixel "
+                   "scale of the MSE); the other kinds: Adam's weight_decay, LAMBDA * p added to "
+                   "every gradient as in torch.optim.Adam (default 0)")
     t.add_argument("--seed", type=_seed, default=keep,
                    help="seed for the initial weights and the shuffling (default 0)")
     t.add_argument("--validation", type=_validation, default=keep, metavar="test|none|FRACTION",
@@ -608,11 +613,6 @@ def build_parser():
                    "0.01); vae: weight of the KL term, >= 0 (default 1, the ELBO)")
     g.add_argument("--l1", type=float, default=keep,
                    help="sparse, l1: weight of the L1 penalty (default 1e-4)")
-    g.add_argument("--weight-decay", type=float, default=keep, metavar="LAMBDA",
-                   help="L2 weight decay, >= 0. sparse: (LAMBDA / 2) * sum of the squared "
-                   "weights joins the penalty (default 7.7e-6: UFLDL's 3e-3 at the per-pixel "
-                   "scale of the MSE); the other kinds: Adam's weight_decay, LAMBDA * p added to "
-                   "every gradient as in torch.optim.Adam (default 0)")
     g.add_argument("--pretrain-epochs", type=_positive(int, 100_000), default=keep,
                    help="stacked: greedy epochs per level before fine-tuning (default 5)")
     t.set_defaults(run=cmd_train)
