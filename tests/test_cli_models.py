@@ -169,3 +169,24 @@ def test_weight_decay_goes_to_adam_except_for_a_sparse_model(kind, adam_decay, t
     assert saved["weight_decay"] == 1e-4
     if kind == "sparse":
         assert ta.load(tmp_path / "b" / "last.npz").weight_decay == 1e-4
+
+
+def test_override_cannot_change_what_the_saved_model_holds(tmp_path, capsys, monkeypatch):
+    """A resumed model keeps its config (a sparse model's penalty and decay); --override may
+    change the optimiser's weight decay of a plain model, not those."""
+    monkeypatch.setattr(cli, "_figures", lambda *a: None)
+    common = ["--data", "builtin", "--limit", "100", "--batch-size", "50", "--quiet"]
+    for kind, sizes in (("sparse", "784,16"), ("ae", "784,16,4")):
+        assert cli.main(["train", "--model", kind, "--sizes", sizes, "--epochs", "1", "--out",
+                         str(tmp_path / kind)] + common) == 0
+    capsys.readouterr()
+    for flag in (["--beta", "0.5"], ["--weight-decay", "0"]):
+        code, _, err = run(["train", "--resume", str(tmp_path / "sparse" / "last.npz"),
+                            "--epochs", "2", "--override", "--out", str(tmp_path / "x")]
+                           + flag + common, capsys)
+        assert code == 1 and "part of the saved model" in err and flag[0] in err
+    code, _, err = run(["train", "--resume", str(tmp_path / "ae" / "last.npz"), "--epochs", "2",
+                        "--override", "--weight-decay", "1e-4", "--out", str(tmp_path / "y")]
+                       + common, capsys)
+    assert code == 0, err
+    assert ta.io.read_checkpoint(tmp_path / "y" / "last.npz").extra["args"]["weight_decay"] == 1e-4

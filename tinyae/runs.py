@@ -139,6 +139,9 @@ RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation",
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
 MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "weight_decay",
                "pretrain_epochs")
+# Options that a model's config holds (a sparse model's weight decay too): a resumed model
+# keeps them, so --override cannot change them.
+MODEL_CONFIG_FLAGS = ("noise", "penalty", "rho", "beta", "l1", "weight_decay")
 KIND_OPTIONS = {"ae": ("weight_decay",), "denoising": ("noise", "weight_decay"),
                 "sparse": ("penalty", "rho", "beta", "l1", "weight_decay"),
                 "stacked": ("pretrain_epochs", "weight_decay"), "vae": ("beta", "weight_decay")}
@@ -221,6 +224,12 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
         elif key not in given or given[key] == s or key == "epochs" \
                 or (key == "data" and given[key] == "auto"):
             flags[key] = given.get(key, s) if key == "epochs" else s
+        elif key in MODEL_CONFIG_FLAGS and (key != "weight_decay"
+                                            or saved.get("model") == "sparse"):
+            raise RunError(f"{_flag(key)} {_show(given[key])} differs from the {_show(s)} of "
+                           f"{path}, and it is part of the saved model, which --resume "
+                           f"continues as it is (even with --override); leave {_flag(key)} out "
+                           "to resume, or train a new model with it.")
         elif override or key in ROUNDING_FLAGS:
             flags[key] = given[key]
             why = "--override: " if key not in ROUNDING_FLAGS else ""
