@@ -10,7 +10,20 @@ import numpy as np
 from .layers import sigmoid
 
 
-class Loss:
+class ForwardCache:
+    """What a loss and a penalty share: ``backward`` reads what ``forward`` saved, and
+    ``config`` names the class (subclasses add their settings)."""
+
+    def _saved(self):
+        if getattr(self, "_cache", None) is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() was called before forward()")
+        return self._cache
+
+    def config(self):
+        return {"type": type(self).__name__}
+
+
+class Loss(ForwardCache):
     """Shared checks: matching shapes, and backward only after forward."""
 
     def __call__(self, pred, target):
@@ -27,14 +40,6 @@ class Loss:
             raise ValueError(f"{type(self).__name__}: pred is empty (shape {pred.shape}); the "
                              "mean of no elements is undefined, so pass at least one sample.")
         return pred, target.astype(pred.dtype, copy=False)
-
-    def _saved(self):
-        if getattr(self, "_cache", None) is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() was called before forward()")
-        return self._cache
-
-    def config(self):
-        return {"type": type(self).__name__}
 
 
 class MSE(Loss):

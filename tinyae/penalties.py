@@ -14,6 +14,8 @@ Shapes: Z (N, H), N images, H code units.
 """
 import numpy as np
 
+from .losses import ForwardCache
+
 
 def _check_code(Z, who):
     Z = np.asarray(Z)
@@ -25,19 +27,11 @@ def _check_code(Z, who):
     return Z
 
 
-class Penalty:
+class Penalty(ForwardCache):
     """Shared parts: the check that backward follows forward, ``__call__``, ``config``."""
 
     def __call__(self, Z):
         return self.forward(Z)
-
-    def _saved(self):
-        if getattr(self, "_cache", None) is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() was called before forward()")
-        return self._cache
-
-    def config(self):
-        return {"type": type(self).__name__}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")

@@ -87,19 +87,18 @@ def random_strokes(n: int, width: int, rng: np.random.Generator, dtype=np.float3
 COPY_INPUTS = {"random strokes": random_strokes, "pure noise": pure_noise}
 
 
-def copy_errors(model, n: int = 1000, seed: int = 0) -> dict:
-    """{input kind: squared error per image between the input and its reconstruction}.
-
-    Strokes are left out for a model whose input is not a square image.
-    """
-    rng, width = np.random.default_rng(seed), model.input_width
-    errors = {}
+def copy_inputs(n: int, width: int, rng: np.random.Generator, dtype=np.float32):
+    """Yield (name, (n, width) images) of each copy input; no strokes when the image is
+    not square."""
     for name, make in COPY_INPUTS.items():
-        if make is random_strokes and round(width ** 0.5) ** 2 != width:
-            continue
-        U = make(n, width, rng, model.dtype)
-        errors[name] = sq_error_per_image(U, batched(model.reconstruct, U))
-    return errors
+        if make is not random_strokes or round(width ** 0.5) ** 2 == width:
+            yield name, make(n, width, rng, dtype)
+
+
+def copy_errors(model, n: int = 1000, seed: int = 0) -> dict:
+    """{input kind: squared error per image between the input and its reconstruction}."""
+    inputs = copy_inputs(n, model.input_width, np.random.default_rng(seed), model.dtype)
+    return {name: sq_error_per_image(U, batched(model.reconstruct, U)) for name, U in inputs}
 
 
 def format_table(table, copy=None) -> str:
@@ -124,9 +123,7 @@ def figure(model, X, n: int = 8, seed: int = 0, path=None, title=None):
     images, labels = [], []
     inputs = [(name, distort(X, rng).astype(model.dtype, copy=False))
               for name, distort in DISTORTIONS.items()]
-    for name, make in COPY_INPUTS.items():
-        if make is not random_strokes or round(X.shape[1] ** 0.5) ** 2 == X.shape[1]:
-            inputs.append((name, make(len(X), X.shape[1], rng, model.dtype)))
+    inputs += copy_inputs(len(X), X.shape[1], rng, model.dtype)
     for name, X_in in inputs:
         images += [X_in, model.reconstruct(X_in)]
         labels += [f"{name}: in", "out"]

@@ -139,9 +139,11 @@ RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation",
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
 MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "weight_decay",
                "pretrain_epochs")
-# Options that a model's config holds (a sparse model's weight decay too): a resumed model
-# keeps them, so --override cannot change them.
-MODEL_CONFIG_FLAGS = ("noise", "penalty", "rho", "beta", "l1", "weight_decay")
+# The options each kind's saved model config holds (a sparse model's weight decay is in its
+# penalty; the other kinds' is Adam's): a resumed model keeps them, so --override cannot
+# change them.
+IN_MODEL_CONFIG = {"denoising": ("noise",), "sparse": ("penalty", "rho", "beta", "l1",
+                                                     "weight_decay"), "vae": ("beta",)}
 KIND_OPTIONS = {"ae": ("weight_decay",), "denoising": ("noise", "weight_decay"),
                 "sparse": ("penalty", "rho", "beta", "l1", "weight_decay"),
                 "stacked": ("pretrain_epochs", "weight_decay"), "vae": ("beta", "weight_decay")}
@@ -224,8 +226,7 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
         elif key not in given or given[key] == s or key == "epochs" \
                 or (key == "data" and given[key] == "auto"):
             flags[key] = given.get(key, s) if key == "epochs" else s
-        elif key in MODEL_CONFIG_FLAGS and (key != "weight_decay"
-                                            or saved.get("model") == "sparse"):
+        elif key in IN_MODEL_CONFIG.get(saved.get("model"), ()):
             raise RunError(f"{_flag(key)} {_show(given[key])} differs from the {_show(s)} of "
                            f"{path}, and it is part of the saved model, which --resume "
                            f"continues as it is (even with --override); leave {_flag(key)} out "

@@ -12,6 +12,7 @@ the model saved by 02_train_autoencoder.py when it exists and train one otherwis
 import io
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +75,15 @@ def show(fig, name):
         display(Image(data=buffer.getvalue(), format="png"))
     else:
         print(f"saved {path}")
+
+
+def median_ms(fn, repeat=None):
+    """Milliseconds per call of ``fn()``: the median of ``repeat`` timed calls after one
+    untimed warm-up (where Numba compiles and caches fill). ``repeat``: 5 in fast mode, else 20."""
+    fn()
+    times = []
+    for _ in range(repeat or (5 if FAST else 20)):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))

@@ -22,20 +22,10 @@ import tinyae as ta
 from tinyae import fast
 from tinyae.gradcheck import rel_error
 from tinyae.train import fit
-from tinyae.tutorial import FAST, load
+from tinyae.tutorial import FAST, load, median_ms
 
 print(inspect.getsource(ta.Dense.forward))
 print(inspect.getsource(ta.Dense.backward))
-
-
-def median_ms(fn, repeat=5 if FAST else 20):
-    fn()                                             # warm-up: JIT compile, caches
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
 
 # %% [markdown]
 # ## Why fusing helps

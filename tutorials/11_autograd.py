@@ -14,7 +14,6 @@
 # against finite differences, and by training.
 
 # %%
-import time
 
 import numpy as np
 
@@ -22,7 +21,7 @@ import tinyae as ta
 from tinyae import fast
 from tinyae.autograd import Tensor, layer_forward, mse, parameter_tensors, unbroadcast
 from tinyae.gradcheck import check_op, check_three_ways, numerical_gradient, rel_error
-from tinyae.tutorial import FAST, load, show
+from tinyae.tutorial import FAST, load, median_ms, show
 
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
@@ -284,16 +283,6 @@ show(seed_loss(X).graph(title="the seed autoencoder's loss (batch of 4)"), "11_g
 # machine:
 
 # %%
-def median_ms(fn, repeat=3 if FAST else 10):
-    fn()                                            # warm-up (Numba compiles here)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
-
-
 Xb = X_train[:256]                                  # float32, like training
 net = ta.dense_autoencoder(rng=np.random.default_rng(2))
 opt, mse32 = ta.Adam(net.parameters()), ta.MSE()

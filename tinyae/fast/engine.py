@@ -276,17 +276,18 @@ class AdamKernel:
         arrays = [a for (_, p, g), m, v in zip(adam.params, adam.m, adam.v) for a in (p, g, m, v)]
         if not all(a.flags.c_contiguous for a in arrays):
             raise ValueError("AdamKernel needs C-contiguous parameters, gradients and moments")
+        tiny = [np.finfo(p.dtype).tiny for _, p, _ in adam.params]
+        self.floors = [(t, np.sqrt(t)) for t in tiny]   # per parameter: moments, weights
 
     def __call__(self):
         a = self.adam
         a.t += 1
         b1, b2 = a.betas
-        for (_, p, g), m, v in zip(a.params, a.m, a.v):
+        for (_, p, g), m, v, (tiny, p_floor) in zip(a.params, a.m, a.v, self.floors):
             c = p.dtype.type                            # the scalars in p's dtype, as NumPy does
             K.adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
                    c(a.lr / (1 - b1 ** a.t)), c(b1), c(1 - b1), c(b2), c(1 - b2),
-                   c(1 / (1 - b2 ** a.t) ** 0.5), c(a.eps), c(a.weight_decay),
-                   np.finfo(p.dtype).tiny, np.sqrt(np.finfo(p.dtype).tiny))
+                   c(1 / (1 - b2 ** a.t) ** 0.5), c(a.eps), c(a.weight_decay), tiny, p_floor)
 
 
 def fast_step(optimizer):
