@@ -58,18 +58,22 @@ def state(path):
     return ckpt, records
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
-def test_interrupted_and_resumed_equals_uninterrupted(backend, tmp_path, mnist_dir, monkeypatch):
+@pytest.mark.parametrize("backend,model", [("numpy", "ae"), ("numba", "ae"), ("numba", "vae"),
+                                           ("numba", "denoising")])
+def test_interrupted_and_resumed_equals_uninterrupted(backend, model, tmp_path, mnist_dir,
+                                                      monkeypatch):
+    """Random draws inside training (a VAE's eps, a denoising model's noise) repeat too."""
     monkeypatch.setenv("TINYAE_DATA_DIR", str(mnist_dir))
+    flags = [*FLAGS, "--model", model]
     ctrl_c_at = STEPS_PER_EPOCH + 3                         # epoch 2, step 3
     kill_at = 2 * STEPS_PER_EPOCH + 5                       # epoch 3, step 5
-    r = drive([[None, 0, ["train", *FLAGS, "--out", "A"]],
-               ["SIGINT", ctrl_c_at, ["train", *FLAGS, "--out", "B"]],
+    r = drive([[None, 0, ["train", *flags, "--out", "A"]],
+               ["SIGINT", ctrl_c_at, ["train", *flags, "--out", "B"]],
                [None, 0, ["train", "--resume", "B/last.npz", "--out", "B2", "--quiet"]]],
               backend, tmp_path)
     assert r.returncode == 0, r.stderr
     assert "interrupted (Ctrl-C) in epoch 2, step 3" in r.stderr
-    killed = drive([["SIGKILL", kill_at, ["train", *FLAGS, "--out", "C"]]], backend, tmp_path)
+    killed = drive([["SIGKILL", kill_at, ["train", *flags, "--out", "C"]]], backend, tmp_path)
     assert killed.returncode == -9
     r = drive([[None, 0, ["train", "--resume", "C/last.npz", "--quiet"]]], backend, tmp_path)
     assert r.returncode == 0, r.stderr

@@ -252,6 +252,32 @@ def test_summed_loss_trains_and_keeps_kl_while_mean_reduced_collapses(digits):
     assert _neg_elbo(collapsed, Xt) > after
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_fit_draws_eps_per_seed_and_epoch_and_gives_the_generator_back(digits, backend):
+    """Epoch 2 of a two-epoch run equals epoch 2 resumed from epoch 1's weights (the eps
+    come from (seed, epoch), not from how far the model's generator has run); the
+    caller's generator is untouched."""
+    X = digits[0][:256]
+
+    def run(epochs, history=None, start=None):
+        model = variational_autoencoder((784, 32, 2), rng=np.random.default_rng(0))
+        if start is not None:                            # SGD: the weights are all the state
+            for (_, w, _), w0 in zip(model.parameters(), start):
+                w[...] = w0
+        state = model.rng.bit_generator.state
+        own = model.rng
+        h = fit(model, X, epochs=epochs, batch_size=64, progress=False, backend=backend,
+                seed=3, history=history, threads=1, optimizer=ta.SGD(model.parameters(), lr=1e-3))
+        assert model.rng is own and model.rng.bit_generator.state == state
+        return model, h
+
+    straight, h2 = run(2)
+    first, h1 = run(1)
+    resumed, _ = run(2, history=h1, start=[w for _, w, _ in first.parameters()])
+    for (name, w, _), (_, w2, _) in zip(straight.parameters(), resumed.parameters()):
+        np.testing.assert_array_equal(w2, w, err_msg=name)
+
+
 def test_huge_logvar_stops_training_with_the_divergence_message(digits):
     X = digits[0][:256]
     model = variational_autoencoder((784, 32, 2), rng=np.random.default_rng(0))

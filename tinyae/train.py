@@ -14,6 +14,7 @@ One step is the whole algorithm of the package:
 plain layers, exactly as you read them). ``backend=`` or ``TINYAE_BACKEND``
 chooses.
 """
+import contextlib
 import math
 import os
 import signal
@@ -237,6 +238,19 @@ class _CtrlC:
             signal.signal(signal.SIGINT, self._old)
 
 
+@contextlib.contextmanager
+def _own_rng(model):
+    """Yields whether ``model`` draws from its own generator (a VAE's ``rng``), which fit
+    reseeds every epoch; gives the model back the caller's generator at the end."""
+    rng = getattr(model, "rng", None)
+    draws = isinstance(rng, np.random.Generator)
+    try:
+        yield draws
+    finally:
+        if draws:
+            model.rng = rng
+
+
 def _snapshot(model, optimizer=None):
     weights = [p.copy() for _, p, _ in model.parameters()]
     if optimizer is None:
@@ -284,7 +298,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             ``BernoulliNLL``), else ``MSE()``.
         validation: None, a fraction of X to hold out, or a validation array
             (or a 1-tuple holding one).
-        seed: the shuffling seed; the same seed and data give the same run:
+        seed: seeds each epoch's shuffle, a denoising model's noise and a VAE's
+            eps (the model's ``rng`` is reseeded per epoch, then given back), so
+            a resumed run repeats the epochs it resumes; the same seed and data give the same run:
             bit for bit with a fixed ``threads`` count, to float rounding with
             "auto" (OpenBLAS's sums depend on how many threads share them).
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
@@ -329,7 +345,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         from tqdm.auto import tqdm          # a widget in Jupyter, text frames on a terminal
     else:
         from tqdm import tqdm               # disabled: only the epoch lines are printed
-    with _CtrlC() as ctrl_c, blas_threads(threads) as chooser:
+    with _CtrlC() as ctrl_c, blas_threads(threads) as chooser, _own_rng(path.model) as draws:
         for epoch in range(len(history.records) + 1, epochs + 1):
             # Start-of-epoch weights and optimiser state: what a diverged or interrupted epoch
             # goes back to, so that a resumed run repeats the epoch exactly.
@@ -341,9 +357,11 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                        leave=False, unit="step")
             try:
                 noise_rng = np.random.default_rng([seed, epoch, 1])   # denoising only
+                if draws:           # a VAE's eps, per (seed, epoch) too: a resumed epoch draws the same
+                    path.model.rng = np.random.default_rng([seed, epoch, 2])
                 total, penalty, step, step_lr = _epoch(path, X, order, batch, bar, ctrl_c,
                                                        chooser, noise_rng, optimizer, schedule)
-                why = _broken(model, X)         # the epoch's last update has not been checked yet
+                why = _broken(path.model, X)    # the epoch's last update has not been checked yet
                 if why:
                     raise _StepFailed(step, why)
                 val = (evaluate(path.model, Xv, path.loss) if Xv is not None
