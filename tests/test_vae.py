@@ -271,7 +271,7 @@ def test_fit_draws_eps_per_seed_and_epoch_and_gives_the_generator_back(digits, b
         assert model.rng is own and model.rng.bit_generator.state == state
         return model, h
 
-    straight, h2 = run(2)
+    straight, _ = run(2)
     first, h1 = run(1)
     resumed, _ = run(2, history=h1, start=[w for _, w, _ in first.parameters()])
     for (name, w, _), (_, w2, _) in zip(straight.parameters(), resumed.parameters()):

@@ -300,8 +300,8 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             (or a 1-tuple holding one).
         seed: seeds each epoch's shuffle, a denoising model's noise and a VAE's
             eps (the model's ``rng`` is reseeded per epoch, then given back), so
-            a resumed run repeats the epochs it resumes; the same seed and data give the same run:
-            bit for bit with a fixed ``threads`` count, to float rounding with
+            a resumed run repeats the epochs it resumes; the same seed and data
+            give the same run: bit for bit with a fixed ``threads`` count, to float rounding with
             "auto" (OpenBLAS's sums depend on how many threads share them).
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
         callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
