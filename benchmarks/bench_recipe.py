@@ -55,7 +55,8 @@ def dead_units(model, X):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=4e-3, help="one-cycle peak (default 4e-3)")

@@ -357,7 +357,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                        leave=False, unit="step")
             try:
                 noise_rng = np.random.default_rng([seed, epoch, 1])   # denoising only
-                if draws:           # a VAE's eps, per (seed, epoch) too: a resumed epoch draws the same
+                if draws:           # a VAE's eps: a resumed epoch draws the same ones too
                     path.model.rng = np.random.default_rng([seed, epoch, 2])
                 total, penalty, step, step_lr = _epoch(path, X, order, batch, bar, ctrl_c,
                                                        chooser, noise_rng, optimizer, schedule)

@@ -97,8 +97,8 @@ class SparseAutoencoder(Autoencoder):
         self.Z = self.encoder.forward(X)                         # (N, H)
         self._penalty = self.code_penalty.forward(self.Z)
         if self.weight_decay:
-            self._penalty += self.weight_decay / 2 * sum(
-                float(np.square(W, dtype=np.float64).sum()) for W, _ in self._weights())
+            self._penalty += self.weight_decay / 2 * sum(    # ||W||^2 = vdot(W, W): no copy
+                float(np.vdot(W, W)) for W, _ in self._weights())
         return self.decoder.forward(self.Z)
 
     __call__ = forward
