@@ -6,10 +6,16 @@ PyTorch 2.13 figures of the old recipe (Adam 1e-3 constant, measured once,
 outside this project: test MSE 0.0349, 5-NN 0.818). ``--configs`` runs a sweep
 of schedule@peak-lr pairs instead, one training at a time (seeds outer, configs
 inner, so a noisy neighbour lands on every config alike), and ends with a
-Markdown table of the mean and range over seeds. The sweep of docs/results.md:
+Markdown table of the mean and range over seeds. The sweeps of docs/results.md,
+the first (one-cycle then meant the cosine with Adam's beta2 0.999) and the
+one that chose today's default:
 
+    C=/cos/beta2=0.999
     python benchmarks/bench_quality.py --threads 1 --seeds 0 1 2 --log benchmarks/quality_sweep.jsonl \\
-        --configs none@1e-3 onecycle@3e-3 onecycle@2e-3 none@3e-3 cosine@3e-3 onecycle@6e-3 onecycle@4e-3
+        --configs none@1e-3 onecycle@3e-3$C onecycle@2e-3$C none@3e-3 cosine@3e-3 onecycle@6e-3$C \\
+                  onecycle@4e-3$C
+    python benchmarks/bench_quality.py --threads 1 --seeds 0 1 2 3 4 5 6 7 8 \\
+        --log benchmarks/quality_linear.jsonl --configs onecycle@4e-3/linear/beta2=0.99
 
 ``--log`` appends one JSON line per run and skips runs already in it, so an
 interrupted sweep continues where it stopped. Seconds are the training time
@@ -59,16 +65,26 @@ def train(config, seed, epochs, threads=None):
             "loss": [r["loss"] for r in records], "val_loss": [r["val_loss"] for r in records]}
 
 
+CONFIG = r"[a-z]+@[0-9.e-]+(/(cos|linear))?(/beta2=[0-9.]+)?(/b[0-9]+)?(/w[0-9.]+)?"
+
+
 def config_flags(config):
-    """``SCHEDULE@LR[/bBATCH][/wWARMUP]`` as `tinyae train` flags: onecycle@4e-3/b128/w2 is
-    --schedule onecycle --lr 4e-3 --batch-size 128 --warmup 2 (epochs); 'default' adds none."""
+    """``SCHEDULE@LR[/ANNEAL][/beta2=B2][/bBATCH][/wWARMUP]`` as `tinyae train` flags:
+    onecycle@4e-3/cos/beta2=0.999/b128/w2 is --schedule onecycle --lr 4e-3 --anneal cos
+    --adam-beta2 0.999 --batch-size 128 --warmup 2 (epochs); what a config leaves out is
+    the command's default (under onecycle: linear, beta2 0.99); 'default' adds no flag."""
     if config == "default":
         return []
     head, *extras = config.split("/")
     schedule, lr = head.split("@")
     flags = ["--schedule", schedule, "--lr", lr]
     for e in extras:
-        flags += {"b": ["--batch-size", e[1:]], "w": ["--warmup", e[1:]]}[e[0]]
+        if e in ("cos", "linear"):
+            flags += ["--anneal", e]
+        elif e.startswith("beta2="):
+            flags += ["--adam-beta2", e[len("beta2="):]]
+        else:
+            flags += {"b": ["--batch-size", e[1:]], "w": ["--warmup", e[1:]]}[e[0]]
     return flags
 
 
@@ -106,8 +122,9 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--configs", nargs="+", default=["default"], metavar="SCHEDULE@LR",
-                   help="e.g. none@1e-3 onecycle@3e-3 onecycle@4e-3/b128/w2 (batch size 128, "
-                   "2 warm-up epochs); 'default' runs the command's defaults")
+                   help="e.g. none@1e-3 onecycle@3e-3 onecycle@4e-3/cos/beta2=0.999/b128/w2 "
+                   "(cosine anneal, Adam beta2 0.999, batch size 128, 2 warm-up epochs); "
+                   "'default' runs the command's defaults")
     p.add_argument("--log", help="append each run to this JSON-lines file; skip runs already there")
     p.add_argument("--report", action="store_true",
                    help="train nothing: print what --log already holds for these seeds and configs")
@@ -115,9 +132,9 @@ def main():
                    "default: the environment's")
     args = p.parse_args()
     for c in args.configs:
-        if c != "default" and not re.fullmatch(r"[a-z]+@[0-9.e-]+(/b[0-9]+)?(/w[0-9.]+)?", c):
-            p.error(f"--configs wants SCHEDULE@LR[/bBATCH][/wWARMUP] like onecycle@3e-3 or "
-                    f"onecycle@4e-3/b128/w2, got {c!r}")
+        if c != "default" and not re.fullmatch(CONFIG, c):
+            p.error(f"--configs wants SCHEDULE@LR[/ANNEAL][/beta2=B2][/bBATCH][/wWARMUP] like "
+                    f"onecycle@3e-3 or onecycle@4e-3/cos/beta2=0.999/b128/w2, got {c!r}")
     done = []
     if args.log and os.path.exists(args.log):
         with open(args.log) as f:

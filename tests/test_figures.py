@@ -11,11 +11,22 @@ def test_latent_scatter_says_when_codes_fall_off_the_axes(rng):
     Z = rng.standard_normal((1000, 2))
     Z[:3] = 100.0                                              # far outliers
     title = plot.latent_scatter(Z, rng.integers(0, 10, 1000)).axes[0].get_title()
-    assert "lie outside the axes (they span the 1st-99th percentiles" in title
+    assert "lie outside the axes\n(they span the 1st-99th percentiles" in title
     n = int(title.split(" of 1,000")[0].split("\n")[-1].replace(",", ""))
     assert 3 <= n <= 40                                        # the outliers and a percentile tail
     wide = ((-200, 200), (-200, 200))
     assert "outside" not in plot.latent_scatter(Z, np.zeros(1000), ranges=wide).axes[0].get_title()
+
+
+def test_latent_scatter_title_fits_in_the_figure(rng):
+    """The note on clipped codes is long; no part of the title may fall off the image."""
+    Z = rng.standard_normal((10_000, 2))
+    Z[:500] *= 50                                              # a four-digit count of outliers
+    fig = plot.latent_scatter(Z, rng.integers(0, 10, 10_000), title="MNIST test set, 2-D codes")
+    fig.canvas.draw()
+    box = fig.axes[0].title.get_window_extent()
+    assert "," in fig.axes[0].get_title().split(" of ")[0]            # e.g. "1,234 of 10,000"
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
 
 
 def test_epoch_axis_has_integer_ticks():

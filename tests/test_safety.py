@@ -236,6 +236,29 @@ def test_debug_shows_the_traceback(ws, capsys):
     assert err.strip().splitlines()[-1].startswith("tinyae info: error: 'notes.png' is not a")
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_goes_before_or_after_the_command(where, ws, capsys):
+    argv = ["--debug", "info", "notes.png"] if where == "before" else ["info", "notes.png", "--debug"]
+    assert cli.main(argv) == 1
+    assert "Traceback" in capsys.readouterr().err
+    assert cli.main(["info", "notes.png"]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    """`tinyae info CKPT | head -1`: the closed pipe ends the command quietly, exit code 1.
+
+    In a child process: the handler points the real stdout at /dev/null."""
+    code = ("import errno, sys\n"
+            "from tinyae import cli\n"
+            "def info(args):\n"
+            "    raise BrokenPipeError(errno.EPIPE, 'Broken pipe')\n"
+            "cli.cmd_info = info\n"
+            "sys.exit(cli.main(['info', 'notes.png']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr == "" and r.stdout == ""
+
+
 @pytest.mark.parametrize("error", [IsADirectoryError, NotADirectoryError, PermissionError,
                                    FileExistsError])
 def test_every_os_error_is_one_line_naming_the_file(error, ws, capsys, monkeypatch):
@@ -443,8 +466,8 @@ def test_resume_restores_every_flag_and_override_says_so(ws, mnist_dir, monkeypa
     assert args.pop("backend") in ("numpy", "numba")
     assert args == {"data": "mnist", "sizes": [784, 16, 2], "epochs": 2, "batch_size": 32,
                     "lr": 2e-3, "seed": 4, "limit": 300, "validation": "none", "threads": 1,
-                    "model": "ae", "schedule": "onecycle", "warmup": None,
-                    "weight_decay": 0.0}
+                    "model": "ae", "schedule": "onecycle", "warmup": None, "anneal": "linear",
+                    "adam_beta2": 0.99, "weight_decay": 0.0}
     assert len(ta.io.read_checkpoint(ws / "a" / "last.npz").extra["history"]["records"]) == 1
     capsys.readouterr()
     assert cli.main(["train", "--resume", "a/last.npz", "--epochs", "2", "--lr", "1e-3",

@@ -76,6 +76,43 @@ def test_one_cycle():
     assert s.optimizer.lr == pytest.approx(lo / 1e4, rel=1e-12)
 
 
+def test_one_cycle_linear_anneal():
+    s = OneCycleLR(adam(), total_steps=100, pct_start=0.3, lr=5e-3, anneal_strategy="linear")
+    lrs = curve(s, 100)
+    lo, end = 5e-3 / 25, 5e-3 / 25 / 1e4
+    assert lrs[0] == pytest.approx(lo, rel=1e-12)                             # first
+    assert lrs[15] == pytest.approx(lo + (5e-3 - lo) * 15 / 30, rel=1e-12)    # the same warm-up
+    assert max(lrs) == lrs[30] == pytest.approx(5e-3, rel=1e-12)              # peak at 30%
+    assert lrs[65] == pytest.approx((5e-3 + end) / 2, rel=1e-12)              # half-way down
+    assert lrs[44] == pytest.approx(5e-3 + (end - 5e-3) * 14 / 70, rel=1e-12)  # a straight line
+    assert lrs[99] == pytest.approx(5e-3 + (end - 5e-3) * 69 / 70, rel=1e-12)  # last
+    steps = np.diff(lrs[30:])
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-9)                    # equal steps down
+    s.step()
+    assert s.optimizer.lr == pytest.approx(end, rel=1e-12)                    # then it stays
+    assert schedules.build("onecycle", adam(), 100, lr=5e-3, anneal="linear").lr_at(65) == lrs[65]
+
+
+def test_bad_anneal_strategy():
+    with pytest.raises(ValueError, match=r"unknown anneal_strategy 'lin'; choose 'cos'"):
+        OneCycleLR(adam(), total_steps=100, anneal_strategy="lin")
+    with pytest.raises(ValueError, match=r"schedule 'cosine' has no anneal strategy \('linear'\)"):
+        schedules.build("cosine", adam(), 100, anneal="linear")
+
+
+def test_a_one_cycle_state_saved_before_anneal_strategy_is_a_cosine():
+    state = OneCycleLR(adam(), total_steps=100, lr=5e-3, anneal_strategy="linear").state_dict()
+    assert state["anneal_strategy"] == "linear"
+    del state["anneal_strategy"]                     # as saved before the option existed
+    state["t"] = 65
+    old = schedules.from_state_dict(adam(), state)
+    assert old.anneal_strategy == "cos" and old.optimizer.lr == pytest.approx(
+        5e-3 / 25 / 1e4 + (5e-3 - 5e-3 / 25 / 1e4) / 2, rel=1e-12)
+    fresh = OneCycleLR(adam(), total_steps=100, lr=5e-3, anneal_strategy="linear")
+    fresh.load_state_dict(state)
+    assert fresh.anneal_strategy == "cos" and fresh.optimizer.lr == old.optimizer.lr
+
+
 def test_peak_defaults_to_the_optimisers_lr_and_build_names():
     opt = adam(lr=3e-3)
     s = schedules.build("cosine", opt, total_steps=50)
@@ -225,15 +262,16 @@ TRAIN = ["train", "--data", "builtin", "--limit", "256", "--sizes", "784,32,2",
          "--batch-size", "64", "--threads", "1", "--quiet"]     # a fixed thread count: bit-exact
 
 
+class KeepEpochs(Checkpointer):
+    """Also keep each epoch's last.npz, as epoch<N>.npz."""
+    def __call__(self, model, optimizer, history):
+        super().__call__(model, optimizer, history)
+        shutil.copy(self.folder / "last.npz", self.folder / f"epoch{len(history.records)}.npz")
+
+
 def test_cli_schedule_round_trip(tmp_path, monkeypatch, capsys):
     """Train 3 epochs with --schedule cosine; resume a copy of epoch 1's checkpoint: same run."""
     import tinyae.train
-
-    class KeepEpochs(Checkpointer):                      # also keep each epoch's last.npz
-        def __call__(self, model, optimizer, history):
-            super().__call__(model, optimizer, history)
-            shutil.copy(self.folder / "last.npz", self.folder / f"epoch{len(history.records)}.npz")
-
     monkeypatch.setattr(tinyae.train, "Checkpointer", KeepEpochs)
     whole = tmp_path / "whole"
     assert cli.main(TRAIN + ["--epochs", "3", "--schedule", "cosine", "--lr", "2e-3",
@@ -279,11 +317,66 @@ def test_cli_bad_schedule_arguments(tmp_path, capsys):
     assert "--warmup 3 epochs is not shorter than training (--epochs 2)" in capsys.readouterr().err
 
 
-def test_cli_default_recipe(tmp_path):
-    """A new plain autoencoder run: one-cycle at a peak of 4e-3; --schedule none: constant 1e-3."""
-    for extra, want in [([], ("onecycle", 4e-3)), (["--schedule", "none"], ("none", 1e-3)),
-                        (["--lr", "2e-3"], ("onecycle", 2e-3))]:
+def test_cli_default_recipe(tmp_path, monkeypatch):
+    """A new plain autoencoder run: one-cycle at a peak of 4e-3, annealed along a straight line,
+    Adam's beta2 0.99; --schedule none: constant 1e-3 and torch's beta2 0.999; the other kinds
+    under onecycle: the peak 4e-3 with the cosine and 0.999."""
+    from tinyae import runs
+    betas = []
+    monkeypatch.setattr(runs, "adam", lambda model, flags: betas.append(
+        (a := ta.Adam(model.parameters(), lr=flags["lr"], betas=(0.9, flags["adam_beta2"])))
+        .betas) or a)
+    for extra, want in [([], ("onecycle", 4e-3, "linear", 0.99)),
+                        (["--schedule", "none"], ("none", 1e-3, "cos", 0.999)),
+                        (["--lr", "2e-3", "--anneal", "cos"], ("onecycle", 2e-3, "cos", 0.99)),
+                        (["--adam-beta2", "0.95"], ("onecycle", 4e-3, "linear", 0.95)),
+                        (["--model", "denoising", "--schedule", "onecycle"],      # not measured
+                         ("onecycle", 4e-3, "cos", 0.999))]:
         out = tmp_path / str(len(list(tmp_path.iterdir())))
         assert cli.main(TRAIN + ["--epochs", "1", "--out", str(out)] + extra) == 0
-        args = io.read_checkpoint(out / "last.npz").extra["args"]
-        assert (args["schedule"], args["lr"]) == want
+        ckpt = io.read_checkpoint(out / "last.npz")
+        args = ckpt.extra["args"]
+        assert (args["schedule"], args["lr"], args["anneal"], args["adam_beta2"]) == want
+        assert betas.pop() == (0.9, want[3])                          # the Adam that trained
+        if want[0] == "onecycle":
+            assert ckpt.schedule["anneal_strategy"] == want[2]
+
+
+def test_cli_bad_anneal_and_beta2(tmp_path, capsys):
+    assert cli.main(TRAIN + ["--schedule", "none", "--anneal", "linear",
+                             "--out", str(tmp_path / "a")]) == 1
+    assert ("--anneal linear shapes the descent of --schedule onecycle, but this run's "
+            "schedule is none") in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    for bad in ("1", "-0.1", "nan", "high"):
+        with pytest.raises(SystemExit):
+            cli.main(TRAIN + ["--adam-beta2", bad])
+        assert f"--adam-beta2: wants a number in [0, 1), e.g. 0.999, got '{bad}'" in \
+            capsys.readouterr().err
+
+
+def test_cli_resumes_a_checkpoint_from_before_anneal_and_beta2(tmp_path, capsys, monkeypatch):
+    """Such a run had the cosine and beta2 0.999: --resume continues exactly that."""
+    import tinyae.train
+    monkeypatch.setattr(tinyae.train, "Checkpointer", KeepEpochs)
+    whole = tmp_path / "whole"
+    assert cli.main(TRAIN + ["--epochs", "2", "--out", str(whole), "--anneal", "cos",
+                             "--adam-beta2", "0.999"]) == 0
+    path = whole / "epoch1.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    config = json.loads(str(arrays["__config__"]))
+    for key in ("anneal", "adam_beta2"):
+        del config["extra"]["args"][key]
+    del config["schedule"]["anneal_strategy"]
+    arrays["__config__"] = np.array(json.dumps(config))
+    np.savez(path, **arrays)
+
+    resumed = tmp_path / "resumed"
+    assert cli.main(TRAIN + ["--epochs", "2", "--resume", str(path), "--out", str(resumed)]) == 0
+    err = capsys.readouterr().err
+    assert "does not record --anneal; using cos" in err
+    assert "does not record --adam-beta2; using 0.999" in err
+    a, b = io.read_checkpoint(whole / "last.npz"), io.read_checkpoint(resumed / "last.npz")
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name], err_msg=name)

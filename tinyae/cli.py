@@ -76,6 +76,16 @@ def _positive(kind, most=None):
     return parse
 
 
+def _beta2(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"wants a number in [0, 1), e.g. 0.999, got {text!r}")
+    return value
+
+
 def _seed(text):
     try:
         value = int(text)
@@ -113,7 +123,8 @@ def _threads(text):
 def cmd_train(args):
     from . import io
     from .runs import (DEFAULT_BETA, DEFAULT_SCHEDULE, DEFAULT_SIZES, DEFAULT_WEIGHT_DECAY,
-                       ONECYCLE_LR, TRAIN_DEFAULTS, RunFolder, new_run_folder, resume_flags)
+                       ONECYCLE_LR, ONECYCLE_RECIPE, TRAIN_DEFAULTS, RunFolder,
+                       new_run_folder, resume_flags)
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
@@ -122,8 +133,9 @@ def cmd_train(args):
             flags["sizes"] = DEFAULT_SIZES.get(flags["model"], TRAIN_DEFAULTS["sizes"])
         if "schedule" not in given:
             flags["schedule"] = DEFAULT_SCHEDULE.get(flags["model"], TRAIN_DEFAULTS["schedule"])
-        if "lr" not in given and flags["schedule"] == "onecycle":
-            flags["lr"] = ONECYCLE_LR
+        if flags["schedule"] == "onecycle":             # the peak, descent, beta2 measured with it
+            recipe = {"lr": ONECYCLE_LR, **ONECYCLE_RECIPE.get(flags["model"], {})}
+            flags.update({k: v for k, v in recipe.items() if k not in given})
         if "beta" not in given:                         # --beta weighs a different term per kind
             flags["beta"] = DEFAULT_BETA.get(flags["model"], TRAIN_DEFAULTS["beta"])
         if "weight_decay" not in given:
@@ -131,6 +143,10 @@ def cmd_train(args):
     else:
         flags, notes = resume_flags(ckpt.extra.get("args", {}), given, args.override,
                                     repr(args.resume))
+    if "anneal" in given and flags["schedule"] != "onecycle":
+        raise ValueError(f"--anneal {given['anneal']} shapes the descent of --schedule onecycle, "
+                         f"but this run's schedule is {flags['schedule']}; add --schedule "
+                         "onecycle, or leave --anneal out.")
     out = Path(args.out) if args.out else new_run_folder()
     with RunFolder(out, created=not args.out) as run:
         kinds = {"last.npz": "npz", "best.npz": "npz", "history.json": "text",
@@ -180,9 +196,11 @@ def _train(args, flags, ckpt, out, earlier):
     checkpoints = Checkpointer(out, extra=extra, history=history, schedule=schedule)
     if not args.quiet:
         what = "fine-tuning stacked" if flags["model"] == "stacked" else f"training {flags['model']}"
+        descent = f", {flags['anneal']} descent" if flags["schedule"] == "onecycle" else ""
         print(f"{what} {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
               f"images) for {flags['epochs']} epochs, lr schedule {flags['schedule']} (peak "
-              f"{flags['lr']:g}); writing to {out}", file=sys.stderr)
+              f"{flags['lr']:g}{descent}), Adam beta2 {flags['adam_beta2']:g}; writing to {out}",
+              file=sys.stderr)
     validation = {"test": (Xt,), "none": None}.get(flags["validation"], flags["validation"])
     history = fit(model, X, epochs=flags["epochs"], batch_size=flags["batch_size"],
                   optimizer=optimizer, validation=validation, seed=flags["seed"], history=history,
@@ -234,7 +252,8 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
     from .runs import TRAIN_DEFAULTS
     saved_args = ckpt.extra.get("args", {}) if ckpt else {}
     same_curve = all(flags[k] == saved_args.get(k, TRAIN_DEFAULTS[k])
-                     for k in ("schedule", "lr", "warmup", "batch_size", "validation", "limit"))
+                     for k in ("schedule", "lr", "warmup", "anneal", "batch_size", "validation",
+                               "limit"))
     if ckpt is not None and ckpt.schedule is not None and same_curve:
         try:
             return schedules.from_state_dict(optimizer, ckpt.schedule)
@@ -251,8 +270,9 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
                              f"(--epochs {flags['epochs']}); use a shorter warm-up, e.g. --warmup "
                              f"{max(1, flags['epochs'] // 10)}, or more --epochs.")
         warmup = max(1, round(flags["warmup"] * steps))
+    anneal = flags["anneal"] if flags["schedule"] == "onecycle" else None
     schedule = schedules.build(flags["schedule"], optimizer, flags["epochs"] * steps,
-                               lr=flags["lr"], warmup_steps=warmup)
+                               lr=flags["lr"], warmup_steps=warmup, anneal=anneal)
     schedule.go_to(done_epochs * steps)
     return schedule
 
@@ -519,11 +539,15 @@ def build_parser():
     p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.",
                                 epilog=SAFETY_EPILOG)
     p.add_argument("--version", action="version", version=f"tinyae {__version__}")
+    p.add_argument("--debug", action="store_true", help="on an error, show the traceback")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, help, description=None):
         q = sub.add_parser(name, help=help, description=description or help, epilog=SAFETY_EPILOG)
-        q.add_argument("--debug", action="store_true", help="on an error, show the traceback")
+        # also after the command; SUPPRESS keeps a --debug given before it
+        q.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="on an error, show the traceback (default off; may also come "
+                       "before the command)")
         return q
 
     t = command("train", "train an autoencoder and write checkpoint, metrics, figures",
@@ -564,10 +588,17 @@ def build_parser():
     t.add_argument("--schedule", choices=SCHEDULES, default=keep,
                    help="learning-rate schedule over the run (default onecycle for --model ae, "
                    "none for the other kinds): onecycle = linear "
-                   "warm-up over 30%% of the steps, then cosine down to ~0; cosine = cosine from "
+                   "warm-up over 30%% of the steps, then down to ~0 (--anneal); cosine = cosine from "
                    "--lr down to ~0; step = lr / 10 after each third; warmup = linear warm-up, then "
                    "constant; none = constant lr. --resume continues the saved curve; epochs "
                    "past its end train at its final lr")
+    t.add_argument("--anneal", choices=("cos", "linear"), default=keep,
+                   help="how onecycle comes down from its peak: along a cosine or a straight "
+                   "line (torch's anneal_strategy; default linear for --model ae, cos for the "
+                   "other kinds)")
+    t.add_argument("--adam-beta2", type=_beta2, default=keep, metavar="BETA2",
+                   help="Adam's second-moment decay, in [0, 1) (default 0.99 for --model ae "
+                   "under onecycle, else 0.999 as in torch.optim.Adam)")
     t.add_argument("--warmup", type=_positive(float), metavar="EPOCHS", default=keep,
                    help="warm-up length in epochs for onecycle and warmup, may be a fraction "
                    "(default: 30%% of training for onecycle, 5%% for warmup)")
@@ -736,11 +767,12 @@ def main(argv=None):
             raise
         print(f"tinyae {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:          # `tinyae info CKPT | head`: the reader stopped early
+        # (before `except Exception`, which would catch it: BrokenPipeError is an OSError)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
+        return 1
     except Exception as exc:        # every failure: one line and exit code 1 (--debug: traceback)
         if args.debug:
             traceback.print_exc()
         print(f"tinyae {args.command}: error: {error_message(exc)}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:          # `tinyae info CKPT | head`: the reader stopped early
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
         return 1

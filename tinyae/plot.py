@@ -76,7 +76,7 @@ def latent_scatter(Z, labels, path=None, title="latent codes of the test set", r
     if outside:             # the axes span percentiles: say what falls off them
         why = ("they span the 1st-99th percentiles, plus a margin" if np.allclose(r, percentiles)
                else "the ranges asked for")
-        note += f"\n{outside:,} of {len(Z2):,} codes lie outside the axes ({why})"
+        note += f"\n{outside:,} of {len(Z2):,} codes lie outside the axes\n({why})"  # fits 6 in
     ax.set_title(title + note, fontsize=10)
     return _save(fig, path)
 

@@ -25,6 +25,7 @@ class Schedule:
     Subclasses implement ``lr_at`` and list their hyper-parameters in ``_hyper``.
     """
     _hyper = ()
+    _before = {}     # hyper-parameters added later: the value that states saved before them had
 
     def __init__(self, optimizer, lr=None):
         if not hasattr(optimizer, "lr") or not hasattr(optimizer, "step"):
@@ -57,6 +58,7 @@ class Schedule:
 
     def load_state_dict(self, state: dict):
         """Continue where ``state_dict()`` left off: same curve, same position on it."""
+        state = {**self._before, **state}
         mine, theirs = type(self.optimizer).__name__, state.get("optimizer")
         if state.get("name") != type(self).__name__:
             raise ValueError(f"the saved schedule is {state.get('name')!r}, this one is "
@@ -176,22 +178,32 @@ class LinearWarmup(Schedule):
 
 
 class OneCycleLR(Schedule):
-    """One cycle (torch's OneCycleLR): a linear warm-up to ``lr``, then cosine down to nearly 0.
+    """One cycle (torch's OneCycleLR): a linear warm-up to ``lr``, then down to nearly 0.
 
-    With W = round(pct_start * total_steps) warm-up steps, lr_0 = lr / div_factor and
-    lr_min = lr_0 / final_div_factor:
+    With W = round(pct_start * total_steps) warm-up steps, lr_0 = lr / div_factor,
+    lr_min = lr_0 / final_div_factor and u = (t - W) / (T - W) the share of the way
+    down (T = total_steps):
 
         t <= W:  lr_t = lr_0 + (lr - lr_0) t / W
-        t >  W:  lr_t = lr_min + (lr - lr_min) (1 + cos(pi (t - W) / (T - W))) / 2,  T = total_steps
+        t >  W:  lr_t = lr_min + (lr - lr_min) (1 + cos(pi u)) / 2    anneal_strategy "cos"
+                 lr_t = lr + (lr_min - lr) u                          anneal_strategy "linear"
 
     (torch anneals the warm-up along a cosine too; a straight line is easier to read
-    and trains the same.) Past T the lr stays at lr_min.
+    and trains the same.) Past T the lr stays at lr_min. The cosine lingers near the
+    peak and near 0; the straight line spends more of the descent at a middle lr.
     """
-    _hyper = ("total_steps", "pct_start", "div_factor", "final_div_factor")
+    _hyper = ("total_steps", "pct_start", "div_factor", "final_div_factor", "anneal_strategy")
+    _before = {"anneal_strategy": "cos"}
+    ANNEALS = ("cos", "linear")
 
     def __init__(self, optimizer, total_steps: int, pct_start: float = 0.3,
-                 div_factor: float = 25.0, final_div_factor: float = 1e4, lr: float | None = None):
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, lr: float | None = None,
+                 anneal_strategy: str = "cos"):
         super().__init__(optimizer, lr)
+        if anneal_strategy not in self.ANNEALS:
+            raise ValueError(f"OneCycleLR: unknown anneal_strategy {anneal_strategy!r}; choose "
+                             "'cos' (torch's default) or 'linear'.")
+        self.anneal_strategy = anneal_strategy
         self.total_steps = _steps(total_steps, "total_steps", "OneCycleLR", minimum=2)
         if not 0 <= pct_start < 1:
             raise ValueError(f"OneCycleLR: pct_start (the warm-up's share of training) must be in "
@@ -213,7 +225,10 @@ class OneCycleLR(Schedule):
         lr0 = self.lr / self.div_factor
         if t <= W:
             return self.lr if W == 0 else lr0 + (self.lr - lr0) * t / W
-        return _cosine(self.lr, lr0 / self.final_div_factor, min(t - W, T - W) / (T - W))
+        lr_min, u = lr0 / self.final_div_factor, min(t - W, T - W) / (T - W)
+        if self.anneal_strategy == "linear":
+            return self.lr + (lr_min - self.lr) * u
+        return _cosine(self.lr, lr_min, u)
 
 
 def _check_warmup(warmup_steps, total_steps, who):
@@ -228,10 +243,11 @@ CLASSES = {c.__name__: c for c in (Constant, StepLR, CosineAnnealingLR, LinearWa
 
 
 def build(name: str, optimizer, total_steps: int, lr: float | None = None,
-          warmup_steps: int | None = None) -> Schedule:
+          warmup_steps: int | None = None, anneal: str | None = None) -> Schedule:
     """The schedule ``name`` (one of ``NAMES``) over ``total_steps`` steps, as ``tinyae train`` uses it.
 
-    onecycle: warm-up over 30% of training (or ``warmup_steps``), cosine down to lr / 2.5e5
+    onecycle: warm-up over 30% of training (or ``warmup_steps``), then down to lr / 2.5e5
+              along a cosine (``anneal`` "cos", the default) or a straight line ("linear")
     cosine:   cosine from lr down to lr / 1e4 over the whole run
     step:     lr divided by 10 after each third of training
     warmup:   linear warm-up over 5% of training (or ``warmup_steps``), then constant
@@ -246,12 +262,16 @@ def build(name: str, optimizer, total_steps: int, lr: float | None = None,
         if name not in ("onecycle", "warmup"):
             raise ValueError(f"schedule {name!r} has no warm-up; use --schedule onecycle or "
                              "warmup with a warm-up, or leave the warm-up out.")
+    if anneal is not None and name != "onecycle":
+        raise ValueError(f"schedule {name!r} has no anneal strategy ({anneal!r}); it belongs to "
+                         "--schedule onecycle, or leave --anneal out.")
     if name == "onecycle":
         if warmup_steps is not None and warmup_steps >= total_steps:
             raise ValueError(f"schedule 'onecycle': the warm-up ({warmup_steps} steps) leaves no "
                              f"steps of the {total_steps} to anneal; use a shorter warm-up.")
         pct = 0.3 if warmup_steps is None else warmup_steps / total_steps
-        return OneCycleLR(optimizer, total_steps, pct_start=pct, lr=lr)
+        return OneCycleLR(optimizer, total_steps, pct_start=pct, lr=lr,
+                          anneal_strategy="cos" if anneal is None else anneal)
     if name == "cosine":
         return CosineAnnealingLR(optimizer, total_steps, lr=lr)
     if name == "step":
@@ -271,6 +291,7 @@ def from_state_dict(optimizer, state: dict) -> Schedule:
     if cls is None:
         name = state.get("name") if isinstance(state, dict) else state
         raise ValueError(f"unknown schedule {name!r} in the saved state; known: {', '.join(CLASSES)}")
+    state = {**cls._before, **state}
     try:
         schedule = cls(optimizer, lr=state["lr"], **{k: state[k] for k in cls._hyper})
     except (KeyError, TypeError) as exc:

@@ -189,7 +189,8 @@ print(f"{'greedy, no fine-tuning':<22} {pretrained_err:8.2f}")
 # the commands and what they gave (docs/results.md has every run):
 #
 #     tinyae train --data mnist --sizes 784,1000,500,250,30 --epochs 50 \
-#         --batch-size 128 --lr 2e-3 --schedule onecycle          # end to end: 3.57
+#         --batch-size 128 --lr 2e-3 --schedule onecycle \
+#         --anneal cos --adam-beta2 0.999                         # end to end: 3.57
 #     tinyae train --data mnist --model stacked --pretrain-epochs 5 --epochs 45 \
 #         --sizes 784,1000,500,250,30 --batch-size 128 --lr 2e-3 --schedule onecycle   # 3.28
 #     (the same) --weight-decay 1e-6                                                    # 2.91
