@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 
@@ -6,7 +7,8 @@ import pytest
 
 import tinyae as ta
 from tinyae.digits import load_builtin_digits
-from tinyae.train import EarlyStopping, TrainingDiverged, fit
+from tinyae.train import (Checkpointer, EarlyStopping, EpochRecord, History, TrainingDiverged,
+                          fit)
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +136,35 @@ def test_ctrl_c_stops_after_the_current_step_and_goes_back_to_the_epoch_start(di
 def test_history_csv_and_dict(digits):
     h = fit(small_model(), digits, epochs=2, batch_size=128, validation=0.25, progress=False)
     lines = h.to_csv().splitlines()
-    assert lines[0] == "epoch,loss,val_loss,seconds,lr,reconstruction,penalty,threads" and len(lines) == 3
+    assert lines[0] == ("epoch,loss,val_loss,seconds,lr,reconstruction,penalty,threads,"
+                        "val_penalty") and len(lines) == 3
+    assert lines[1].endswith(",0")                       # no penalty on this model
     assert type(h).from_dict(h.to_dict()).loss == h.loss
+
+
+def test_val_loss_counts_the_penalty_as_the_training_loss_does(digits):
+    """loss = reconstruction + penalty on the training images; val_loss, the same sum on the
+    validation images (else a VAE's validation curve would sit far below its training one)."""
+    X, Xv = digits[:256], digits[256:512]
+    model = ta.sparse_autoencoder((784, 32), "kl", rho=0.05, beta=0.5,
+                                  rng=np.random.default_rng(0))
+    r = fit(model, X, epochs=1, batch_size=64, validation=(Xv,), progress=False).records[-1]
+    reconstruction = ta.MSE().forward(model.forward(Xv), Xv)      # one batch: all of Xv
+    penalty = model.penalty()
+    assert penalty > 0.1 * reconstruction
+    assert r.val_penalty == pytest.approx(penalty, rel=1e-5)
+    assert r.val_loss == pytest.approx(reconstruction + penalty, rel=1e-5)
+    plain = fit(small_model(), X, epochs=1, validation=(Xv,), progress=False).records[-1]
+    assert plain.val_penalty == 0.0
+
+
+def test_best_checkpoint_ignores_records_from_before_val_loss_counted_the_penalty(tmp_path):
+    def best(**record):
+        r = EpochRecord(1, 0.5, 0.01, 1.0, 1e-3, **record)
+        return Checkpointer(tmp_path, history=History([r])).best
+    assert best(penalty=0.2) == math.inf                 # old: 0.01 was the reconstruction alone
+    assert best(penalty=0.2, val_penalty=0.003) == 0.01
+    assert best() == 0.01                                # no penalty: always the whole objective
 
 
 def test_progress_bar_is_real(digits, capsys, monkeypatch):

@@ -252,6 +252,16 @@ def test_summed_loss_trains_and_keeps_kl_while_mean_reduced_collapses(digits):
     assert _neg_elbo(collapsed, Xt) > after
 
 
+def test_val_loss_is_the_negative_elbo_like_the_training_loss(digits):
+    X, _, Xt, _ = digits
+    model = variational_autoencoder((784, 32, 2), rng=np.random.default_rng(0))
+    r = fit(model, X[:512], epochs=2, batch_size=64, validation=(Xt[:256],),
+            progress=False).records[-1]
+    assert r.val_penalty > 0.5                           # KL nats per image, counted
+    assert r.val_loss - r.val_penalty > 0.5 * r.reconstruction
+    assert abs(r.val_loss - r.loss) < 0.2 * r.loss       # the curves compare
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_fit_draws_eps_per_seed_and_epoch_and_gives_the_generator_back(digits, backend):
     """Epoch 2 of a two-epoch run equals epoch 2 resumed from epoch 1's weights (the eps

@@ -43,7 +43,10 @@ class TrainingDiverged(FloatingPointError):
 class EpochRecord:
     """One epoch: ``loss`` = ``reconstruction`` + ``penalty`` (means over the training images).
 
-    ``val_loss`` is the reconstruction loss on the validation images.
+    ``val_loss`` is the same sum on the validation images (after the epoch's last step), so
+    the two curves compare; ``val_penalty`` is its penalty term (0 for a model without
+    one). Records saved before tinyae counted the penalty in ``val_loss`` have
+    ``val_penalty`` None, as do epochs without validation.
     """
     epoch: int
     loss: float
@@ -54,6 +57,7 @@ class EpochRecord:
     reconstruction: float | None = None        # None in records saved before the split
     penalty: float = 0.0
     step_lr: list = field(default_factory=list)     # the lr of each step of the epoch
+    val_penalty: float | None = None
 
     def __post_init__(self):
         if self.reconstruction is None:
@@ -82,12 +86,13 @@ class History:
         return cls([EpochRecord(**r) for r in d.get("records", [])], d.get("stopped"))
 
     def to_csv(self):
-        lines = ["epoch,loss,val_loss,seconds,lr,reconstruction,penalty,threads"]
+        lines = ["epoch,loss,val_loss,seconds,lr,reconstruction,penalty,threads,val_penalty"]
         for r in self.records:
             val = "" if r.val_loss is None else f"{r.val_loss:.8g}"
+            val_penalty = "" if r.val_penalty is None else f"{r.val_penalty:.8g}"
             threads = "" if r.threads is None else r.threads
             lines.append(f"{r.epoch},{r.loss:.8g},{val},{r.seconds:.4f},{r.lr:.6g},"
-                         f"{r.reconstruction:.8g},{r.penalty:.8g},{threads}")
+                         f"{r.reconstruction:.8g},{r.penalty:.8g},{threads},{val_penalty}")
         return "\n".join(lines) + "\n"
 
 
@@ -112,8 +117,11 @@ class Checkpointer:
     def __init__(self, folder, extra=None, history=None, schedule=None):
         self.folder, self.extra, self.schedule = Path(folder), dict(extra or {}), schedule
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.best = min((v for v in (history.val_loss if history else []) if v is not None),
-                        default=math.inf)
+        # An older record of a model with a penalty has the reconstruction alone as val_loss:
+        # lower than today's sums, so it cannot stand as the best one to beat.
+        records = history.records if history else []
+        self.best = min((r.val_loss for r in records if r.val_loss is not None
+                         and (r.val_penalty is not None or not r.penalty)), default=math.inf)
 
     def __call__(self, model, optimizer, history):
         self.save_last(model, optimizer, history)
@@ -209,13 +217,23 @@ def _training_path(model, loss, optimizer, backend):
 
 
 def evaluate(model, X, loss=None, batch_size=1024):
-    """Mean loss of ``model`` on ``X`` (batched, so memory stays small)."""
+    """Mean objective of ``model`` on ``X``: ``loss`` plus the model's penalty (0 without one).
+
+    The sum a training record's ``loss`` holds, so the two compare.
+    """
+    return sum(loss_terms(model, X, loss, batch_size))
+
+
+def loss_terms(model, X, loss=None, batch_size=1024):
+    """(mean reconstruction loss, mean penalty) of ``model`` on ``X``, in batches so memory
+    stays small; each batch's terms weigh by its number of images."""
     loss = loss or MSE()
-    total = 0.0
+    reconstruction = penalty = 0.0
     for i in range(0, len(X), batch_size):
         xb = X[i:i + batch_size]
-        total += loss.forward(model.forward(xb), xb) * len(xb)
-    return total / len(X)
+        reconstruction += loss.forward(model.forward(xb), xb) * len(xb)
+        penalty += model_penalty(model) * len(xb)
+    return reconstruction / len(X), penalty / len(X)
 
 
 class _CtrlC:
@@ -364,8 +382,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                 why = _broken(path.model, X)    # the epoch's last update has not been checked yet
                 if why:
                     raise _StepFailed(step, why)
-                val = (evaluate(path.model, Xv, path.loss) if Xv is not None
-                       and not ctrl_c.pressed else None)
+                val_terms = (loss_terms(path.model, Xv, path.loss) if Xv is not None
+                             and not ctrl_c.pressed else (None, None))
+                val = None if val_terms[0] is None else sum(val_terms)
             except _StepFailed as failed:
                 if schedule is not None:
                     schedule.go_to(t0)
@@ -382,7 +401,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                 break
             record = EpochRecord(epoch, (total + penalty) / n, val, time.perf_counter() - start,
                                  step_lr[-1], chooser.threads, reconstruction=total / n,
-                                 penalty=penalty / n, step_lr=step_lr)
+                                 penalty=penalty / n, step_lr=step_lr, val_penalty=val_terms[1])
             history.records.append(record)
             if progress:
                 terms = (f" = reconstruction {record.reconstruction:.5f} + penalty "
