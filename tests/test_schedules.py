@@ -355,22 +355,32 @@ def test_cli_bad_anneal_and_beta2(tmp_path, capsys):
             capsys.readouterr().err
 
 
+def _edit_config(path, change):
+    """Rewrite the JSON config inside the checkpoint at ``path`` (as an old or altered file)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    config = json.loads(str(arrays["__config__"]))
+    change(config)
+    arrays["__config__"] = np.array(json.dumps(config))
+    np.savez(path, **arrays)
+
+
+def _predate_anneal_and_beta2(config):
+    for key in ("anneal", "adam_beta2"):
+        del config["extra"]["args"][key]
+    del config["schedule"]["anneal_strategy"]
+
+
 def test_cli_resumes_a_checkpoint_from_before_anneal_and_beta2(tmp_path, capsys, monkeypatch):
-    """Such a run had the cosine and beta2 0.999: --resume continues exactly that."""
+    """Such a run had the cosine and beta2 0.999: --resume continues exactly that, and
+    another value needs --override, as for any recorded flag."""
     import tinyae.train
     monkeypatch.setattr(tinyae.train, "Checkpointer", KeepEpochs)
     whole = tmp_path / "whole"
     assert cli.main(TRAIN + ["--epochs", "2", "--out", str(whole), "--anneal", "cos",
                              "--adam-beta2", "0.999"]) == 0
     path = whole / "epoch1.npz"
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    config = json.loads(str(arrays["__config__"]))
-    for key in ("anneal", "adam_beta2"):
-        del config["extra"]["args"][key]
-    del config["schedule"]["anneal_strategy"]
-    arrays["__config__"] = np.array(json.dumps(config))
-    np.savez(path, **arrays)
+    _edit_config(path, _predate_anneal_and_beta2)
 
     resumed = tmp_path / "resumed"
     assert cli.main(TRAIN + ["--epochs", "2", "--resume", str(path), "--out", str(resumed)]) == 0
@@ -380,3 +390,56 @@ def test_cli_resumes_a_checkpoint_from_before_anneal_and_beta2(tmp_path, capsys,
     a, b = io.read_checkpoint(whole / "last.npz"), io.read_checkpoint(resumed / "last.npz")
     for name in a.params:
         np.testing.assert_array_equal(a.params[name], b.params[name], err_msg=name)
+
+    for flag, value, saved in [("--anneal", "linear", "cos"), ("--adam-beta2", "0.99", "0.999")]:
+        out = tmp_path / flag.strip("-")
+        assert cli.main(TRAIN + ["--epochs", "2", "--resume", str(path), flag, value,
+                                 "--out", str(out)]) == 1
+        assert f"{flag} {value} conflicts with the {saved} that" in capsys.readouterr().err
+        assert not out.exists()
+        assert cli.main(TRAIN + ["--epochs", "2", "--resume", str(path), flag, value,
+                                 "--override", "--out", str(out)]) == 0
+        assert f"--override: {flag} is {value} now, {saved} in" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_altered_schedule_or_history(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(TRAIN + ["--epochs", "1", "--out", str(run)]) == 0
+    cases = {"anneal": lambda c: c["extra"]["args"].pop("anneal"),     # state: linear; flags: cos
+             "bogus": lambda c: c["schedule"].update(anneal_strategy="sine"),
+             "history": lambda c: c["extra"]["history"]["records"][0].update(val_penalty="x")}
+    for name, change in cases.items():
+        path = tmp_path / f"{name}.npz"
+        shutil.copy(run / "last.npz", path)
+        _edit_config(path, change)
+        out = tmp_path / f"out-{name}"
+        assert cli.main(TRAIN + ["--epochs", "2", "--resume", str(path), "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert {"anneal": "comes down along 'linear' but its flags say --anneal cos",
+                "bogus": "cannot be resumed (OneCycleLR: unknown anneal_strategy 'sine'",
+                "history": "the training history it records is malformed"}[name] in err, err
+        assert not out.exists()
+    state = OneCycleLR(adam(), total_steps=10).state_dict()
+    with pytest.raises(ValueError, match="anneal_strategy 'sine' is not"):
+        OneCycleLR(adam(), total_steps=10).load_state_dict({**state, "anneal_strategy": "sine"})
+
+
+def test_cli_header_names_the_recipe_exactly(tmp_path, capsys):
+    quiet = [a for a in TRAIN if a != "--quiet"]
+    assert cli.main(quiet + ["--epochs", "1", "--adam-beta2", "0.9999999",
+                             "--out", str(tmp_path / "a")]) == 0
+    assert "(peak 0.004, linear descent), Adam beta2 0.9999999;" in capsys.readouterr().err
+    assert cli.main(quiet + ["--epochs", "1", "--adam-beta2", "-0", "--schedule", "none",
+                             "--out", str(tmp_path / "b")]) == 0
+    assert "lr schedule none (peak 0.001), Adam beta2 0.0;" in capsys.readouterr().err
+
+
+def test_stacked_pretraining_uses_the_runs_adam_betas(tmp_path, monkeypatch):
+    import tinyae.stacked
+    seen = []
+    real = tinyae.stacked.pretrain
+    monkeypatch.setattr(tinyae.stacked, "pretrain", lambda *a, **k: seen.append(k) or real(*a, **k))
+    assert cli.main(TRAIN + ["--model", "stacked", "--sizes", "784,32,8", "--epochs", "1",
+                             "--pretrain-epochs", "1", "--adam-beta2", "0.95",
+                             "--out", str(tmp_path / "s")]) == 0
+    assert seen and seen[0]["betas"] == (0.9, 0.95)

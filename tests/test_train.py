@@ -165,6 +165,10 @@ def test_best_checkpoint_ignores_records_from_before_val_loss_counted_the_penalt
     assert best(penalty=0.2) == math.inf                 # old: 0.01 was the reconstruction alone
     assert best(penalty=0.2, val_penalty=0.003) == 0.01
     assert best() == 0.01                                # no penalty: always the whole objective
+    from tinyae.cli import _which_epoch                  # `tinyae info` says the same
+    old = EpochRecord(1, 0.5, 0.01, 1.0, 1e-3, penalty=0.2)
+    new = EpochRecord(2, 0.4, 0.3, 1.0, 1e-3, penalty=0.2, val_penalty=0.2)
+    assert _which_epoch([old, new], 2).endswith("(validation loss 0.30000, the lowest up to then)")
 
 
 def test_progress_bar_is_real(digits, capsys, monkeypatch):

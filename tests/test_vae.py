@@ -252,6 +252,17 @@ def test_summed_loss_trains_and_keeps_kl_while_mean_reduced_collapses(digits):
     assert _neg_elbo(collapsed, Xt) > after
 
 
+def test_evaluate_uses_the_models_own_loss_by_default(digits):
+    from tinyae.train import evaluate
+    X = digits[2][:128]
+    model = variational_autoencoder((784, 32, 2), rng=np.random.default_rng(0))
+    values = []
+    for loss in (None, BernoulliNLL()):
+        model.rng = np.random.default_rng(5)             # the same eps both times
+        values.append(evaluate(model, X, loss))
+    assert values[0] == values[1] > 100                  # nats per image, not an MSE on logits
+
+
 def test_val_loss_is_the_negative_elbo_like_the_training_loss(digits):
     X, _, Xt, _ = digits
     model = variational_autoencoder((784, 32, 2), rng=np.random.default_rng(0))

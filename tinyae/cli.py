@@ -83,7 +83,7 @@ def _beta2(text):
         value = -1.0
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"wants a number in [0, 1), e.g. 0.999, got {text!r}")
-    return value
+    return value + 0.0                          # -0 is 0
 
 
 def _seed(text):
@@ -199,7 +199,7 @@ def _train(args, flags, ckpt, out, earlier):
         descent = f", {flags['anneal']} descent" if flags["schedule"] == "onecycle" else ""
         print(f"{what} {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
               f"images) for {flags['epochs']} epochs, lr schedule {flags['schedule']} (peak "
-              f"{flags['lr']:g}{descent}), Adam beta2 {flags['adam_beta2']:g}; writing to {out}",
+              f"{flags['lr']:g}{descent}), Adam beta2 {flags['adam_beta2']}; writing to {out}",
               file=sys.stderr)
     validation = {"test": (Xt,), "none": None}.get(flags["validation"], flags["validation"])
     history = fit(model, X, epochs=flags["epochs"], batch_size=flags["batch_size"],
@@ -256,9 +256,15 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
                                "limit"))
     if ckpt is not None and ckpt.schedule is not None and same_curve:
         try:
-            return schedules.from_state_dict(optimizer, ckpt.schedule)
+            restored = schedules.from_state_dict(optimizer, ckpt.schedule)
         except ValueError as exc:
             raise CheckpointError(f"{ckpt.path!r}: its lr schedule cannot be resumed ({exc})") from None
+        anneal = getattr(restored, "anneal_strategy", flags["anneal"])
+        if anneal != flags["anneal"]:
+            raise CheckpointError(f"{ckpt.path!r}: its lr schedule comes down along {anneal!r} "
+                                  f"but its flags say --anneal {flags['anneal']}; the file was "
+                                  "altered, so it cannot be resumed as it is.")
+        return restored
     n = n_images
     if isinstance(flags["validation"], float):          # fit holds this many images out
         n -= max(1, int(round(n_images * flags["validation"])))
@@ -281,7 +287,8 @@ def _pretrain(model, X, flags, quiet):
     """Greedy layer-wise training of a stacked model, before its fine-tuning by fit."""
     from .stacked import pretrain
     histories = pretrain(model, X, flags["pretrain_epochs"], batch_size=flags["batch_size"],
-                         lr=flags["lr"], seed=flags["seed"], progress=not quiet)
+                         lr=flags["lr"], betas=(0.9, flags["adam_beta2"]), seed=flags["seed"],
+                         progress=not quiet)
     return [h.to_dict() for h in histories]
 
 
@@ -501,8 +508,9 @@ def _which_epoch(records, planned):
         return "holds weights that were never trained with tinyae train (no history)"
     last, of = records[-1], f" of {planned}" if planned else ""
     text = f"holds the weights after epoch {last.epoch}{of}"
-    vals = [r.val_loss for r in records if r.val_loss is not None]
-    if last.val_loss is not None and last.val_loss <= min(vals):
+    from .train import comparable_val_losses
+    vals = comparable_val_losses(records)
+    if vals and last.val_loss is not None and last.val_loss <= min(vals):
         text += f" (validation loss {last.val_loss:.5f}, the lowest up to then)"
     return text
 

@@ -138,6 +138,9 @@ DEFAULT_WEIGHT_DECAY = {"sparse": WEIGHT_DECAY}
 # The flags that decide the weights after each epoch (--epochs only says where to stop).
 RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation", "schedule",
              "warmup", "anneal", "adam_beta2")
+# Flags added after checkpoints existed: one that a checkpoint does not record had its default
+# (TRAIN_DEFAULTS), so a different value given on --resume needs --override like any other.
+LATER_FLAGS = ("schedule", "warmup", "anneal", "adam_beta2")
 # The model kind and its options decide them too; checkpoints older than --model have none
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
 MODEL_FLAGS = ("model", "noise", "penalty", "rho", "beta", "l1", "weight_decay",
@@ -224,7 +227,11 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
             raise RunError(f"{path}: the recorded {_flag(key)} {saved[key]!r} is not valid; "
                            "cannot resume from it.")
         s = tuple(saved[key]) if key == "sizes" and key in saved else saved.get(key)
-        if key not in saved:
+        recorded = key in saved
+        if not recorded and key in LATER_FLAGS:     # saved before the flag: it trained with the default
+            s, recorded = TRAIN_DEFAULTS[key], True
+            notes.append(f"{path} does not record {_flag(key)}; using {_show(s)}")
+        if not recorded:
             flags[key] = given.get(key, TRAIN_DEFAULTS[key])
             if key in RUN_FLAGS:
                 notes.append(f"{path} does not record {_flag(key)}; using {_show(flags[key])}")
@@ -315,7 +322,8 @@ def checked_history(ckpt):
     try:
         history = History.from_dict(d)
         for r in history.records:
-            numbers = (r.loss, r.seconds, r.lr) + (() if r.val_loss is None else (r.val_loss,))
+            numbers = (r.loss, r.seconds, r.lr, r.reconstruction, r.penalty) + tuple(
+                v for v in (r.val_loss, r.val_penalty) if v is not None)
             if type(r.epoch) is not int or not isinstance(r.step_lr, list) or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool)
                     for v in numbers + tuple(r.step_lr)):

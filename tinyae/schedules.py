@@ -216,6 +216,13 @@ class OneCycleLR(Schedule):
         self.final_div_factor = float(final_div_factor)
         self._apply()
 
+    def load_state_dict(self, state: dict):
+        if {**self._before, **state}.get("anneal_strategy") not in self.ANNEALS:
+            raise ValueError(f"OneCycleLR: the saved anneal_strategy "
+                             f"{state.get('anneal_strategy')!r} is not 'cos' or 'linear'; the "
+                             "state was altered or is damaged.")
+        super().load_state_dict(state)
+
     @property
     def warmup_steps(self):
         return min(round(self.pct_start * self.total_steps), self.total_steps - 1)

@@ -66,12 +66,12 @@ def stack(levels) -> Autoencoder:
     return Autoencoder(encoder, decoder)
 
 
-def pretrain(model, X, epochs: int, *, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
-             progress: bool = True) -> list:
+def pretrain(model, X, epochs: int, *, batch_size: int = 256, lr: float = 1e-3,
+             betas=(0.9, 0.999), seed: int = 0, progress: bool = True) -> list:
     """Greedy layer-wise training of ``model``'s levels, in place; returns their Historys.
 
-    Level k trains for ``epochs`` epochs (Adam, MSE) on the codes of the
-    levels below it, which stay fixed from then on.
+    Level k trains for ``epochs`` epochs (Adam with ``lr`` and ``betas``, MSE) on the
+    codes of the levels below it, which stay fixed from then on.
     """
     from .optim import Adam
     from .train import fit
@@ -82,7 +82,8 @@ def pretrain(model, X, epochs: int, *, batch_size: int = 256, lr: float = 1e-3, 
             print(f"pretraining level {k}/{len(levels)}: {level.input_width}-"
                   f"{level.latent_width}-{level.input_width}", file=sys.stderr)
         histories.append(fit(level, codes, epochs=epochs, batch_size=batch_size, seed=seed + k,
-                             optimizer=Adam(level.parameters(), lr=lr), progress=progress))
+                             optimizer=Adam(level.parameters(), lr=lr, betas=betas),
+                             progress=progress))
         if k < len(levels):
             codes = np.ascontiguousarray(batched(level.encode, codes))   # the next level's data
     return histories

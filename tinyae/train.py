@@ -117,11 +117,8 @@ class Checkpointer:
     def __init__(self, folder, extra=None, history=None, schedule=None):
         self.folder, self.extra, self.schedule = Path(folder), dict(extra or {}), schedule
         self.folder.mkdir(parents=True, exist_ok=True)
-        # An older record of a model with a penalty has the reconstruction alone as val_loss:
-        # lower than today's sums, so it cannot stand as the best one to beat.
-        records = history.records if history else []
-        self.best = min((r.val_loss for r in records if r.val_loss is not None
-                         and (r.val_penalty is not None or not r.penalty)), default=math.inf)
+        self.best = min(comparable_val_losses(history.records if history else []),
+                        default=math.inf)
 
     def __call__(self, model, optimizer, history):
         self.save_last(model, optimizer, history)
@@ -137,6 +134,16 @@ class Checkpointer:
         from .io import save
         save(model, self.folder / name, optimizer=optimizer, schedule=self.schedule,
              extra={**self.extra, "history": history.to_dict()})
+
+
+def comparable_val_losses(records):
+    """The val_loss of each record that holds today's sum (reconstruction + penalty).
+
+    An older record of a model with a penalty has the reconstruction alone: lower than
+    today's sums, so it cannot stand as the best to beat.
+    """
+    return [r.val_loss for r in records
+            if r.val_loss is not None and (r.val_penalty is not None or not r.penalty)]
 
 
 def check_data(X, width, name="X"):
@@ -227,7 +234,7 @@ def evaluate(model, X, loss=None, batch_size=1024):
 def loss_terms(model, X, loss=None, batch_size=1024):
     """(mean reconstruction loss, mean penalty) of ``model`` on ``X``, in batches so memory
     stays small; each batch's terms weigh by its number of images."""
-    loss = loss or MSE()
+    loss = loss or getattr(model, "default_loss", MSE)()      # as fit's default
     reconstruction = penalty = 0.0
     for i in range(0, len(X), batch_size):
         xb = X[i:i + batch_size]
