@@ -332,6 +332,16 @@ def test_quantile_grid():
 
 
 # --- the command line --------------------------------------------------------------------
+def test_cli_resume_takes_the_sizes_it_was_trained_with(tmp_path):
+    """A VAE records --sizes with its code width (the mu head's), so the same flags resume."""
+    flags = ["train", "--model", "vae", "--data", "builtin", "--limit", "200", "--sizes",
+             "784,32,2", "--threads", "1", "--quiet"]
+    assert main(flags + ["--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    assert ta.io.read_checkpoint(tmp_path / "a" / "last.npz").extra["args"]["sizes"] == [784, 32, 2]
+    assert main(flags + ["--epochs", "2", "--resume", str(tmp_path / "a" / "last.npz"),
+                         "--out", str(tmp_path / "b")]) == 0
+
+
 def test_cli_train_info_sample(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--model", "vae", "--beta", "0.5", "--data", "builtin", "--limit", "400",

@@ -257,10 +257,14 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
 
 # --- the model, optimiser and history a run starts from ------------------------------
 def encoder_sizes(model, default):
-    """The --sizes of a dense autoencoder: its encoder's widths (``default`` for other models)."""
+    """The --sizes of a dense autoencoder: its encoder's widths (``default`` for other models).
+
+    A VAE's encoder is its body; its code width is that of its mu head.
+    """
     from .layers import Dense, Sequential
     layers = model.encoder if isinstance(model.encoder, Sequential) else [model.encoder]
     dense = [layer for layer in layers if isinstance(layer, Dense)]
+    dense += [model.mu_head] if isinstance(getattr(model, "mu_head", None), Dense) else []
     return [dense[0].in_features] + [d.out_features for d in dense] if dense else list(default)
 
 
