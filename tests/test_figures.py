@@ -29,6 +29,18 @@ def test_latent_scatter_title_fits_in_the_figure(rng):
     assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
 
 
+def test_loss_figure_leaves_out_validation_values_that_miss_the_penalty():
+    """An older record of a model with a penalty holds the reconstruction alone as val_loss:
+    drawn beside today's sums it would make the curve jump, so it is a gap."""
+    old = EpochRecord(1, 0.5, 0.1, 1.0, 1e-3, penalty=0.2)
+    new = [EpochRecord(e, 0.4, 0.35, 1.0, 1e-3, penalty=0.2, val_penalty=0.2) for e in (2, 3)]
+    fig = plot.loss_curves(History([old, *new]))
+    val = next(line for line in fig.axes[0].lines if line.get_label() == "validation")
+    np.testing.assert_array_equal(val.get_ydata(), [np.nan, 0.35, 0.35])
+    fig = plot.loss_curves(History([old]))
+    assert [line.get_label() for line in fig.axes[0].lines] == ["train"]
+
+
 def test_epoch_axis_has_integer_ticks():
     history = History([EpochRecord(e, 1.0 / e, None, 1.0, 1e-3) for e in range(1, 4)])
     fig = plot.loss_curves(history)

@@ -142,8 +142,11 @@ def loss_curves(history, path=None, title="training and validation loss", ax=Non
     ax = fig.subplots() if ax is None else ax
     epochs = [r.epoch for r in history.records]
     lines = ax.plot(epochs, history.loss, "o-", label="train")
-    if any(v is not None for v in history.val_loss):
-        lines += ax.plot(epochs, history.val_loss, "s--", label="validation")
+    # Only values that hold reconstruction + penalty, as the training loss does (older
+    # records of a model with a penalty hold the reconstruction alone: left out, as gaps).
+    val = [np.nan if r.whole_val_loss is None else r.whole_val_loss for r in history.records]
+    if not np.isnan(val).all():
+        lines += ax.plot(epochs, val, "s--", label="validation")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # no epoch 2.5
     ax.set_xlabel("epoch")

@@ -59,6 +59,12 @@ class EpochRecord:
     step_lr: list = field(default_factory=list)     # the lr of each step of the epoch
     val_penalty: float | None = None
 
+    @property
+    def whole_val_loss(self):
+        """``val_loss`` when it holds reconstruction + penalty, else None (no validation, or
+        an older record of a model with a penalty: its val_loss is the reconstruction alone)."""
+        return self.val_loss if self.val_penalty is not None or not self.penalty else None
+
     def __post_init__(self):
         if self.reconstruction is None:
             self.reconstruction = self.loss - self.penalty
@@ -137,13 +143,9 @@ class Checkpointer:
 
 
 def comparable_val_losses(records):
-    """The val_loss of each record that holds today's sum (reconstruction + penalty).
-
-    An older record of a model with a penalty has the reconstruction alone: lower than
-    today's sums, so it cannot stand as the best to beat.
-    """
-    return [r.val_loss for r in records
-            if r.val_loss is not None and (r.val_penalty is not None or not r.penalty)]
+    """Each record's ``whole_val_loss`` that is not None: the ones a new epoch's compares with
+    (an older record's reconstruction alone would be lower than today's sums)."""
+    return [r.whole_val_loss for r in records if r.whole_val_loss is not None]
 
 
 def check_data(X, width, name="X"):
