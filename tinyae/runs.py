@@ -126,8 +126,9 @@ DEFAULT_SIZES = {"sparse": (784, 196)}      # other kinds: TRAIN_DEFAULTS["sizes
 # of 4e-3 lowers the test MSE and raises the 5-NN accuracy on each of seeds 0, 1 and 2 against
 # the constant 1e-3; a straight descent with Adam's beta2 at 0.99 then lowers the MSE on each
 # of seeds 0 to 8 and raises the 5-NN accuracy on eight of them. The other kinds were not
-# measured: they keep the constant lr (and, under onecycle, the cosine and 0.999). Checkpoints that record no schedule had a constant
-# one, and those that record no anneal or beta2 had the cosine and 0.999 (TRAIN_DEFAULTS).
+# measured: they keep the constant lr (and, under onecycle, the cosine and 0.999).
+# Checkpoints that record no schedule had a constant one, and those that record no anneal
+# or beta2 had the cosine and 0.999 (TRAIN_DEFAULTS).
 DEFAULT_SCHEDULE = {"ae": "onecycle"}       # other kinds: TRAIN_DEFAULTS["schedule"]
 ONECYCLE_LR = 4e-3                          # --lr's default (the peak) under onecycle
 ONECYCLE_RECIPE = {"ae": {"anneal": "linear", "adam_beta2": 0.99}}   # also under onecycle
@@ -228,7 +229,7 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
                            "cannot resume from it.")
         s = tuple(saved[key]) if key == "sizes" and key in saved else saved.get(key)
         recorded = key in saved
-        if not recorded and key in LATER_FLAGS:     # saved before the flag: it trained with the default
+        if not recorded and key in LATER_FLAGS:     # saved before the flag: it had the default
             s, recorded = TRAIN_DEFAULTS[key], True
             notes.append(f"{path} does not record {_flag(key)}; using {_show(s)}")
         if not recorded:
