@@ -595,9 +595,8 @@ def build_parser():
                    "(default 4e-3 with --schedule onecycle, else 1e-3)")
     t.add_argument("--schedule", choices=SCHEDULES, default=keep,
                    help="learning-rate schedule over the run (default onecycle for --model ae, "
-                   "none for the other kinds): onecycle = linear "
-                   "warm-up over 30%% of the steps, then down to ~0 (--anneal); cosine = cosine from "
-                   "--lr down to ~0; step = lr / 10 after each third; warmup = linear warm-up, then "
+                   "none for the other kinds): onecycle = linear warm-up over 30%% of the "
+                   "steps, then down to ~0 (--anneal); cosine = cosine from --lr down to ~0; step = lr / 10 after each third; warmup = linear warm-up, then "
                    "constant; none = constant lr. --resume continues the saved curve; epochs "
                    "past its end train at its final lr")
     t.add_argument("--anneal", choices=("cos", "linear"), default=keep,
