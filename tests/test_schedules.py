@@ -323,9 +323,13 @@ def test_cli_default_recipe(tmp_path, monkeypatch):
     under onecycle: the peak 4e-3 with the cosine and 0.999."""
     from tinyae import runs
     betas = []
-    monkeypatch.setattr(runs, "adam", lambda model, flags: betas.append(
-        (a := ta.Adam(model.parameters(), lr=flags["lr"], betas=(0.9, flags["adam_beta2"])))
-        .betas) or a)
+    real = runs.adam
+
+    def spy(model, flags):                               # the run's own Adam, its betas noted
+        optimizer = real(model, flags)
+        betas.append(optimizer.betas)
+        return optimizer
+    monkeypatch.setattr(runs, "adam", spy)
     for extra, want in [([], ("onecycle", 4e-3, "linear", 0.99)),
                         (["--schedule", "none"], ("none", 1e-3, "cos", 0.999)),
                         (["--lr", "2e-3", "--anneal", "cos"], ("onecycle", 2e-3, "cos", 0.99)),

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import safety
 from .data import load_dataset
-from .schedules import NAMES as SCHEDULES
+from .schedules import ANNEALS, NAMES as SCHEDULES
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
 MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked", "vae")
@@ -509,9 +509,9 @@ def _which_epoch(records, planned):
     last, of = records[-1], f" of {planned}" if planned else ""
     text = f"holds the weights after epoch {last.epoch}{of}"
     from .train import comparable_val_losses
-    vals = comparable_val_losses(records)
-    if vals and last.val_loss is not None and last.val_loss <= min(vals):
-        text += f" (validation loss {last.val_loss:.5f}, the lowest up to then)"
+    val = last.whole_val_loss           # None, or one of comparable_val_losses(records)
+    if val is not None and val <= min(comparable_val_losses(records)):
+        text += f" (validation loss {val:.5f}, the lowest up to then)"
     return text
 
 
@@ -596,10 +596,11 @@ def build_parser():
     t.add_argument("--schedule", choices=SCHEDULES, default=keep,
                    help="learning-rate schedule over the run (default onecycle for --model ae, "
                    "none for the other kinds): onecycle = linear warm-up over 30%% of the "
-                   "steps, then down to ~0 (--anneal); cosine = cosine from --lr down to ~0; step = lr / 10 after each third; warmup = linear warm-up, then "
+                   "steps, then down to ~0 (--anneal); cosine = cosine from --lr down to ~0; "
+                   "step = lr / 10 after each third; warmup = linear warm-up, then "
                    "constant; none = constant lr. --resume continues the saved curve; epochs "
                    "past its end train at its final lr")
-    t.add_argument("--anneal", choices=("cos", "linear"), default=keep,
+    t.add_argument("--anneal", choices=ANNEALS, default=keep,
                    help="how onecycle comes down from its peak: along a cosine or a straight "
                    "line (torch's anneal_strategy; default linear for --model ae, cos for the "
                    "other kinds)")

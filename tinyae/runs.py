@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .safety import UnsafePathError
-from .schedules import NAMES
+from .schedules import ANNEALS, NAMES
 from .variants import WEIGHT_DECAY
 
 LOCK = ".tinyae-run.lock"
@@ -192,7 +192,7 @@ def _valid(key, v):
           "threads": lambda: v in (None, "auto") or (type(v) is int and v >= 1),
           "schedule": lambda: v in NAMES,
           "warmup": lambda: v is None or (num and 0 < v < float("inf")),
-          "anneal": lambda: v in ("cos", "linear"),
+          "anneal": lambda: v in ANNEALS,
           "adam_beta2": lambda: num and 0 <= v < 1,
           "model": lambda: v in KIND_OPTIONS,
           "noise": lambda: isinstance(v, str) and _parses_as_noise(v),

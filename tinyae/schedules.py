@@ -177,6 +177,9 @@ class LinearWarmup(Schedule):
         return self.lr * (self.start_factor + (1 - self.start_factor) * s)
 
 
+ANNEALS = ("cos", "linear")      # OneCycleLR's ways down from the peak (torch's anneal_strategy)
+
+
 class OneCycleLR(Schedule):
     """One cycle (torch's OneCycleLR): a linear warm-up to ``lr``, then down to nearly 0.
 
@@ -194,13 +197,12 @@ class OneCycleLR(Schedule):
     """
     _hyper = ("total_steps", "pct_start", "div_factor", "final_div_factor", "anneal_strategy")
     _before = {"anneal_strategy": "cos"}
-    ANNEALS = ("cos", "linear")
 
     def __init__(self, optimizer, total_steps: int, pct_start: float = 0.3,
                  div_factor: float = 25.0, final_div_factor: float = 1e4, lr: float | None = None,
                  anneal_strategy: str = "cos"):
         super().__init__(optimizer, lr)
-        if anneal_strategy not in self.ANNEALS:
+        if anneal_strategy not in ANNEALS:
             raise ValueError(f"OneCycleLR: unknown anneal_strategy {anneal_strategy!r}; choose "
                              "'cos' (torch's default) or 'linear'.")
         self.anneal_strategy = anneal_strategy
@@ -217,7 +219,7 @@ class OneCycleLR(Schedule):
         self._apply()
 
     def load_state_dict(self, state: dict):
-        if {**self._before, **state}.get("anneal_strategy") not in self.ANNEALS:
+        if {**self._before, **state}.get("anneal_strategy") not in ANNEALS:
             raise ValueError(f"OneCycleLR: the saved anneal_strategy "
                              f"{state.get('anneal_strategy')!r} is not 'cos' or 'linear'; the "
                              "state was altered or is damaged.")

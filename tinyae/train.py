@@ -328,8 +328,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
         seed: seeds each epoch's shuffle, a denoising model's noise and a VAE's
             eps (the model's ``rng`` is reseeded per epoch, then given back), so
             a resumed run repeats the epochs it resumes; the same seed and data
-            give the same run: bit for bit with a fixed ``threads`` count, to float rounding with
-            "auto" (OpenBLAS's sums depend on how many threads share them).
+            give the same run: bit for bit with a fixed ``threads`` count, to
+            float rounding with "auto" (OpenBLAS's sums depend on how many
+            threads share them).
         early_stopping: None, a patience (int) or an ``EarlyStopping``.
         callbacks: callables ``cb(model, optimizer, history)`` run after each epoch.
         progress: report each epoch: a tqdm bar with the running loss on a
@@ -391,9 +392,10 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                 why = _broken(path.model, X)    # the epoch's last update has not been checked yet
                 if why:
                     raise _StepFailed(step, why)
-                val_terms = (loss_terms(path.model, Xv, path.loss) if Xv is not None
-                             and not ctrl_c.pressed else (None, None))
-                val = None if val_terms[0] is None else sum(val_terms)
+                val_reconstruction, val_penalty = (
+                    loss_terms(path.model, Xv, path.loss) if Xv is not None
+                    and not ctrl_c.pressed else (None, None))
+                val = None if val_penalty is None else val_reconstruction + val_penalty
             except _StepFailed as failed:
                 if schedule is not None:
                     schedule.go_to(t0)
@@ -410,7 +412,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                 break
             record = EpochRecord(epoch, (total + penalty) / n, val, time.perf_counter() - start,
                                  step_lr[-1], chooser.threads, reconstruction=total / n,
-                                 penalty=penalty / n, step_lr=step_lr, val_penalty=val_terms[1])
+                                 penalty=penalty / n, step_lr=step_lr, val_penalty=val_penalty)
             history.records.append(record)
             if progress:
                 terms = (f" = reconstruction {record.reconstruction:.5f} + penalty "
