@@ -125,6 +125,15 @@ def with_config(change):
     return npz_bytes(config, arrays)
 
 
+def edit_config(path, change):
+    """Rewrite the checkpoint at ``path`` after ``change(config)`` (as an old or altered file)."""
+    with open(path, "rb") as f:
+        config, arrays = read_npz(f.read())
+    change(config)
+    with open(path, "wb") as f:
+        f.write(npz_bytes(config, arrays))
+
+
 def with_array(key, value):
     config, arrays = read_npz(checkpoint_bytes())
     arrays[key] = value

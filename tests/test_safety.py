@@ -325,6 +325,9 @@ def test_model_size_bound_before_allocation():
     with pytest.raises(ValueError, match=r"5,000,000,002 parameters, more than tinyae's limit "
                                          r"of 100,000,000"):
         ta.dense_autoencoder((10**9, 2))
+    with pytest.raises(ValueError, match=r"Dense\(1000000, 1000000\) would have "
+                                         r"1,000,001,000,000 parameters, more than"):
+        ta.Dense(10**6, 10**6)                      # a layer built by hand is bounded too
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1e6

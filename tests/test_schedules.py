@@ -3,6 +3,7 @@ import json
 import math
 import shutil
 
+import crafted
 import numpy as np
 import pytest
 
@@ -359,16 +360,6 @@ def test_cli_bad_anneal_and_beta2(tmp_path, capsys):
             capsys.readouterr().err
 
 
-def _edit_config(path, change):
-    """Rewrite the JSON config inside the checkpoint at ``path`` (as an old or altered file)."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    config = json.loads(str(arrays["__config__"]))
-    change(config)
-    arrays["__config__"] = np.array(json.dumps(config))
-    np.savez(path, **arrays)
-
-
 def _predate_anneal_and_beta2(config):
     for key in ("anneal", "adam_beta2"):
         del config["extra"]["args"][key]
@@ -384,7 +375,7 @@ def test_cli_resumes_a_checkpoint_from_before_anneal_and_beta2(tmp_path, capsys,
     assert cli.main(TRAIN + ["--epochs", "2", "--out", str(whole), "--anneal", "cos",
                              "--adam-beta2", "0.999"]) == 0
     path = whole / "epoch1.npz"
-    _edit_config(path, _predate_anneal_and_beta2)
+    crafted.edit_config(path, _predate_anneal_and_beta2)
 
     resumed = tmp_path / "resumed"
     assert cli.main(TRAIN + ["--epochs", "2", "--resume", str(path), "--out", str(resumed)]) == 0
@@ -415,7 +406,7 @@ def test_cli_refuses_an_altered_schedule_or_history(tmp_path, capsys):
     for name, change in cases.items():
         path = tmp_path / f"{name}.npz"
         shutil.copy(run / "last.npz", path)
-        _edit_config(path, change)
+        crafted.edit_config(path, change)
         out = tmp_path / f"out-{name}"
         assert cli.main(TRAIN + ["--epochs", "2", "--resume", str(path), "--out", str(out)]) == 1
         err = capsys.readouterr().err

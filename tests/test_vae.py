@@ -1,6 +1,7 @@
 """The variational autoencoder: its gradients, the KL term, training, checkpoints, CLI."""
 import json
 
+import crafted
 import numpy as np
 import pytest
 
@@ -340,6 +341,19 @@ def test_cli_resume_takes_the_sizes_it_was_trained_with(tmp_path):
     assert ta.io.read_checkpoint(tmp_path / "a" / "last.npz").extra["args"]["sizes"] == [784, 32, 2]
     assert main(flags + ["--epochs", "2", "--resume", str(tmp_path / "a" / "last.npz"),
                          "--out", str(tmp_path / "b")]) == 0
+
+
+def test_cli_resumes_an_older_checkpoint_whose_sizes_lack_the_code_width(tmp_path):
+    """Before the code width was recorded, --sizes 784,32,2 was saved as [784, 32]."""
+    flags = ["train", "--model", "vae", "--data", "builtin", "--limit", "200", "--sizes",
+             "784,32,2", "--threads", "1", "--quiet"]
+    assert main(flags + ["--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    old = tmp_path / "a" / "last.npz"
+    crafted.edit_config(old, lambda c: c["extra"]["args"].update(sizes=[784, 32]))
+    assert main(flags + ["--epochs", "2", "--resume", str(old), "--out", str(tmp_path / "b")]) == 0
+    assert ta.io.read_checkpoint(tmp_path / "b" / "last.npz").extra["args"]["sizes"] == [784, 32, 2]
+    other = [f if f != "784,32,2" else "784,32,3" for f in flags]      # another code width
+    assert main(other + ["--epochs", "2", "--resume", str(old), "--out", str(tmp_path / "c")]) == 1
 
 
 def test_cli_train_info_sample(tmp_path, capsys):

@@ -124,7 +124,7 @@ def cmd_train(args):
     from . import io
     from .runs import (DEFAULT_BETA, DEFAULT_SCHEDULE, DEFAULT_SIZES, DEFAULT_WEIGHT_DECAY,
                        ONECYCLE_LR, ONECYCLE_RECIPE, TRAIN_DEFAULTS, RunFolder,
-                       new_run_folder, resume_flags)
+                       new_run_folder, resume_flags, saved_flags)
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
@@ -141,7 +141,7 @@ def cmd_train(args):
         if "weight_decay" not in given:
             flags["weight_decay"] = DEFAULT_WEIGHT_DECAY.get(flags["model"], 0.0)
     else:
-        flags, notes = resume_flags(ckpt.extra.get("args", {}), given, args.override,
+        flags, notes = resume_flags(saved_flags(ckpt), given, args.override,
                                     repr(args.resume))
     if "anneal" in given and flags["schedule"] != "onecycle":
         raise ValueError(f"--anneal {given['anneal']} shapes the descent of --schedule onecycle, "

@@ -19,6 +19,18 @@ import numpy as np
 
 from . import init as initialisers
 
+# A bound on what one model may ask for: 100 M parameters are 400 MB in float32 (1.6 GB with
+# Adam's two moments and the gradients), far beyond any model these lessons train. A typo such
+# as sizes=(10**9, 2) is refused with this number instead of asking the machine for 15 GiB.
+MAX_PARAMETERS = 100_000_000
+
+
+def check_model_size(n_parameters, what="the model"):
+    """Raise ``ValueError`` when ``n_parameters`` exceeds ``MAX_PARAMETERS``."""
+    if n_parameters > MAX_PARAMETERS:
+        raise ValueError(f"{what} would have {n_parameters:,} parameters, more than tinyae's "
+                         f"limit of {MAX_PARAMETERS:,} (tinyae.layers.MAX_PARAMETERS); check the sizes.")
+
 
 class Layer:
     """Base class: empty ``params``/``grads`` and the checks every layer shares."""
@@ -122,6 +134,8 @@ class Dense(Layer):
             if not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"Dense: {name} must be a positive integer, got {n!r}")
         self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
+        check_model_size(self.in_features * self.out_features + self.out_features,
+                         f"Dense({self.in_features}, {self.out_features})")
         rng = np.random.default_rng() if rng is None else rng
         self.params["W"] = initialisers.get(init)((self.in_features, self.out_features), rng, dtype)
         if bias:

@@ -6,20 +6,10 @@
 """
 import numpy as np
 
-from .layers import ACTIVATION_LAYERS, Dense, Sequential, layer_from_config, layer_parameters
+from .layers import (ACTIVATION_LAYERS, MAX_PARAMETERS, Dense, Sequential,  # noqa: F401 (re-export)
+                     check_model_size, layer_from_config, layer_parameters)
 
 SEED_SIZES = (784, 512, 256, 64, 2)
-# A bound on what one model may ask for: 100 M parameters are 400 MB in float32 (1.6 GB with
-# Adam's two moments and the gradients), far beyond any model these lessons train. A typo such
-# as sizes=(10**9, 2) is refused with this number instead of asking the machine for 15 GiB.
-MAX_PARAMETERS = 100_000_000
-
-
-def check_model_size(n_parameters, what="the model"):
-    """Raise ``ValueError`` when ``n_parameters`` exceeds ``MAX_PARAMETERS``."""
-    if n_parameters > MAX_PARAMETERS:
-        raise ValueError(f"{what} would have {n_parameters:,} parameters, more than tinyae's "
-                         f"limit of {MAX_PARAMETERS:,} (models.MAX_PARAMETERS); check the sizes.")
 
 
 class Autoencoder:
