@@ -30,6 +30,23 @@ docs/results.md. "Third look" (on the recipe of that time, cosine and 0.999):
     python benchmarks/bench_recipe.py $OLD --seeds 0 1 2 --epochs 30
     python benchmarks/bench_recipe.py $OLD --seeds 0 1 2 --epochs 40
 
+"Fifth look" (how the weights start, on today's default):
+
+    python benchmarks/bench_recipe.py --seeds 0 1 2 3 4 5 6 7 8 --init glorot
+    python benchmarks/bench_recipe.py --seeds 0 1 2 --init glorot --init-part encoder
+    python benchmarks/bench_recipe.py --seeds 0 1 2 --init glorot --init-part decoder
+    python benchmarks/bench_recipe.py --seeds 0 1 2 --init he-uniform
+    python benchmarks/bench_recipe.py --seeds 0 1 2 --init torch
+    python benchmarks/bench_recipe.py --seeds 0 1 2 --weight-decay 1e-5
+    python benchmarks/bench_recipe.py --seeds 0 1 2 --beta1 0.95 --warmup-share 0.2
+    G="--init glorot"
+    python benchmarks/bench_recipe.py $G --seeds 0 1 2 --lr 6e-3
+    python benchmarks/bench_recipe.py $G --seeds 0 1 2 --lr 3e-3
+    python benchmarks/bench_recipe.py $G --seeds 0 1 2 --warmup-share 0.2
+    python benchmarks/bench_recipe.py $G --seeds 0 1 2 --beta1 0.95
+    python benchmarks/bench_recipe.py $G --seeds 0 1 2 --epochs 30
+    python benchmarks/bench_recipe.py $G --seeds 0 1 2 --batch-size 128
+
 After each run it also counts the dead ReLU units: those that output 0 for
 every test image, per hidden layer (encoder first).
 """
@@ -50,12 +67,28 @@ from tinyae.layers import Dense, LeakyReLU, ReLU  # noqa: E402
 from tinyae.train import fit  # noqa: E402
 
 
+# --init: every Dense layer's weights drawn again from U(-a, a), W of shape (fan_in, fan_out),
+# by one generator seeded with the run's seed, encoder first ("torch" also draws the biases).
+BOUND = {"torch": lambda fi, fo: 1 / np.sqrt(fi),              # torch.nn.Linear's default
+         "glorot": lambda fi, fo: np.sqrt(6 / (fi + fo)),
+         "he-uniform": lambda fi, fo: np.sqrt(6 / fi)}
+
+
 def build(args, seed):
-    """The seed model, its hidden biases set to ``--hidden-bias`` (He init leaves them 0)."""
+    """The seed model, redrawn by ``--init``, its hidden biases set to ``--hidden-bias``."""
     model = ta.dense_autoencoder(activation=args.activation, rng=np.random.default_rng(seed))
-    for part in (model.encoder, model.decoder):
+    rng = np.random.default_rng(seed)
+    for name, part in (("encoder", model.encoder), ("decoder", model.decoder)):
+        redrawn = args.init != "he" and args.init_part in ("both", name)
+        for dense in [layer for layer in part.layers if isinstance(layer, Dense)]:
+            if redrawn:
+                a = BOUND[args.init](*dense.params["W"].shape)
+                dense.params["W"][...] = rng.uniform(-a, a, dense.params["W"].shape)
+            if redrawn and args.init == "torch":
+                dense.params["b"][...] = rng.uniform(-a, a, dense.out_features)
         for dense, act in zip(part.layers[:-1], part.layers[1:]):
-            if isinstance(dense, Dense) and isinstance(act, (ReLU, LeakyReLU)):
+            if args.hidden_bias is not None and isinstance(dense, Dense) \
+                    and isinstance(act, (ReLU, LeakyReLU)):
                 dense.params["b"][:] = args.hidden_bias
     return model
 
@@ -86,9 +119,17 @@ def main():
                    help="one-cycle's warm-up, a share of training (default 0.3)")
     p.add_argument("--loss", default="mse", choices=["mse", "bce"],
                    help="the training loss (the figures are MSE either way; default mse)")
-    p.add_argument("--hidden-bias", type=float, default=0.0,
-                   help="start value of the biases before each ReLU (default 0)")
+    p.add_argument("--hidden-bias", type=float,
+                   help="start value of the biases before each ReLU (default: the init's, 0 "
+                        "but for --init torch)")
     p.add_argument("--activation", default="relu", choices=["relu", "leaky_relu"])
+    p.add_argument("--init", default="he", choices=["he", *BOUND],
+                   help="he: the model's own (He normal before ReLU, Glorot elsewhere); the "
+                        "others redraw every layer (default he)")
+    p.add_argument("--init-part", default="both", choices=["both", "encoder", "decoder"],
+                   help="the part --init redraws (default both)")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="Adam's weight decay, g <- g + lambda p (default 0)")
     p.add_argument("--log", help="append one JSON line per run to this file")
     args = p.parse_args()
     X, y = load_mnist("train", progress=False)
@@ -96,7 +137,8 @@ def main():
     print(f"machine: {machine()}\nchange: {vars(args)}\n")
     for seed in args.seeds:
         model = build(args, seed)
-        opt = ta.Adam(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2))
+        opt = ta.Adam(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2),
+                      weight_decay=args.weight_decay)
         steps = -(-len(X) // args.batch_size)
         total = args.epochs * steps
         schedule = schedules.build("onecycle", opt, total, lr=args.lr, anneal=args.anneal,
