@@ -30,9 +30,11 @@ docs/results.md. "Third look" (on the recipe of that time, cosine and 0.999):
     python benchmarks/bench_recipe.py $OLD --seeds 0 1 2 --epochs 30
     python benchmarks/bench_recipe.py $OLD --seeds 0 1 2 --epochs 40
 
-"Fifth look" (how the weights start, on today's default):
+"Fifth look" (how the weights start, on today's default; every run is in
+benchmarks/quality_init.jsonl, written with --log):
 
-    python benchmarks/bench_recipe.py --seeds 0 1 2 3 4 5 6 7 8 --init glorot
+    python benchmarks/bench_recipe.py --seeds $(seq 0 17) --init glorot
+    python benchmarks/bench_recipe.py --seeds $(seq 9 17)
     python benchmarks/bench_recipe.py --seeds 0 1 2 --init glorot --init-part encoder
     python benchmarks/bench_recipe.py --seeds 0 1 2 --init glorot --init-part decoder
     python benchmarks/bench_recipe.py --seeds 0 1 2 --init he-uniform
