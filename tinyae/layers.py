@@ -29,7 +29,8 @@ def check_model_size(n_parameters, what="the model"):
     """Raise ``ValueError`` when ``n_parameters`` exceeds ``MAX_PARAMETERS``."""
     if n_parameters > MAX_PARAMETERS:
         raise ValueError(f"{what} would have {n_parameters:,} parameters, more than tinyae's "
-                         f"limit of {MAX_PARAMETERS:,} (tinyae.layers.MAX_PARAMETERS); check the sizes.")
+                         f"limit of {MAX_PARAMETERS:,} (tinyae.layers.MAX_PARAMETERS); check "
+                         "the sizes.")
 
 
 class Layer:
