@@ -218,20 +218,16 @@ def saved_flags(ckpt):
     """The training flags ``ckpt`` records, in today's form.
 
     A VAE saved before tinyae recorded its code width lists --sizes as its
-    body's widths alone (784,512,256,64 for 784,512,256,64,2); the saved mu
-    head supplies the code width, so that the flags it was trained with resume it.
+    body's widths alone (784,512,256,64 for 784,512,256,64,2): read from the
+    saved model with ``encoder_sizes``, the code width is put back, so that the
+    flags it was trained with resume it.
     """
     saved = ckpt.extra.get("args", {})
-    model = ckpt.config.get("model") or {}
-    if not (isinstance(saved, dict) and saved.get("model") == "vae" and isinstance(model, dict)):
+    if not (isinstance(saved, dict) and saved.get("model") == "vae"):
         return saved
-    try:
-        body = [layer for layer in model["encoder"]["layers"] if layer.get("type") == "Dense"]
-        widths = [body[0]["in_features"]] + [layer["out_features"] for layer in body]
-        code = model["mu_head"]["out_features"]
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return saved                                # not this shape: the usual checks judge it
-    return {**saved, "sizes": widths + [code]} if saved.get("sizes") == widths else saved
+    from . import io
+    sizes = encoder_sizes(io.load(ckpt), [])     # checks the config like tinyae.load
+    return {**saved, "sizes": sizes} if saved.get("sizes") == sizes[:-1] else saved
 
 
 def resume_flags(saved, given, override=False, path="the checkpoint"):
