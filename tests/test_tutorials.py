@@ -13,7 +13,7 @@ FIGURES = {
     "02_train_autoencoder": ["02_loss.png", "02_reconstructions.png", "seed_model_fast.npz"],
     "03_encode_latent_map": ["03_latent_map.png", "03_pca_map.png"],
     "04_decode": ["04_points_on_map.png", "04_points_decoded.png", "04_decoded_grid.png",
-                  "04_holes.png", "04_holes_on_map.png"],
+                  "04_holes.png", "04_holes_on_map.png", "04_quantile_grid.png"],
     "05_interpolate": ["05_lerp.png", "05_pixel_blend.png", "05_slerp.png", "05_paths_on_map.png"],
     "06_generate": ["06_samples_on_map.png", "06_samples.png", "06_per_digit.png"],
     "07_fast_kernels": [],
@@ -91,3 +91,59 @@ def test_notebook_from_the_repo_root_shows_its_figures_inline(env):
     assert len(images) == len(FIGURES["03_encode_latent_map"])
     assert all(len(o["data"]["image/png"]) > 1000 for o in images)
     assert not any("<Figure size" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _fit_in_a_kernel(live):
+    """Run one cell that calls ``fit`` with a progress bar in a fresh kernel; its outputs.
+
+    nbclient runs cells as every headless runner does (nobody can answer ``input()``);
+    ``live`` makes its requests look like a person's front end (JupyterLab, VS Code).
+    """
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipywidgets")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import numpy as np, tinyae as ta\n"
+        "from tinyae.train import fit, interactive\n"
+        "m = ta.dense_autoencoder((784, 4), rng=np.random.default_rng(0))\n"
+        "fit(m, np.random.default_rng(0).random((64, 784)), epochs=3, batch_size=16,\n"
+        "    backend='numpy', threads=1)\n"
+        "print('interactive:', interactive())")])
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3")
+    if live:
+        client.on_notebook_start = lambda notebook: setattr(client.kc, "allow_stdin", True)
+    client.execute()
+    return nb.cells[0].outputs
+
+
+def test_an_executed_notebook_keeps_no_empty_progress_bars():
+    """A notebook run headless (nbclient, jupytext --execute) saves no widget per epoch
+    (they would show as empty boxes), only the epoch lines; a live one gets its bar."""
+    headless = _fit_in_a_kernel(live=False)
+    text = "".join(o.get("text", "") for o in headless)
+    assert not [o for o in headless if WIDGET in o.get("data", {})]
+    assert "interactive: False" in text and text.count("epoch ") >= 3
+    live = _fit_in_a_kernel(live=True)
+    assert "interactive: True" in "".join(o.get("text", "") for o in live)
+    assert len([o for o in live if WIDGET in o.get("data", {})]) == 3     # one bar per epoch
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+def test_exercise_first_solutions_last_and_tagged(path):
+    """The convention: an '## Exercise:' cell, its check in ``with exercise(...)``, then at
+    the very end a '## Solutions' cell after which every cell is tagged "solution" (and
+    none before it), so that deleting those cells leaves a tutorial that still runs."""
+    jupytext = pytest.importorskip("jupytext")
+    cells = jupytext.read(path).cells
+    tagged = ["solution" in c.metadata.get("tags", []) for c in cells]
+    assert any(c.cell_type == "markdown" and "## Exercise: " in c.source for c in cells)
+    assert any(c.cell_type == "code" and "with exercise(" in c.source
+               for c, t in zip(cells, tagged) if not t), "no check for the student"
+    assert True in tagged, "no solutions tagged 'solution'"
+    first = tagged.index(True)
+    assert cells[first].cell_type == "markdown" and "## Solutions" in cells[first].source
+    assert all(tagged[first:]), "an untagged cell after '## Solutions'"
+    assert not any("## Solution" in c.source for c in cells[:first])

@@ -1,4 +1,5 @@
-"""The ``tinyae`` command: train the seed model, then encode, decode, interpolate, inspect."""
+"""The ``tinyae`` command: train the seed model, then encode, decode, interpolate, inspect;
+check a student's layer and write student versions of the tutorials (``course``)."""
 import argparse
 import errno
 import json
@@ -739,6 +740,9 @@ def build_parser():
                 "metrics")
     n.add_argument("checkpoint", help=checkpoint_help)
     n.set_defaults(run=cmd_info)
+
+    from . import course             # check a student's layer; student versions of tutorials
+    course.add_commands(command)
     return p
 
 

@@ -3,7 +3,12 @@
 Public, for coursework: it works on any object that follows the layer
 contract (``forward``, ``backward``, ``params``, ``grads``), a tinyae layer
 or your own class. Every check runs in float64 on a deep copy, so the layer
-you pass in is never changed.
+you pass in is never changed, and every call to your forward or backward
+gets its own copy of ``x`` and ``dout``: in-place code is judged on its maths,
+and ``check_layer`` also runs ``check_contract`` (``tinyae.contract``), which
+reports the in-place change itself and every other break of the contract.
+Random draws are held fixed: each generator the object keeps in an attribute
+restarts at one seed before every forward (a VAE's eps, a dropout mask).
 
 For an upstream gradient ``dout`` (random by default), the scalar
 s(x) = sum(forward(x) * dout) has ds/dx = backward(dout); the numerical
@@ -15,12 +20,18 @@ whose error shrinks like h^2.
 hand-written backward against the tape and finite differences.
 """
 import copy
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .autograd import Tensor, layer_forward
-from .layers import layer_parameters
+from .contract import (check_contract, float64_copy, hold_noise, named_arrays,  # noqa: F401
+                       zero_all)
+from .layers import layer_parameters  # noqa: F401 (tests and tutorials reach it here)
+from .report import Finding, GradcheckReport, Row, worst_entry  # noqa: F401 (public names)
+
+__all__ = ["rel_error", "numerical_gradient", "check_layer", "check_contract", "check_loss",
+           "check_penalty", "check_model", "check_op", "check_three_ways", "GradcheckReport",
+           "float64_copy"]
 
 
 def rel_error(a, b) -> float:
@@ -31,7 +42,9 @@ def rel_error(a, b) -> float:
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
+        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}; a gradient has "
+                         "the shape of its array (did a backward return None, or forget to "
+                         "sum over the batch rows?)")
     if a.size == 0:
         return 0.0
     return float(np.max(np.abs(a - b)) / max(1e-8, np.max(np.abs(a) + np.abs(b))))
@@ -40,89 +53,22 @@ def rel_error(a, b) -> float:
 def numerical_gradient(f, x, dout, h=1e-5, indices=None):
     """Centred-difference estimate of d sum(f(x) * dout) / dx.
 
-    ``x`` is perturbed in place (and restored), so ``f`` may also ignore its
-    argument and read a parameter array that ``x`` is. ``indices`` (flat
-    positions) limits the work to some entries; the others stay zero.
+    ``x`` is perturbed in place (and restored) and ``f`` gets a copy of it, so
+    ``f`` may change its argument freely, or ignore it and read a parameter
+    array that ``x`` is. ``indices`` (flat positions) limits the work to some
+    entries; the others stay zero.
     """
     grad = np.zeros_like(x, dtype=np.float64)
     flat, gflat = x.reshape(-1), grad.reshape(-1)    # views: writes reach x and grad
     for i in (range(x.size) if indices is None else indices):
         old = flat[i]
         flat[i] = old + h
-        plus = np.sum(f(x) * dout)
+        plus = np.sum(f(x.copy()) * dout)
         flat[i] = old - h
-        minus = np.sum(f(x) * dout)
+        minus = np.sum(f(x.copy()) * dout)
         flat[i] = old
         gflat[i] = (plus - minus) / (2 * h)
     return grad
-
-
-@dataclass
-class GradcheckReport:
-    """Relative error per checked array; ``passed`` when all are below ``threshold``."""
-    rows: list = field(default_factory=list)          # (name, shape, rel_error)
-    threshold: float = 1e-7
-
-    @property
-    def passed(self) -> bool:
-        return all(err < self.threshold for _, _, err in self.rows)
-
-    @property
-    def max_error(self) -> float:
-        return max((err for _, _, err in self.rows), default=0.0)
-
-    @property
-    def failed(self):
-        """Names of the arrays whose gradient is wrong."""
-        return [name for name, _, err in self.rows if not err < self.threshold]
-
-    def __bool__(self):
-        return self.passed
-
-    def __str__(self):
-        w = max([len(r[0]) for r in self.rows] + [9])
-        lines = [f"{'gradient':<{w}}  {'shape':<14}{'rel error':>11}  ok"]
-        for name, shape, err in self.rows:
-            lines.append(f"{name:<{w}}  {str(shape):<14}{err:>11.2e}  "
-                         f"{'yes' if err < self.threshold else 'NO'}")
-        verdict = "PASSED" if self.passed else f"FAILED: {', '.join(self.failed)}"
-        lines.append(f"threshold {self.threshold:.0e}: {verdict}")
-        return "\n".join(lines)
-
-
-def _owners(obj):
-    """Every object in a layer, container or model that holds a params dict."""
-    if isinstance(getattr(obj, "params", None), dict):
-        yield obj
-    for child in (obj.children() if hasattr(obj, "children") else ()):
-        yield from _owners(child)
-
-
-def float64_copy(layer):
-    """A deep copy of ``layer`` with every parameter and gradient in float64.
-
-    An attribute that is the same array as a parameter (``self.W = self.params["W"]``,
-    common in hand-written layers) is pointed at the new array too.
-    """
-    layer = copy.deepcopy(layer)
-    for owner in _owners(layer):
-        for k in list(owner.params):
-            old = {id(owner.params[k]): np.array(owner.params[k], dtype=np.float64),
-                   id(owner.grads[k]): np.zeros(np.shape(owner.params[k]), dtype=np.float64)}
-            for attr, value in list(vars(owner).items()):
-                if id(value) in old:
-                    setattr(owner, attr, old[id(value)])
-            owner.params[k], owner.grads[k] = old[id(owner.params[k])], old[id(owner.grads[k])]
-    return layer
-
-
-def _named_params(layer):
-    return list(layer_parameters(layer))
-
-
-def _zero_grads(layer):
-    for _, _, g in _named_params(layer):
-        g.fill(0)
 
 
 def _sample(size, samples, rng):
@@ -130,55 +76,98 @@ def _sample(size, samples, rng):
 
 
 def _compare(rows, name, analytic, numeric, idx):
+    """Append the Row of one array; sampled entries keep their place in the whole array."""
+    analytic, numeric = np.asarray(analytic, np.float64), np.asarray(numeric, np.float64)
+    full_shape = analytic.shape
     if idx is not None:
         analytic, numeric = analytic.reshape(-1)[idx], numeric.reshape(-1)[idx]
-    shape = analytic.shape if idx is None else f"{len(idx)} sampled"
-    rows.append((name, shape, rel_error(analytic, numeric)))
+    shape = full_shape if idx is None else f"{len(idx)} sampled"
+    rows.append(Row(name, shape, rel_error(analytic, numeric),
+                    worst_entry(analytic, numeric, full_shape, idx)))
+
+
+def _runner(layer):
+    """forward(x) on a copy of x, with the layer's noise restarted first."""
+    def forward(x):
+        hold_noise(layer)
+        return np.asarray(layer.forward(x.copy()))
+    return forward
 
 
 def check_layer(layer, x, dout=None, *, h=1e-5, threshold=1e-7, samples=None,
-                rng=None) -> GradcheckReport:
-    """Check ``layer.backward`` for the input and every parameter.
+                rng=None, contract=True) -> GradcheckReport:
+    """Check ``layer.backward`` for the input and every parameter, and the layer contract.
 
     Args:
         layer: any object with forward/backward/params/grads (not modified).
-        x: an input batch; converted to float64.
+        x: an input batch, several rows; converted to float64.
         dout: upstream gradient; standard normal when None.
         samples: check at most this many random entries per array (big layers).
+        contract: also run ``check_contract`` (gradients that are assigned
+            instead of added, inputs changed in place, ...).
     Returns:
-        a ``GradcheckReport``: ``print(report)`` shows a table, ``report.passed``.
+        a ``GradcheckReport``: ``print(report)`` shows a table, ``report.passed``,
+        ``report.assert_ok()`` for tests, ``report.to_dict()`` for grading.
     """
     rng = np.random.default_rng(0) if rng is None else rng
-    layer = float64_copy(layer)
     x = np.array(x, dtype=np.float64)
-    out = layer.forward(x.copy())
-    dout = rng.standard_normal(np.shape(out)) if dout is None else np.array(dout, np.float64)
+    report = check_contract(layer, x) if contract else GradcheckReport()
+    report.threshold = threshold
+    report.title = f"check_layer: {type(layer).__name__} on x of shape {x.shape}"
+    if report.fatal:
+        return report
+    layer = float64_copy(layer)
+    forward = _runner(layer)
+    out = forward(x)
+    dout = rng.standard_normal(out.shape) if dout is None else np.array(dout, np.float64)
 
-    _zero_grads(layer)
-    layer.forward(x.copy())
-    dx = layer.backward(dout)
-    analytic = [(name, g.copy()) for name, _, g in _named_params(layer)]
+    zero_all(layer)
+    forward(x)
+    dx = layer.backward(dout.copy())
+    analytic = [(name, g.copy()) for name, _, g in named_arrays(layer)]
 
-    rows = []
     idx = _sample(x.size, samples, rng)
-    _compare(rows, "input", np.asarray(dx), numerical_gradient(layer.forward, x, dout, h, idx), idx)
-    for (name, p, _), (_, g) in zip(_named_params(layer), analytic):
+    _compare(report.rows, "input", dx, numerical_gradient(forward, x, dout, h, idx), idx)
+    for (name, p, _), (_, g) in zip(named_arrays(layer), analytic):
         idx = _sample(p.size, samples, rng)
-        num = numerical_gradient(lambda _: layer.forward(x.copy()), p, dout, h, idx)
-        _compare(rows, name, g, num, idx)
-    return GradcheckReport(rows, threshold)
+        num = numerical_gradient(lambda _: forward(x), p, dout, h, idx)
+        _compare(report.rows, name, g, num, idx)
+    return report
+
+
+def _gradient_or_finding(who, g, shape):
+    """``g`` as an array of ``shape``, or the Finding that says why it is not."""
+    if g is None:
+        return None, Finding(f"{who} returns a gradient", f"{who} returned None; end it with "
+                             "`return` and the gradient array.", True)
+    g = np.asarray(g)
+    if g.shape != shape:
+        return None, Finding(f"{who} returns a gradient", f"{who} returned shape {g.shape} "
+                             f"where the gradient has shape {shape}; return one entry per "
+                             "entry of the input.", True)
+    return g, None
+
+
+def _check_scalar(check, obj, f, arg, threshold, h, name):
+    """``obj.backward()`` against finite differences of the scalar function ``f(arg)``."""
+    who = type(obj).__name__
+    report = GradcheckReport(threshold=threshold,
+                             title=f"{check}: {who} on {name} of shape {arg.shape}")
+    f(arg)
+    g, finding = _gradient_or_finding(f"{who}.backward", obj.backward(), arg.shape)
+    if finding:
+        report.findings.append(finding)
+        return report
+    _compare(report.rows, name, g, numerical_gradient(f, arg, 1.0, h), None)
+    return report
 
 
 def check_loss(loss, pred, target, *, h=1e-5, threshold=1e-7) -> GradcheckReport:
     """Check ``loss.backward()`` against finite differences of ``loss.forward``."""
     loss = copy.deepcopy(loss)
     pred, target = np.array(pred, dtype=np.float64), np.array(target, dtype=np.float64)
-    loss.forward(pred.copy(), target)
-    analytic = np.asarray(loss.backward())
-    numeric = numerical_gradient(lambda p: loss.forward(p.copy(), target), pred, 1.0, h)
-    rows = []
-    _compare(rows, "pred", analytic, numeric, None)
-    return GradcheckReport(rows, threshold)
+    return _check_scalar("check_loss", loss, lambda p: loss.forward(p.copy(), target.copy()),
+                         pred, threshold, h, "pred")
 
 
 def check_penalty(penalty, Z, *, h=1e-5, threshold=1e-7) -> GradcheckReport:
@@ -189,12 +178,8 @@ def check_penalty(penalty, Z, *, h=1e-5, threshold=1e-7) -> GradcheckReport:
     """
     penalty = copy.deepcopy(penalty)
     Z = np.array(Z, dtype=np.float64)
-    penalty.forward(Z.copy())
-    analytic = np.asarray(penalty.backward())
-    numeric = numerical_gradient(lambda z: penalty.forward(z.copy()), Z, 1.0, h)
-    rows = []
-    _compare(rows, "Z", analytic, numeric, None)
-    return GradcheckReport(rows, threshold)
+    return _check_scalar("check_penalty", penalty, lambda z: penalty.forward(z.copy()),
+                         Z, threshold, h, "Z")
 
 
 def _model_penalty(model):
@@ -208,31 +193,45 @@ def check_model(model, loss, x, target, *, h=1e-5, threshold=1e-6, samples=None,
 
         loss(model(x), target) + model.penalty()
 
-    (the penalty only when the model has one, e.g. a sparse autoencoder).
+    (the penalty only when the model has one, e.g. a sparse autoencoder). A
+    model that samples is checked with its noise held fixed (``hold_noise``);
+    one whose objective still changes from call to call gets a finding that
+    says how to fix its noise.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     model, loss = float64_copy(model), copy.deepcopy(loss)
     x, target = np.array(x, dtype=np.float64), np.array(target, dtype=np.float64)
+    report = GradcheckReport(threshold=threshold,
+                             title=f"check_model: {type(model).__name__} on x of shape {x.shape}")
 
     def objective(xx):
-        return loss.forward(model.forward(xx.copy()), target) + _model_penalty(model)
+        hold_noise(model)
+        return loss.forward(model.forward(xx.copy()), target.copy()) + _model_penalty(model)
 
     def scalar(_=None):
         return objective(x)
 
-    _zero_grads(model)
+    if scalar() != scalar():
+        report.findings.append(Finding("same x, same loss", "the objective differs between two "
+                                       "calls on the same x: the model draws random numbers "
+                                       "that are not in a generator attribute; hold them "
+                                       "fixed (e.g. a VAE's model.fixed_eps = an (N, Z) "
+                                       "array).", True))
+        return report
+    zero_all(model)
     scalar()
-    dx = model.backward(loss.backward())
-    analytic = [(name, g.copy()) for name, _, g in _named_params(model)]
+    dx, finding = _gradient_or_finding("model.backward", model.backward(loss.backward()), x.shape)
+    if finding:
+        report.findings.append(finding)
+        return report
+    analytic = [(name, g.copy()) for name, _, g in named_arrays(model)]
 
-    rows = []
     idx = _sample(x.size, samples, rng)
-    num = numerical_gradient(objective, x, 1.0, h, idx)
-    _compare(rows, "input", np.asarray(dx), num, idx)
-    for (name, p, _), (_, g) in zip(_named_params(model), analytic):
+    _compare(report.rows, "input", dx, numerical_gradient(objective, x, 1.0, h, idx), idx)
+    for (name, p, _), (_, g) in zip(named_arrays(model), analytic):
         idx = _sample(p.size, samples, rng)
-        _compare(rows, name, g, numerical_gradient(scalar, p, 1.0, h, idx), idx)
-    return GradcheckReport(rows, threshold)
+        _compare(report.rows, name, g, numerical_gradient(scalar, p, 1.0, h, idx), idx)
+    return report
 
 
 # --- the same gradients from autograd's tape -----------------------------------------
@@ -251,8 +250,9 @@ def check_op(f, *inputs, dout=None, h=1e-5, threshold=1e-7, rng=None) -> Gradche
 
     def value(_):
         return f(*[Tensor(x, requires_grad=False) for x in arrays]).data
-    rows = [(f"input {k}", x.shape, rel_error(t.grad, numerical_gradient(value, x, dout, h)))
-            for k, (x, t) in enumerate(zip(arrays, tensors))]
+    rows = []
+    for k, (x, t) in enumerate(zip(arrays, tensors)):
+        _compare(rows, f"input {k}", t.grad, numerical_gradient(value, x, dout, h), None)
     return GradcheckReport(rows, threshold)
 
 
@@ -269,12 +269,13 @@ def check_three_ways(layer, x, dout=None, *, forward=None, samples=None, h=1e-5,
     rng = np.random.default_rng(0) if rng is None else rng
     layer, x = float64_copy(layer), np.array(x, dtype=np.float64)
     forward = forward or (lambda xt, params: layer_forward(layer, xt, params))
-    named = _named_params(layer)
+    named = named_arrays(layer)
+    run = _runner(layer)
 
-    _zero_grads(layer)                                      # 1. the hand-written backward
-    y = layer.forward(x.copy())
+    zero_all(layer)                                         # 1. the hand-written backward
+    y = run(x)
     dout = rng.standard_normal(np.shape(y)) if dout is None else np.array(dout, np.float64)
-    by_layer = [np.asarray(layer.backward(dout))] + [g.copy() for _, _, g in named]
+    by_layer = [np.asarray(layer.backward(dout.copy()))] + [g.copy() for _, _, g in named]
 
     xt = Tensor(x.copy(), name="x")                         # 2. the tape, on the same arrays
     params = {name: Tensor(p, name=name) for name, p, _ in named}
@@ -291,7 +292,7 @@ def check_three_ways(layer, x, dout=None, *, forward=None, samples=None, h=1e-5,
     arrays = [("input", x)] + [(name, p) for name, p, _ in named]
     for (name, arr), g_layer, g_tape in zip(arrays, by_layer, by_tape):
         idx = _sample(arr.size, samples, rng)
-        f = layer.forward if name == "input" else (lambda _: layer.forward(x.copy()))
+        f = run if name == "input" else (lambda _: run(x))
         _compare(rows, f"{name}: tape vs layer", g_tape, g_layer, idx)
         _compare(rows, f"{name}: numeric vs layer", numerical_gradient(f, arr, dout, h, idx),
                  g_layer, idx)

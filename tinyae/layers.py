@@ -1,13 +1,19 @@
 """Layers with hand-written forward and backward passes, in plain NumPy.
 
 The layer contract (any object that follows it works with containers,
-optimisers, ``fit`` and ``tinyae.gradcheck``):
+optimisers, ``summary``, ``fit`` on both paths and ``tinyae.gradcheck``; no
+base class needed):
 
 - ``forward(x)`` returns the output (a new array) and keeps what backward needs.
 - ``backward(dout)`` takes dLoss/d(output), returns dLoss/dx, and *adds*
-  parameter gradients into ``self.grads`` (so ``zero_grad()`` between steps).
+  parameter gradients into ``self.grads`` (so they are zeroed between steps).
 - ``params`` and ``grads`` are dicts with the same keys; optimisers update the
   arrays in place, so references to them stay valid.
+
+Whatever else a container needs (zeroing, widths, parameter names) it derives
+from those four: ``zero_grads``, ``input_width``, ``output_width`` and
+``layer_parameters`` below. ``tinyae.gradcheck.check_contract`` checks a layer
+against every point of the contract.
 
 This file is the definition of every layer formula in the package. The fast
 training path (``tinyae.fast``) fuses the same formulas into Numba kernels and
@@ -86,16 +92,18 @@ class Layer:
 def as_float_batch(x, width, dtype, who):
     """Check that ``x`` is an (N, width) float array and return it in ``dtype``.
 
-    ``who`` (a name, or the layer itself) is only formatted when there is an error.
+    ``width`` None accepts any width. ``who`` (a name, or the layer itself) is only
+    formatted when there is an error.
     """
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"{who} expects floating-point input, got dtype {x.dtype}; convert it "
                         "first, e.g. x.astype(np.float32) / 255 for 8-bit images.")
     if x.ndim != 2:
-        raise ValueError(f"{who} expects a 2-D batch of shape (N, {width}), got shape {x.shape}; "
+        raise ValueError(f"{who} expects a 2-D batch of shape (N, {width or 'D'}), got shape "
+                         f"{x.shape}; "
                          "for a single sample use x[None, :] or x.reshape(1, -1).")
-    if x.shape[1] != width:
+    if width is not None and x.shape[1] != width:
         raise ValueError(f"{who} expects {width} input features, got {x.shape[1]} "
                          f"(input shape {x.shape}).")
     return x.astype(dtype, copy=False)
@@ -254,12 +262,56 @@ class Tanh(Layer):
         return dout * (1 - self.y ** 2)
 
 
-# --- containers --------------------------------------------------------------------
+# --- what containers derive from the contract ---------------------------------------
+# A student's layer has forward, backward, params and grads, nothing more: each helper
+# uses the layer's own method when it has one, else derives the answer from the four.
 def layer_parameters(layer, prefix=""):
     """``layer.parameters(prefix)`` or, for a bare contract object, its params/grads dicts."""
     if hasattr(layer, "parameters"):
         return layer.parameters(prefix)
     return ((prefix + k, p, layer.grads[k]) for k, p in layer.params.items())
+
+
+def zero_grads(layer):
+    """``layer.zero_grad()``, or fill each of its ``grads`` arrays with 0 in place."""
+    if hasattr(layer, "zero_grad"):
+        layer.zero_grad()
+    else:
+        for g in layer.grads.values():
+            g.fill(0)
+
+
+def input_width(layer):
+    """Features the layer reads: its ``in_features``, else the rows of the first (D, H)
+    weight ``W`` met in order (layers before it keep the width); None when none says."""
+    for part in (layer.layers if isinstance(layer, Sequential) else [layer]):
+        if isinstance(part, Sequential):
+            width = input_width(part)
+            if width is not None:
+                return width
+        elif hasattr(part, "in_features"):
+            return int(part.in_features)
+        elif np.ndim(getattr(part, "params", {}).get("W")) == 2:
+            return part.params["W"].shape[0]
+    return None
+
+
+def output_width(layer, width):
+    """Features out for ``width`` in: the layer's ``output_width``, else measured with a
+    forward on two rows of zeros (a student's layer); None when that cannot be known."""
+    if hasattr(layer, "output_width"):
+        return layer.output_width(width)
+    if width is None:
+        return None
+    dtype = next((p.dtype for p in layer.params.values()), np.float64)
+    try:
+        y = layer.forward(np.zeros((2, width), dtype))
+    except Exception:           # a layer that cannot take zeros still gets its row: width '?'
+        return None
+    return np.shape(y)[1] if np.ndim(y) == 2 else None
+
+
+# --- containers --------------------------------------------------------------------
 
 
 class Sequential(Layer):
@@ -287,7 +339,7 @@ class Sequential(Layer):
 
     def zero_grad(self):
         for layer in self.layers:
-            layer.zero_grad()
+            zero_grads(layer)
 
     def parameters(self, prefix=""):
         for i, layer in enumerate(self.layers):
@@ -301,7 +353,7 @@ class Sequential(Layer):
 
     def output_width(self, width):
         for layer in self.layers:
-            width = layer.output_width(width)
+            width = output_width(layer, width)
         return width
 
     def __len__(self):

@@ -7,7 +7,8 @@
 import numpy as np
 
 from .layers import (ACTIVATION_LAYERS, MAX_PARAMETERS, Dense, Sequential,  # noqa: F401 (re-export)
-                     check_model_size, layer_from_config, layer_parameters)
+                     check_model_size, input_width, layer_from_config, layer_parameters,
+                     output_width, zero_grads)
 
 SEED_SIZES = (784, 512, 256, 64, 2)
 
@@ -38,15 +39,6 @@ class Autoencoder:
         """Chain rule through decoder then encoder: dZ = g'(dX), returns dLoss/dX = f'(dZ)."""
         dZ = self.decoder.backward(dX)
         return self.encoder.backward(dZ)
-
-    def penalty(self) -> float:
-        """The model's own term in the training objective, for its last forward.
-
-        ``fit`` minimises ``loss(forward(X), X) + penalty()``. A plain
-        autoencoder has none (0.0); a sparse one penalises its code's activity
-        (and adds that term's gradient inside its own ``backward``).
-        """
-        return 0.0
 
     def penalty(self) -> float:
         """The model's own term in the training objective, for its last forward.
@@ -89,19 +81,21 @@ class Autoencoder:
         yield from layer_parameters(self.decoder, prefix + "decoder.")
 
     def zero_grad(self):
-        self.encoder.zero_grad()
-        self.decoder.zero_grad()
+        for part in self.children():
+            zero_grads(part)
 
     def children(self):
         return [self.encoder, self.decoder]
 
     @property
     def input_width(self):
-        return _first_dense(self.encoder).in_features if _first_dense(self.encoder) else None
+        """D, read from the encoder's first weight (None when no layer says)."""
+        return input_width(self.encoder)
 
     @property
     def latent_width(self):
-        return _first_dense(self.decoder).in_features if _first_dense(self.decoder) else None
+        """Z, read from the decoder's first weight (None when no layer says)."""
+        return input_width(self.decoder)
 
     @property
     def dtype(self):
@@ -125,9 +119,10 @@ class Autoencoder:
         rows, width = [("Input", f"(None, {self.input_width})", 0)], self.input_width
         for part in ("encoder", "decoder"):
             for i, layer in enumerate(getattr(self, part)):
-                width = layer.output_width(width)
+                width = output_width(layer, width)
                 n = sum(p.size for _, p, _ in layer_parameters(layer))
-                rows.append((f"{part}.{i} {type(layer).__name__}", f"(None, {width})", n))
+                rows.append((f"{part}.{i} {type(layer).__name__}",
+                             f"(None, {'?' if width is None else width})", n))
         w = max(len(r[0]) for r in rows) + 2
         line = "-" * (w + 30)
         print_fn(f"{'Layer':<{w}}{'Output shape':<16}{'Params':>14}")
@@ -139,13 +134,6 @@ class Autoencoder:
 
     def __repr__(self):
         return f"{type(self).__name__}(\n encoder={self.encoder!r},\n decoder={self.decoder!r}\n)"
-
-
-def _first_dense(net):
-    for layer in (net.layers if isinstance(net, Sequential) else [net]):
-        if isinstance(layer, Dense):
-            return layer
-    return None
 
 
 def dense_autoencoder(sizes=SEED_SIZES, activation: str = "relu", output: str = "sigmoid",

@@ -160,8 +160,11 @@ def loss_curves(history, path=None, title="training and validation loss", ax=Non
         lr_ax.set_ylabel("learning rate")
         lr_ax.set_ylim(0, max(lr) * 1.05)
         lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    ax.legend(lines, [line.get_label() for line in lines], fontsize=8)
-    ax.set_title(title, fontsize=10)
+    # The legend in one row above the plot, under the title: inside, "best" would only
+    # avoid the loss curves and could cover the lr's (a constant lr runs along the top).
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, ncols=len(lines),
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, borderaxespad=0.1)
+    ax.set_title(title, fontsize=10, pad=18)
     return _save(fig, path)
 
 

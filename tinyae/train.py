@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from . import schedules
-from .layers import as_float_batch
+from .layers import as_float_batch, input_width
 from .losses import MSE
 from .optim import Adam
 from .threads import blas_threads
@@ -345,14 +345,14 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             "onecycle" (built over all ``epochs`` with the optimiser's lr as the
             peak) or a ``Schedule``; it sets ``optimizer.lr`` after every step.
     """
-    width = model.input_width
+    width = getattr(model, "input_width", None) or input_width(model)   # None: any width
     X = check_data(X, width)
     X, Xv = _split_validation(X, validation, seed)
     if Xv is not None:
         Xv = check_data(Xv, width, "validation")
     if batch_size < 1 or epochs < 0:
         raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
-    X = np.ascontiguousarray(X, dtype=model.dtype)
+    X = np.ascontiguousarray(X, dtype=_dtype(model))
     optimizer = optimizer or Adam(model.parameters(), lr=1e-3)
     if not (isinstance(optimizer.lr, (int, float)) and math.isfinite(optimizer.lr) and optimizer.lr > 0):
         raise ValueError(f"fit(): the learning rate must be finite and > 0, got {optimizer.lr}")
@@ -439,15 +439,37 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     return history
 
 
+def _dtype(model):
+    """The model's dtype: its ``dtype``, else its first parameter's (float32 without any)."""
+    dtype = getattr(model, "dtype", None)
+    if dtype is None:
+        dtype = next((p.dtype for _, p, _ in model.parameters()), np.float32)
+    return dtype
+
+
 def interactive():
-    """True when a progress bar can redraw itself: stderr is a terminal, or this is Jupyter
-    with ipywidgets (without them tqdm would print every frame into the notebook)."""
+    """True when a progress bar can redraw itself for someone watching: stderr is a
+    terminal, or this is a live Jupyter notebook with ipywidgets (without them tqdm
+    would print every frame into the notebook).
+
+    A notebook executed without a person at it (nbclient, ``jupyter nbconvert
+    --execute``, ``jupytext --execute``, papermill) gets no bar: nobody watches it,
+    and each bar would stay in the saved notebook as an empty widget box. Those
+    runners send their cells with ``allow_stdin=False`` (they cannot answer
+    ``input()``); a live front end (JupyterLab, Notebook, VS Code) sends True.
+    """
     if sys.stderr is not None and sys.stderr.isatty():
         return True
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
     from importlib.util import find_spec
-    return (shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-            and find_spec("ipywidgets") is not None)
+    if not (shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+            and find_spec("ipywidgets") is not None):
+        return False
+    try:                                    # the request that runs this cell (ipykernel >= 6)
+        request = shell.kernel.get_parent()
+    except Exception:                       # an older or unusual kernel: assume a person
+        return True
+    return bool((request or {}).get("content", {}).get("allow_stdin", True))
 
 
 class _StepFailed(Exception):

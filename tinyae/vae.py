@@ -18,7 +18,8 @@ model); the KL term is the model's ``penalty()``.
 """
 import numpy as np
 
-from .layers import Dense, Sequential, layer_from_config, layer_parameters
+from .layers import (Dense, Sequential, layer_from_config, layer_parameters, output_width,
+                     zero_grads)
 from .losses import Loss
 from .models import Autoencoder, dense_autoencoder
 
@@ -197,7 +198,7 @@ class VariationalAutoencoder(Autoencoder):
 
     def zero_grad(self):
         for part in self.children():
-            part.zero_grad()
+            zero_grads(part)
 
     def children(self):
         return [self.encoder, self.mu_head, self.logvar_head, self.decoder]
@@ -226,7 +227,7 @@ class VariationalAutoencoder(Autoencoder):
         """Each layer (the heads between body and decoder) with its output shape and parameters."""
         rows, width = [("Input", f"(None, {self.input_width})", 0)], self.input_width
         for i, layer in enumerate(self.encoder):
-            width = layer.output_width(width)
+            width = output_width(layer, width)
             rows.append((f"encoder.{i} {type(layer).__name__}", f"(None, {width})",
                          sum(p.size for _, p, _ in layer_parameters(layer))))
         for name in ("mu_head", "logvar_head"):
@@ -236,7 +237,7 @@ class VariationalAutoencoder(Autoencoder):
         rows.append(("z = mu + exp(logvar/2) * eps", f"(None, {self.latent_width})", 0))
         width = self.latent_width
         for i, layer in enumerate(self.decoder):
-            width = layer.output_width(width)
+            width = output_width(layer, width)
             rows.append((f"decoder.{i} {type(layer).__name__}", f"(None, {width})",
                          sum(p.size for _, p, _ in layer_parameters(layer))))
         w = max(len(r[0]) for r in rows) + 2

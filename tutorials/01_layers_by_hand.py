@@ -19,6 +19,7 @@ import numpy as np
 
 import tinyae as ta
 from tinyae.gradcheck import check_layer, check_loss, rel_error
+from tinyae.tutorial import exercise
 
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
@@ -74,7 +75,9 @@ print(report)
 # %%
 relu, sigmoid = ta.ReLU(), ta.Sigmoid()
 z = np.array([[-2.0, -0.5, 0.5, 2.0]])
-print("relu:", relu.forward(z), " grad:", relu.backward(np.ones_like(z)))
+# ReLU computes x * [x > 0], and a negative number times 0 is -0.0 in floating point
+# (it equals 0.0); adding 0.0 turns it into a plain 0 for printing.
+print("relu:", relu.forward(z) + 0.0, " grad:", relu.backward(np.ones_like(z)) + 0.0)
 s = sigmoid.forward(z)
 print("sigmoid:", s, " grad:", sigmoid.backward(np.ones_like(z)), "= y(1-y):", s * (1 - s))
 print(check_layer(ta.ReLU(), rng.standard_normal((3, 5))))
@@ -130,14 +133,79 @@ print("wrong gradients:", report.failed)
 print(rel_error([1.0, 2.0], [1.0, 2.0 + 1e-9]), rel_error([1.0, 2.0], [0.5, 1.0]))
 
 # %% [markdown]
+# Each row also names its *worst entry*: where backward and the finite
+# difference disagree most, with both values. For the bias above the backward
+# gives a fifth of the numeric value: the mean over 5 rows instead of the sum.
+#
+# ## Right maths is not enough: the layer contract
+#
+# A backward can compute the right numbers and still break training. The
+# commonest slip: `self.grads["W"] = ...` instead of `+=`. Once, the numbers
+# are the same; but an optimiser holds the array that was in `grads` when it
+# was built, so a new array is never seen and W never changes. `check_layer`
+# also runs `check_contract`, which calls the layer the way containers and
+# optimisers do: it names this slip, and others (a backward without `return`,
+# an input changed in place, float32 arithmetic), each with its fix.
+
+# %%
+class AssigningDense(MyDense):
+    def backward(self, dout):
+        self.grads["W"] = self.x.T @ dout             # the slip: = instead of +=
+        self.grads["b"] += dout.sum(axis=0)
+        return dout @ self.params["W"].T
+
+
+report = check_layer(AssigningDense(3, 2, rng), rng.standard_normal((5, 3)))
+print(report)
+
+# %% [markdown]
 # ## Exercise: LeakyReLU
 #
 # LeakyReLU passes negative inputs through with a small slope a:
-# y = x for x > 0 and y = a x otherwise. Write `forward` and `backward`,
-# then check it. (tinyae has `ta.LeakyReLU`; compare with it afterwards.)
-# One solution is below: try yours first.
+# y = x for x > 0 and y = a x otherwise. Derive dy/dx, then replace the two
+# `raise NotImplementedError(...)` lines below with `forward` and `backward`.
+# The cell after it checks your layer twice: `check_layer` compares your
+# backward with finite differences of your forward, and your forward is
+# compared with tinyae's `ta.LeakyReLU` (a forward and backward that are wrong
+# in the same way would fool the gradient check alone).
+# The solution is at the end of the file: try yours first.
 
 # %%
+class MyLeakyReLU:
+    def __init__(self, a=0.01):
+        self.a, self.params, self.grads = a, {}, {}
+
+    def forward(self, x):
+        raise NotImplementedError("write MyLeakyReLU.forward")
+
+    def backward(self, dout):
+        raise NotImplementedError("write MyLeakyReLU.backward")
+
+
+# %%
+def check_leaky_relu(layer_class, a=0.1):
+    x = rng.standard_normal((4, 6))
+    layer = layer_class(a)
+    assert np.allclose(layer.forward(x), ta.LeakyReLU(a).forward(x)), \
+        "the forward differs from ta.LeakyReLU"
+    print("same forward as ta.LeakyReLU: True")
+    report = check_layer(layer_class(a), x)       # gradients and the layer contract
+    print(report)
+    report.assert_ok()                            # an AssertionError with the table if not
+
+
+with exercise("LeakyReLU"):
+    check_leaky_relu(MyLeakyReLU)
+
+# %% [markdown] tags=["solution"]
+# ## Solutions
+#
+# The solutions are here, at the end of the file, so that trying comes first.
+#
+# **LeakyReLU.** Remember where x > 0 in forward; backward lets dout through
+# there and scales it by a elsewhere.
+
+# %% tags=["solution"]
 class MyLeakyReLU:
     def __init__(self, a=0.01):
         self.a, self.params, self.grads = a, {}, {}
@@ -150,6 +218,4 @@ class MyLeakyReLU:
         return np.where(self.mask, dout, self.a * dout)
 
 
-x = rng.standard_normal((4, 6))
-print(check_layer(MyLeakyReLU(0.1), x))
-print("same as tinyae:", np.allclose(MyLeakyReLU(0.1).forward(x), ta.LeakyReLU(0.1).forward(x)))
+check_leaky_relu(MyLeakyReLU)

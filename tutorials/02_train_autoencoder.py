@@ -18,7 +18,7 @@ import tinyae as ta
 from tinyae import plot
 from tinyae.metrics import PCA, batched, mse_per_pixel
 from tinyae.train import fit
-from tinyae.tutorial import FAST, MODEL_PATH, load, show
+from tinyae.tutorial import FAST, MODEL_PATH, exercise, load, show
 
 X_train, y_train, data_name = load("train")
 X_test, y_test, _ = load("test")
@@ -83,3 +83,52 @@ print(f"test MSE per pixel   autoencoder {ae_mse:.4f}   PCA-2 {pca_mse:.4f}   "
       f"ratio {ae_mse / pca_mse:.2f}")
 # With the full 20 epochs on MNIST the ratio is about 0.63: the same two numbers per
 # image, a third less error. (Fast mode trains too briefly to show it.)
+
+# %% [markdown]
+# ## Exercise: PCA-2 by hand
+#
+# Compute the PCA-2 test error yourself, with `np.linalg.svd` instead of
+# tinyae's `PCA`. Centre the training images on their mean image mu:
+# X_c = X_train - mu. If X_c = U S V^T, the first two columns of V are the
+# principal directions, V_2 of shape (784, 2). The SVD of X_c itself takes a
+# minute or more on 60,000 images; the SVD of the 784 x 784 matrix
+# X_c^T X_c = V S^2 V^T has the same V and takes a second. Encode
+# Z = (X_test - mu) V_2, decode X' = Z V_2^T + mu, and return the mean
+# squared error per pixel. The check compares your number with `pca_mse`
+# above, tinyae's: they must agree to 0.1%. The solution is at the end of
+# the file: try yours first.
+
+# %%
+def pca2_test_error(X_train, X_test):
+    """Mean squared error per pixel of X_test rebuilt from X_train's top two principal directions."""
+    raise NotImplementedError("compute the PCA-2 test error with np.linalg.svd")
+
+
+# %%
+with exercise("PCA-2 by hand"):
+    mine = pca2_test_error(X_train, X_test)
+    print(f"PCA-2 test MSE per pixel   yours {mine:.5f}   tinyae {pca_mse:.5f}")
+    assert np.isclose(mine, pca_mse, rtol=1e-3), "not tinyae's PCA-2 error: centred? right singular vectors?"
+
+# %% [markdown] tags=["solution"]
+# ## Solutions
+#
+# The solutions are here, at the end of the file, so that trying comes first.
+#
+# **PCA-2 by hand.** The rows of V^T are the principal directions, largest
+# singular value first; their signs do not matter for the reconstruction.
+
+# %% tags=["solution"]
+def pca2_test_error(X_train, X_test):
+    """Mean squared error per pixel of X_test rebuilt from X_train's top two principal directions."""
+    mu = X_train.mean(axis=0)
+    Xc = X_train - mu
+    _, _, Vt = np.linalg.svd(Xc.T @ Xc)                    # X_c^T X_c = V S^2 V^T
+    V2 = Vt[:2].T                                          # (784, 2)
+    rebuilt = (X_test - mu) @ V2 @ V2.T + mu
+    return float(np.mean((X_test - rebuilt) ** 2))
+
+
+mine = pca2_test_error(X_train, X_test)
+print(f"PCA-2 test MSE per pixel   yours {mine:.5f}   tinyae {pca_mse:.5f}")
+assert np.isclose(mine, pca_mse, rtol=1e-3), "not tinyae's PCA-2 error"

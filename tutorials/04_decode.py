@@ -11,7 +11,7 @@ import numpy as np
 from tinyae import plot
 from tinyae.latent import grid, latent_range
 from tinyae.metrics import batched
-from tinyae.tutorial import load, show, trained_model
+from tinyae.tutorial import exercise, load, show, trained_model
 
 model = trained_model()
 X_test, y_test, _ = load("test")
@@ -93,3 +93,62 @@ fig.axes[0].scatter(holes[:, 0], holes[:, 1], marker="o", s=90, facecolors="none
 show(fig, "04_holes_on_map.png")
 show(plot.image_strip(model.decode(holes), title="decoded from the holes",
                       labels=[f"gap {g:.1f}" for g in gaps[picked]]), "04_holes.png")
+
+# %% [markdown]
+# ## Exercise: a grid on the quantiles
+#
+# The evenly spaced grid spends many of its points in the holes. Put the grid
+# where the codes are instead: its n columns at the quantiles (i + 0.5) / n,
+# i = 0 ... n - 1, of the codes' z1 (`np.quantile`), its n rows at the same
+# quantiles of z2, every column crossed with every row. Return the n * n
+# points in the order of `tinyae.latent.grid`: row by row from the top
+# (highest z2), left to right within a row.
+#
+# The check maps your points back to the quantile scale (the share of codes
+# below each coordinate) and compares them with `grid` on that scale, which
+# must be evenly spaced from 0.5 / n to 1 - 0.5 / n. Then it counts how many
+# points of each grid land near the data, and decodes yours. The solution is
+# at the end of the file: try yours first.
+
+# %%
+def quantile_grid(Z, n=10):
+    """An n x n grid of latent points on the quantiles of the codes Z, in grid's order: (n*n, 2)."""
+    raise NotImplementedError("place the grid on the quantiles of the codes")
+
+
+# %%
+def check_quantile_grid(make_grid, n=10):
+    points = make_grid(Z, n)
+    assert np.shape(points) == (n * n, 2), f"want shape {(n * n, 2)}, got {np.shape(points)}"
+    share = np.stack([np.mean(Z[:, a][None] <= np.asarray(points)[:, a, None], axis=1)
+                      for a in range(2)], axis=1)                     # the quantile of each coordinate
+    even = grid((0.5 / n, 1 - 0.5 / n), (0.5 / n, 1 - 0.5 / n), n)
+    assert np.allclose(share, even, atol=0.01), "not on the quantiles, or not in grid's order"
+    for name, pts in (("even", grid(ranges[0], ranges[1], n)), ("quantile", points)):
+        gap = np.array([np.sqrt(((Z - p) ** 2).sum(-1)).min() for p in pts])
+        print(f"{name:>8} grid: {np.mean(gap <= 5 * typical):.0%} of its points near a test code")
+    show(plot.image_grid(model.decode(np.asarray(points, np.float32)), n,
+                         title="decoded on a grid of quantiles"), "04_quantile_grid.png")
+
+
+with exercise("a grid on the quantiles"):
+    check_quantile_grid(quantile_grid)
+
+# %% [markdown] tags=["solution"]
+# ## Solutions
+#
+# The solutions are here, at the end of the file, so that trying comes first.
+#
+# **A grid on the quantiles.** `np.meshgrid` crosses the columns with the rows;
+# reversing the z2 quantiles puts the highest row on top.
+
+# %% tags=["solution"]
+def quantile_grid(Z, n=10):
+    """An n x n grid of latent points on the quantiles of the codes Z, in grid's order: (n*n, 2)."""
+    q = (np.arange(n) + 0.5) / n
+    xs, ys = np.quantile(Z[:, 0], q), np.quantile(Z[:, 1], q)[::-1]
+    gx, gy = np.meshgrid(xs, ys)
+    return np.column_stack([gx.ravel(), gy.ravel()])
+
+
+check_quantile_grid(quantile_grid)

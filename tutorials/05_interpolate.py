@@ -15,7 +15,7 @@ import numpy as np
 from tinyae import plot
 from tinyae.latent import latent_range, lerp, slerp
 from tinyae.metrics import batched
-from tinyae.tutorial import load, show, trained_model
+from tinyae.tutorial import exercise, load, show, trained_model
 
 model = trained_model()
 X_test, y_test, _ = load("test")
@@ -65,9 +65,67 @@ show(plot.image_strip(model.decode(arc), title="decoded spherical interpolation"
 # swings wide and passes through other digits' regions on the way.
 
 # %%
-fig = plot.latent_scatter(Z, y_test, ranges=latent_range(Z),
-                          title="linear (black) and spherical (red) paths")
+# The map's usual box, widened where the arc swings out of it, so both paths show whole.
+ranges = latent_range(Z)
+both = np.concatenate([path, arc])
+pad = 0.05 * (ranges[:, 1] - ranges[:, 0])
+ranges = np.stack([np.minimum(ranges[:, 0], both.min(axis=0) - pad),
+                   np.maximum(ranges[:, 1], both.max(axis=0) + pad)], axis=1)
+fig = plot.latent_scatter(Z, y_test, ranges=ranges, title="linear (black) and spherical (red) paths")
 ax = fig.axes[0]
 ax.plot(path[:, 0], path[:, 1], "k.-", lw=2, ms=8)
 ax.plot(arc[:, 0], arc[:, 1], "r.-", lw=2, ms=8)
 show(fig, "05_paths_on_map.png")
+
+# %% [markdown]
+# ## Exercise: slerp yourself
+#
+# Write spherical interpolation from the formula above: subtract the centre
+# c (the origin when `center` is None), find the angle w between Z_1 - c
+# and Z_2 - c, take `steps` values of t from 0 to 1 (`np.linspace`), weight
+# the two vectors by sin((1 - t) w) / sin(w) and sin(t w) / sin(w), and add
+# c back. Return shape (steps, 2). The check compares yours with
+# `tinyae.latent.slerp` on this tutorial's arc (about the codes' mean) and on
+# a second pair about the origin. (Leave out the case sin w = 0, opposite
+# or parallel codes, where tinyae falls back to `lerp`.) The solution is at
+# the end of the file: try yours first.
+
+# %%
+def my_slerp(z1, z2, steps=10, center=None):
+    """``steps`` points on the arc from z1 to z2 around ``center`` (default the origin)."""
+    raise NotImplementedError("write slerp from the formula")
+
+
+# %%
+def check_slerp(fn):
+    c = Z.mean(axis=0)
+    assert np.allclose(fn(Z[i], Z[j], steps, center=c), slerp(Z[i], Z[j], steps, center=c),
+                       atol=1e-4), "not tinyae's arc about the codes' mean"
+    a, b = np.array([3.0, 1.0]), np.array([-1.0, 2.0])
+    assert np.allclose(fn(a, b, 7), slerp(a, b, 7)), "not tinyae's arc about the origin"
+    print("my_slerp follows tinyae's arcs")
+
+
+with exercise("slerp yourself"):
+    check_slerp(my_slerp)
+
+# %% [markdown] tags=["solution"]
+# ## Solutions
+#
+# The solutions are here, at the end of the file, so that trying comes first.
+#
+# **slerp yourself.** The angle comes from the normalised dot product
+# (clipped, so rounding cannot push it past 1); t is a column, so each row
+# of the result is one point.
+
+# %% tags=["solution"]
+def my_slerp(z1, z2, steps=10, center=None):
+    """``steps`` points on the arc from z1 to z2 around ``center`` (default the origin)."""
+    c = np.zeros(len(z1)) if center is None else np.asarray(center, np.float64)
+    a, b = np.asarray(z1, np.float64) - c, np.asarray(z2, np.float64) - c
+    w = np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1))
+    t = np.linspace(0, 1, steps)[:, None]
+    return c + (np.sin((1 - t) * w) * a + np.sin(t * w) * b) / np.sin(w)
+
+
+check_slerp(my_slerp)

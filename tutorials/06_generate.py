@@ -11,7 +11,7 @@ import numpy as np
 from tinyae import plot
 from tinyae.latent import fit_gaussian, latent_range, sample_gaussian
 from tinyae.metrics import batched
-from tinyae.tutorial import load, show, trained_model
+from tinyae.tutorial import exercise, load, show, trained_model
 
 model = trained_model()
 X_train, y_train, _ = load("train")
@@ -65,3 +65,51 @@ show(fig, "06_per_digit.png")
 # makes the encoder output a distribution N(mu(X), sigma(X)^2) and adds a KL
 # term that pulls it towards N(0, I): the codes then fill a known Gaussian, so
 # sampling Z ~ N(0, I) and decoding gives plausible digits.
+
+# %% [markdown]
+# ## Exercise: fit the Gaussian yourself
+#
+# Fit the Gaussian to the codes without `fit_gaussian` or `np.cov`: the mean
+# mu is the average code; the covariance is Sigma = C^T C / (N - 1) with C
+# the centred codes Z - mu (N - 1, not N: the unbiased estimate, as `np.cov`
+# and tinyae use). Work in float64. The check compares your mu and Sigma with
+# `tinyae.latent.fit_gaussian` on all the training codes and on the codes of
+# the digit 1 alone. The solution is at the end of the file: try yours first.
+
+# %%
+def my_fit_gaussian(Z):
+    """Mean (Z,) and covariance (Z, Z) of the codes Z (N, Z)."""
+    raise NotImplementedError("compute the mean and the covariance of the codes")
+
+
+# %%
+def check_fit(fit):
+    for name, codes in (("all codes", Z), ("the 1s", Z[y_train == 1])):
+        mine, ref = fit(codes), fit_gaussian(codes)
+        assert np.allclose(mine[0], ref[0]), f"{name}: the mean differs from fit_gaussian's"
+        assert np.allclose(mine[1], ref[1], rtol=1e-6, atol=0), \
+            f"{name}: the covariance differs from fit_gaussian's (divided by N - 1?)"
+    print("my_fit_gaussian agrees with fit_gaussian")
+
+
+with exercise("fit the Gaussian yourself"):
+    check_fit(my_fit_gaussian)
+
+# %% [markdown] tags=["solution"]
+# ## Solutions
+#
+# The solutions are here, at the end of the file, so that trying comes first.
+#
+# **Fit the Gaussian yourself.** One matrix product sums the outer products
+# of all the centred codes.
+
+# %% tags=["solution"]
+def my_fit_gaussian(Z):
+    """Mean (Z,) and covariance (Z, Z) of the codes Z (N, Z)."""
+    Z = np.asarray(Z, np.float64)
+    mu = Z.mean(axis=0)
+    C = Z - mu
+    return mu, C.T @ C / (len(Z) - 1)
+
+
+check_fit(my_fit_gaussian)

@@ -21,7 +21,7 @@ import tinyae as ta
 from tinyae import fast
 from tinyae.autograd import Tensor, layer_forward, mse, parameter_tensors, unbroadcast
 from tinyae.gradcheck import check_op, check_three_ways, numerical_gradient, rel_error
-from tinyae.tutorial import FAST, load, median_ms, show
+from tinyae.tutorial import FAST, exercise, load, median_ms, show
 
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
@@ -319,52 +319,71 @@ for name, t in ms.items():
     print(f"{name:<14} {t:7.1f} ms per step   ({t / ms['plain layers']:.2f}x the plain layers)")
 
 # %% [markdown]
-# ## Exercise: a new operation
+# ## Exercise: two new operations
 #
 # Add `abs`: y = |x|, whose slope is sign(x) (we avoid x = 0, where |x| has
 # a kink). An operation is a `Tensor` made with `parents`, `op` and a
 # `backward` closure that returns one gradient per parent -- see `exp` in
-# `tinyae/autograd.py` for the pattern. Write it, then check it with
-# `check_op`.
+# `tinyae/autograd.py` for the pattern.
 #
-# Then try `maximum(a, b)` for Tensors that may broadcast against each other:
+# Then `maximum(a, b)` for Tensors that may broadcast against each other:
 # the gradient goes to whichever input is larger, and each parent's share
 # must be summed back to its own shape with `unbroadcast`. The engine
 # refuses a gradient of the wrong shape, so it tells you if you forget.
 #
-# Solutions are at the end of this file: try yours first.
+# Fill in the two functions below. Each is checked with
+# `tinyae.gradcheck.check_op` (the tape against finite differences), which
+# must report PASSED: `abs` on inputs away from 0, `maximum` on a (3, 4)
+# and a (4,) input, without ties.
 
 # %%
 def tensor_abs(x):
     raise NotImplementedError("your turn: return Tensor(np.abs(x.data), parents=(x,), ...)")
 
 
-away_from_zero = rng.uniform(0.5, 2, (3, 4)) * rng.choice([-1, 1], (3, 4))
-try:
-    print(check_op(tensor_abs, away_from_zero))
-except NotImplementedError as e:
-    print("not written yet:", e)
+def maximum(a, b):
+    raise NotImplementedError("your turn: return Tensor(np.maximum(a.data, b.data), ...)")
 
-# %% [markdown]
-# ---
-#
-# ## Solutions
-#
-# `abs`: the forward keeps the sign, the backward multiplies by it.
+
+away_from_zero = rng.uniform(0.5, 2, (3, 4)) * rng.choice([-1, 1], (3, 4))
+a_in, b_in = rng.standard_normal((3, 4)), rng.standard_normal(4)
+
+
+def check(op, *inputs):
+    report = check_op(op, *inputs)
+    print(report)
+    assert report.passed, report
+
 
 # %%
+with exercise("abs"):
+    check(tensor_abs, away_from_zero)
+
+# %%
+with exercise("maximum"):
+    check(maximum, a_in, b_in)
+
+# %% [markdown] tags=["solution"]
+# ## Solutions
+#
+# The solutions sit here, at the end, so that trying comes first.
+#
+# **abs**: the forward keeps the sign, the backward multiplies by it.
+
+# %% tags=["solution"]
 def tensor_abs(x):
     s = np.sign(x.data)
     return Tensor(np.abs(x.data), parents=(x,), op="abs", backward=lambda g: (g * s,))
 
 
-print(check_op(tensor_abs, away_from_zero))
+with exercise("abs"):
+    check(tensor_abs, away_from_zero)
 
-# %% [markdown]
-# `maximum`: a mask says where a wins; each share is summed back to its
+# %% [markdown] tags=["solution"]
+# **maximum**: a mask says where a wins; each share is summed back to its
 # parent's shape. (At ties the gradient goes to a; the check avoids ties.)
 
-# %%
+# %% tags=["solution"]
 def maximum(a, b):
     a_wins = a.data >= b.data                             # broadcast shape
     return Tensor(np.maximum(a.data, b.data), parents=(a, b), op="maximum",
@@ -372,4 +391,5 @@ def maximum(a, b):
                                       unbroadcast(g * ~a_wins, b.shape)))
 
 
-print(check_op(maximum, rng.standard_normal((3, 4)), rng.standard_normal(4)))
+with exercise("maximum"):
+    check(maximum, a_in, b_in)

@@ -27,7 +27,7 @@ import copy
 import numpy as np
 
 from ..layers import (Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh,
-                      as_float_batch)
+                      as_float_batch, zero_grads)
 from ..losses import MSE
 from ..optim import Adam
 from . import kernels as K
@@ -133,7 +133,7 @@ class LayerStep:
         self.layer = layer
 
     def zero_grad(self):
-        self.layer.zero_grad()
+        zero_grads(self.layer)              # a student's layer may have no zero_grad of its own
 
     def forward(self, x):
         return self.layer.forward(x)
@@ -216,8 +216,9 @@ def accelerate(model):
         for name, part in vars(model).items():
             if isinstance(part, Sequential):
                 setattr(fast, name, accelerate(part))
-        if getattr(model, "input_part", None):
-            getattr(fast, model.input_part).need_input_grad = False
+        first = getattr(fast, getattr(model, "input_part", None) or "", None)
+        if isinstance(first, FastSequential):     # never set attributes on a student's object
+            first.need_input_grad = False
     # A Dense used twice (tied or repeated) gets two backward calls a step: the
     # second must add to the first, so neither may skip the zero fill.
     parts = [fast] if isinstance(fast, FastSequential) else [
