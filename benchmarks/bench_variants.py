@@ -32,9 +32,8 @@ from tinyae.data import load_mnist  # noqa: E402
 from tinyae.metrics import batched, sq_error_per_image  # noqa: E402
 from tinyae.stacked import pretrain  # noqa: E402
 from tinyae.train import fit  # noqa: E402
+from tinyae.models import SEED_SIZES  # noqa: E402
 from tinyae.variants import WEIGHT_DECAY  # noqa: E402
-
-SEED_SIZES = (784, 512, 256, 64, 2)
 
 
 def train(model, X, epochs, seed=0, lr=1e-3):

@@ -12,6 +12,7 @@ SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "
 if "TINYAE_DATA_DIR" not in os.environ and os.path.isdir(SHARED):
     os.environ["TINYAE_DATA_DIR"] = os.path.abspath(SHARED)
 
+# tinyae.models.SEED_SIZES, written out: the peers' worker processes never import tinyae.
 SEED_SIZES = (784, 512, 256, 64, 2)
 
 

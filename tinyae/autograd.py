@@ -20,6 +20,7 @@ error, never a silent upcast.
 """
 import numpy as np
 
+from .functional import sigmoid
 from .layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh, layer_parameters
 from .models import Autoencoder
 
@@ -216,9 +217,7 @@ class Tensor:
         return Tensor(self.data * mask, parents=(self,), op="relu", backward=lambda g: (g * mask,))
 
     def sigmoid(self):
-        # 1/(1+e^-x) overflows e^-x for x << 0; with e = e^-|x| both branches stay in (0, 1].
-        e = np.exp(-np.abs(self.data))
-        y = np.where(self.data >= 0, 1 / (1 + e), e / (1 + e))
+        y = sigmoid(self.data)                             # the overflow-free formula
         return Tensor(y, parents=(self,), op="sigmoid", backward=lambda g: (g * y * (1 - y),))
 
     def tanh(self):

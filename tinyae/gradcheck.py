@@ -27,6 +27,7 @@ from .autograd import Tensor, layer_forward
 from .contract import (check_contract, float64_copy, hold_noise, named_arrays,  # noqa: F401
                        zero_all)
 from .layers import layer_parameters  # noqa: F401 (tests and tutorials reach it here)
+from .models import model_penalty
 from .report import Finding, GradcheckReport, Row, worst_entry  # noqa: F401 (public names)
 
 __all__ = ["rel_error", "numerical_gradient", "check_layer", "check_contract", "check_loss",
@@ -182,11 +183,6 @@ def check_penalty(penalty, Z, *, h=1e-5, threshold=1e-7) -> GradcheckReport:
                          Z, threshold, h, "Z")
 
 
-def _model_penalty(model):
-    penalty = getattr(model, "penalty", None)
-    return 0.0 if penalty is None else penalty()
-
-
 def check_model(model, loss, x, target, *, h=1e-5, threshold=1e-6, samples=None,
                 rng=None) -> GradcheckReport:
     """Check a whole model end to end: d/d(x and every parameter) of the training objective
@@ -206,7 +202,7 @@ def check_model(model, loss, x, target, *, h=1e-5, threshold=1e-6, samples=None,
 
     def objective(xx):
         hold_noise(model)
-        return loss.forward(model.forward(xx.copy()), target.copy()) + _model_penalty(model)
+        return loss.forward(model.forward(xx.copy()), target.copy()) + model_penalty(model)
 
     def scalar(_=None):
         return objective(x)

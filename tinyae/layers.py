@@ -24,6 +24,7 @@ Shape letters: N batch, D input features, H output features.
 import numpy as np
 
 from . import init as initialisers
+from .functional import sigmoid
 
 # A bound on what one model may ask for: 100 M parameters are 400 MB in float32 (1.6 GB with
 # Adam's two moments and the gradients), far beyond any model these lessons train. A typo such
@@ -224,16 +225,6 @@ class LeakyReLU(Layer):
 
     def config(self):
         return {"type": "LeakyReLU", "negative_slope": self.negative_slope}
-
-
-def sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|.
-
-    For x >= 0 that is 1 / (1 + e), for x < 0 the same value written e / (1 + e),
-    with e = exp(-|x|) in (0, 1].
-    """
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1, e) / (1 + e)
 
 
 class Sigmoid(Layer):

@@ -7,7 +7,7 @@ depends on the gradient's scale, with SGD it does, fully.
 """
 import numpy as np
 
-from .layers import sigmoid
+from .functional import bce_with_logits, eps_for, sigmoid
 
 
 class ForwardCache:
@@ -80,8 +80,8 @@ class BCE(Loss):
         if self.from_logits:
             z = pred
             self._cache = (z, target)
-            return float(np.mean(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))))
-        eps = self._eps(pred.dtype)
+            return float(np.mean(bce_with_logits(z, target)))
+        eps = eps_for(pred.dtype)
         p = np.clip(pred, eps, 1 - eps)
         self._cache = (p, target)
         return float(-np.mean(target * np.log(p) + (1 - target) * np.log1p(-p)))
@@ -91,11 +91,6 @@ class BCE(Loss):
         if self.from_logits:
             return (sigmoid(x) - t) / x.size
         return (x - t) / (x * (1 - x)) / x.size
-
-    @staticmethod
-    def _eps(dtype):
-        # 1 - eps must stay below 1 in this dtype: 1e-7 for float32, 1e-12 for float64.
-        return dtype.type(1e-7 if np.finfo(dtype).bits <= 32 else 1e-12)
 
     def config(self):
         return {"type": "BCE", "from_logits": self.from_logits}

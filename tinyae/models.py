@@ -116,24 +116,46 @@ class Autoencoder:
 
     def summary(self, print_fn=print):
         """Print each layer with its output shape and parameter count, then the total."""
-        rows, width = [("Input", f"(None, {self.input_width})", 0)], self.input_width
-        for part in ("encoder", "decoder"):
-            for i, layer in enumerate(getattr(self, part)):
-                width = output_width(layer, width)
-                n = sum(p.size for _, p, _ in layer_parameters(layer))
-                rows.append((f"{part}.{i} {type(layer).__name__}",
-                             f"(None, {'?' if width is None else width})", n))
-        w = max(len(r[0]) for r in rows) + 2
-        line = "-" * (w + 30)
-        print_fn(f"{'Layer':<{w}}{'Output shape':<16}{'Params':>14}")
-        print_fn(line)
-        for name, shape, n in rows:
-            print_fn(f"{name:<{w}}{shape:<16}{n:>14,}")
-        print_fn(line)
-        print_fn(f"{'Total params':<{w + 16}}{self.num_parameters():>14,}")
+        rows, width = layer_rows("encoder", self.encoder, self.input_width)
+        rows += layer_rows("decoder", self.decoder, width)[0]
+        print_table([input_row(self.input_width)] + rows, self.num_parameters(), print_fn)
 
     def __repr__(self):
         return f"{type(self).__name__}(\n encoder={self.encoder!r},\n decoder={self.decoder!r}\n)"
+
+
+def model_penalty(model) -> float:
+    """``model.penalty()`` for its last forward, or 0.0 for a model without one."""
+    penalty = getattr(model, "penalty", None)
+    return 0.0 if penalty is None else float(penalty())
+
+
+# --- the summary table: one row per layer -------------------------------------------
+def input_row(width):
+    return ("Input", f"(None, {width})", 0)
+
+
+def layer_rows(part, net, width):
+    """(rows, width out): "part.i Name", its output shape and parameter count, per layer."""
+    rows = []
+    for i, layer in enumerate(net.layers if isinstance(net, Sequential) else [net]):
+        width = output_width(layer, width)
+        n = sum(p.size for _, p, _ in layer_parameters(layer))
+        rows.append((f"{part}.{i} {type(layer).__name__}",
+                     f"(None, {'?' if width is None else width})", n))
+    return rows, width
+
+
+def print_table(rows, total, print_fn=print):
+    """Print (name, shape, parameters) rows under a header, then the total."""
+    w = max(len(r[0]) for r in rows) + 2
+    line = "-" * (w + 30)
+    print_fn(f"{'Layer':<{w}}{'Output shape':<16}{'Params':>14}")
+    print_fn(line)
+    for name, shape, n in rows:
+        print_fn(f"{name:<{w}}{shape:<16}{n:>14,}")
+    print_fn(line)
+    print_fn(f"{'Total params':<{w + 16}}{total:>14,}")
 
 
 def dense_autoencoder(sizes=SEED_SIZES, activation: str = "relu", output: str = "sigmoid",

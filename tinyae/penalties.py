@@ -14,6 +14,7 @@ Shapes: Z (N, H), N images, H code units.
 """
 import numpy as np
 
+from .functional import eps_for
 from .losses import ForwardCache
 
 
@@ -95,7 +96,7 @@ class KLSparsity(Penalty):
 
     def forward(self, Z) -> float:
         Z = _check_code(Z, "KLSparsity")
-        eps = 1e-7 if np.finfo(Z.dtype).bits <= 32 else 1e-12
+        eps = float(eps_for(Z.dtype))
         rho_hat = np.clip(Z.mean(axis=0, dtype=np.float64), eps, 1 - eps)      # (H,)
         self._cache = (Z, rho_hat)
         r = self.rho

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .models import SEED_SIZES
 from .safety import UnsafePathError
 from .schedules import ANNEALS, NAMES
 from .variants import WEIGHT_DECAY
@@ -115,7 +116,7 @@ class RunFolder:
 
 
 # --- resuming: every flag that shapes the run comes back from the checkpoint --------------
-TRAIN_DEFAULTS = {"data": "auto", "sizes": (784, 512, 256, 64, 2), "epochs": 20,
+TRAIN_DEFAULTS = {"data": "auto", "sizes": SEED_SIZES, "epochs": 20,
                   "batch_size": 256, "lr": 1e-3, "seed": 0, "limit": None, "validation": "test",
                   "threads": None, "schedule": "none", "warmup": None, "model": "ae",
                   "noise": "gaussian:0.5", "penalty": "kl",
@@ -316,7 +317,6 @@ def adam(model, flags):
 
 def model_and_state(flags, ckpt):
     """(model, optimizer, history): new from the flags, or continued from ``ckpt``."""
-    import tinyae as ta
     from . import io
     from .train import History
     if ckpt is None:

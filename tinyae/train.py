@@ -31,6 +31,7 @@ import numpy as np
 from . import schedules
 from .layers import as_float_batch, input_width
 from .losses import MSE
+from .models import model_penalty
 from .optim import Adam
 from .threads import blas_threads
 
@@ -519,10 +520,6 @@ def _epoch(path, X, order, batch, bar, ctrl_c, chooser, noise_rng, optimizer, sc
     return total, penalties, step, step_lr
 
 
-def model_penalty(model) -> float:
-    """``model.penalty()`` for its last forward, or 0.0 for a model without one."""
-    penalty = getattr(model, "penalty", None)
-    return 0.0 if penalty is None else float(penalty())
 
 
 def _diverged(model, good, epoch, step, why, optimizer):

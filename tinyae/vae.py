@@ -18,17 +18,11 @@ model); the KL term is the model's ``penalty()``.
 """
 import numpy as np
 
-from .layers import (Dense, Sequential, layer_from_config, layer_parameters, output_width,
-                     zero_grads)
+from .layers import Dense, Sequential, layer_from_config, layer_parameters, zero_grads
+from .functional import bce_with_logits, sigmoid
 from .losses import Loss
-from .models import Autoencoder, dense_autoencoder
-
-SEED_SIZES = (784, 512, 256, 64, 2)
-
-
-def sigmoid(z):
-    """1 / (1 + exp(-z)) without overflow: exp(-log(1 + exp(-z)))."""
-    return np.exp(-np.logaddexp(0, -z))
+from .models import (SEED_SIZES, Autoencoder, dense_autoencoder, input_row, layer_rows,
+                     print_table)
 
 
 class BernoulliNLL(Loss):
@@ -46,8 +40,7 @@ class BernoulliNLL(Loss):
     def forward(self, pred, target) -> float:
         z, x = self._check(pred, target)
         self._cache = (z, x)
-        per_pixel = np.maximum(z, 0) - z * x + np.log1p(np.exp(-np.abs(z)))
-        return float(per_pixel.sum() / len(z))
+        return float(bce_with_logits(z, x).sum() / len(z))
 
     def backward(self):
         z, x = self._saved()
@@ -225,28 +218,15 @@ class VariationalAutoencoder(Autoencoder):
 
     def summary(self, print_fn=print):
         """Each layer (the heads between body and decoder) with its output shape and parameters."""
-        rows, width = [("Input", f"(None, {self.input_width})", 0)], self.input_width
-        for i, layer in enumerate(self.encoder):
-            width = output_width(layer, width)
-            rows.append((f"encoder.{i} {type(layer).__name__}", f"(None, {width})",
-                         sum(p.size for _, p, _ in layer_parameters(layer))))
+        rows = [input_row(self.input_width)] + layer_rows("encoder", self.encoder,
+                                                           self.input_width)[0]
         for name in ("mu_head", "logvar_head"):
             head = getattr(self, name)
             rows.append((f"{name} Dense", f"(None, {head.out_features})",
                          sum(p.size for _, p, _ in layer_parameters(head))))
         rows.append(("z = mu + exp(logvar/2) * eps", f"(None, {self.latent_width})", 0))
-        width = self.latent_width
-        for i, layer in enumerate(self.decoder):
-            width = output_width(layer, width)
-            rows.append((f"decoder.{i} {type(layer).__name__}", f"(None, {width})",
-                         sum(p.size for _, p, _ in layer_parameters(layer))))
-        w = max(len(r[0]) for r in rows) + 2
-        print_fn(f"{'Layer':<{w}}{'Output shape':<16}{'Params':>14}")
-        print_fn("-" * (w + 30))
-        for name, shape, n in rows:
-            print_fn(f"{name:<{w}}{shape:<16}{n:>14,}")
-        print_fn("-" * (w + 30))
-        print_fn(f"{'Total params':<{w + 16}}{self.num_parameters():>14,}")
+        rows += layer_rows("decoder", self.decoder, self.latent_width)[0]
+        print_table(rows, self.num_parameters(), print_fn)
         print_fn(f"decoder output: logits (decode applies the sigmoid); KL weight beta = "
                  f"{self.beta:g}")
 

@@ -11,6 +11,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from .functional import bce_with_logits
 from .metrics import batched, knn_accuracy, mse_per_pixel
 
 LOG_2PI = np.log(2 * np.pi)
@@ -19,7 +20,7 @@ LOG_2PI = np.log(2 * np.pi)
 def _bernoulli_log_likelihood(logits, X):
     """log p(x | z) = -sum_d BCE(x_d, sigmoid(logit_d)), per image: (..., D) -> (...)."""
     z = np.asarray(logits, np.float64)
-    return -np.sum(np.maximum(z, 0) - z * X + np.log1p(np.exp(-np.abs(z))), axis=-1)
+    return -np.sum(bce_with_logits(z, X), axis=-1)
 
 
 def elbo_terms(model, X, rng, batch_size=1000):

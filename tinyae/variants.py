@@ -15,7 +15,7 @@ import numpy as np
 
 from .corrupt import Corruption, parse
 from .layers import ACTIVATION_LAYERS, Sequential, Sigmoid
-from .models import Autoencoder, dense_autoencoder
+from .models import SEED_SIZES, Autoencoder, dense_autoencoder
 from .penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
 from .vae import VariationalAutoencoder
 
@@ -160,7 +160,7 @@ def sparse_autoencoder(sizes=(784, 196), penalty: str = "kl", *, rho: float = 0.
     return SparseAutoencoder(encoder, base.decoder, code_penalty, weight_decay)
 
 
-def denoising_autoencoder(sizes=(784, 512, 256, 64, 2), noise="gaussian:0.5", *,
+def denoising_autoencoder(sizes=SEED_SIZES, noise="gaussian:0.5", *,
                           activation: str = "relu", rng: np.random.Generator | None = None,
                           dtype=np.float32) -> DenoisingAutoencoder:
     """``dense_autoencoder(sizes)`` trained to remove ``noise`` (default: the seed's sizes)."""
