@@ -49,8 +49,9 @@ def tinyae_worker(threads, batch):
 
 def torch_worker(batch):
     import torch
-    from tinyae import data
     from threadpoolctl import threadpool_info
+
+    from tinyae import data
     torch.set_num_threads(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
     X = torch.from_numpy(data.load_mnist("train", progress=False)[0][:N_IMAGES])
     sizes = SEED_SIZES + SEED_SIZES[-2::-1]

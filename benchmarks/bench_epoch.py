@@ -43,9 +43,9 @@ def tinyae_worker(backend, batch, warmup_steps=20):
     """One epoch through ``tinyae.train.fit``, exactly what users run."""
     import tinyae as ta
     from tinyae import data
-    from tinyae.latent import grid
-    from tinyae.metrics import batched
+    from tinyae.evaluate.metrics import batched
     from tinyae.train import fit
+    from tinyae.viz.latent import grid
     X, _ = data.load_mnist("train", progress=False)
     model = initial_weights()
     opt = ta.Adam(model.parameters(), lr=1e-3)
@@ -69,6 +69,7 @@ def tinyae_worker(backend, batch, warmup_steps=20):
 
 def torch_worker(batch, warmup_steps=20):
     import torch
+
     from tinyae import data
     torch.set_num_threads(2)
     X = torch.from_numpy(data.load_mnist("train", progress=False)[0])

@@ -58,16 +58,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
+import numpy as np  # noqa: E402
 from common import machine  # noqa: E402  (also points TINYAE_DATA_DIR at ../shared)
 
-import numpy as np  # noqa: E402
-
 import tinyae as ta  # noqa: E402
-from tinyae import metrics, schedules  # noqa: E402
 from tinyae.data import load_mnist  # noqa: E402
-from tinyae.layers import Dense, LeakyReLU, ReLU  # noqa: E402
+from tinyae.evaluate import metrics  # noqa: E402
+from tinyae.nn import schedules
+from tinyae.nn.layers import Dense, LeakyReLU, ReLU  # noqa: E402
 from tinyae.train import fit  # noqa: E402
-
 
 # --init: every Dense layer's weights drawn again from U(-a, a), W of shape (fan_in, fan_out),
 # by one generator seeded with the run's seed, encoder first ("torch" also draws the biases).

@@ -29,14 +29,18 @@ def worker(mode):
     from tinyae.fast import kernels
 
     @numba.njit(parallel=True, error_model="numpy")
-    def adam_parallel(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd):
+    def adam_parallel(p, g, m, v, step, b1, c1, b2, c2, inv_sqrt_bc2, eps, wd, tiny, p_floor):
+        # kernels.adam's loop, line for line, over prange
         for i in numba.prange(p.size):
-            gi = g[i]
+            gi = g[i] + wd * p[i] if wd != 0 else g[i]
             mi = b1 * m[i] + c1 * gi
             vi = b2 * v[i] + c2 * (gi * gi)
+            mi = mi if abs(mi) >= tiny else mi * 0
+            vi = vi if vi >= tiny else vi * 0
             m[i] = mi
             v[i] = vi
-            p[i] -= step * (mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps))
+            pi = p[i] - step * (mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps))
+            p[i] = pi if abs(pi) >= p_floor else pi * 0
 
     if mode == "parallel":
         kernels.adam = adam_parallel             # engine.py looks it up at every call

@@ -5,7 +5,7 @@ Three short experiments (each model trained from the same seed, Adam, batch
 
 1. robustness: the seed model (784-512-256-64-2) trained plainly and as a
    denoising autoencoder (Gaussian 0.5), and an over-complete 784-1000-784,
-   then ``tinyae.robustness`` on each: squared error per image against the
+   then ``tinyae.evaluate.robustness`` on each: squared error per image against the
    clean images, and the copy errors on random strokes and on pure noise.
 2. sparsity: UFLDL's 784-196-784 with a sigmoid code, with and without the KL
    penalty and weight decay: mean code activation against rho, share of
@@ -27,13 +27,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import machine  # noqa: E402
 
 import tinyae as ta  # noqa: E402
-from tinyae import plot, robustness  # noqa: E402
 from tinyae.data import load_mnist  # noqa: E402
-from tinyae.metrics import batched, sq_error_per_image  # noqa: E402
-from tinyae.stacked import pretrain  # noqa: E402
-from tinyae.train import fit  # noqa: E402
+from tinyae.evaluate import robustness  # noqa: E402
+from tinyae.evaluate.metrics import batched, sq_error_per_image  # noqa: E402
 from tinyae.models import SEED_SIZES  # noqa: E402
-from tinyae.variants import WEIGHT_DECAY  # noqa: E402
+from tinyae.models.variants import WEIGHT_DECAY  # noqa: E402
+from tinyae.train import fit  # noqa: E402
+from tinyae.train.stacked import pretrain  # noqa: E402
+from tinyae.viz import plot
 
 
 def train(model, X, epochs, seed=0, lr=1e-3):

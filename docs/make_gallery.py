@@ -25,10 +25,10 @@ DPI = 72                      # small files: the README shows them at this size 
 
 def draw(run, out, only=None):
     import tinyae as ta
-    from tinyae import plot
     from tinyae.data import load_dataset
-    from tinyae.latent import latent_range, lerp
-    from tinyae.metrics import batched
+    from tinyae.evaluate.metrics import batched
+    from tinyae.viz import plot
+    from tinyae.viz.latent import latent_range, lerp
 
     model = ta.load(run / "last.npz")
     X, y, _ = load_dataset("mnist", "test", progress=False)
@@ -56,7 +56,8 @@ def draw(run, out, only=None):
 def screenshot(model, X, y, png):
     """The explorer with the pointer on a 4's code and a 4-to-0 path played to its middle."""
     import shutil
-    from tinyae.explore import write_explorer
+
+    from tinyae.viz.explore import write_explorer
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -21,10 +21,10 @@ DPI = 72
 
 def draw(run, out):
     import tinyae as ta
-    from tinyae import plot
     from tinyae.data import load_dataset
-    from tinyae.metrics import batched
-    from tinyae.vae_eval import quantile_grid_figure
+    from tinyae.evaluate.metrics import batched
+    from tinyae.evaluate.vae_eval import quantile_grid_figure
+    from tinyae.viz import plot
 
     model = ta.load(run / "last.npz")
     if model.latent_width != 2:

@@ -6,10 +6,17 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays, mutually_broadcastable_shapes
 
 import tinyae as ta
-from tinyae import autograd, models
-from tinyae.autograd import (Tensor, bce_with_logits, layer_forward, mse, parameter_tensors,
-                             unbroadcast)
+from tinyae import autograd
+from tinyae.autograd import (
+    Tensor,
+    bce_with_logits,
+    layer_forward,
+    mse,
+    parameter_tensors,
+    unbroadcast,
+)
 from tinyae.gradcheck import check_op, check_three_ways, numerical_gradient, rel_error
+from tinyae.models import autoencoder as models
 
 # --- every op against central differences, float64, over broadcasting cases ------------------
 BROADCAST = {"full": ((3, 4), (3, 4)), "scalar": ((3, 4), ()), "row": ((3, 4), (4,)),
@@ -464,7 +471,7 @@ def test_vae_loss_expression_has_the_closed_form_kl_gradient(rng):
 
 def test_vae_loss_agrees_with_its_hand_written_backward(rng):
     """The VAE's loss built from its parts as Tensors (eps frozen) against its backward by hand."""
-    from tinyae.vae import BernoulliNLL, variational_autoencoder
+    from tinyae.models.vae import BernoulliNLL, variational_autoencoder
     model = variational_autoencoder((12, 9, 6, 3), beta=1.0, rng=rng, dtype=np.float64)
     X = rng.random((5, 12))
     eps = rng.standard_normal((5, 3))

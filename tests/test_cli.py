@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from tinyae import cli, data
+from tinyae.cli import commands as cli
+from tinyae.data import mnist as data
 
 
 def run(args, capsys):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinyae as ta
-from tinyae import cli
+from tinyae.cli import commands as cli
 
 
 def run(args, capsys):
@@ -151,7 +151,7 @@ def test_weight_decay_goes_to_adam_except_for_a_sparse_model(kind, adam_decay, t
                                                               monkeypatch):
     """--weight-decay is Adam's for every kind but sparse, whose penalty holds it; a resumed
     run gets the same Adam."""
-    from tinyae import runs
+    from tinyae.cli import runs
     made = []
     real = runs.adam
     monkeypatch.setattr(runs, "adam", lambda model, flags: made.append(real(model, flags))

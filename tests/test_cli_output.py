@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tinyae as ta
-from tinyae import cli
+from tinyae.cli import commands as cli
 
 TRAIN = [sys.executable, "-m", "tinyae", "train", "--data", "builtin", "--limit", "300",
          "--epochs", "2", "--sizes", "784,16,2", "--batch-size", "10"]

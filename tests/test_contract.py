@@ -330,6 +330,7 @@ def test_a_model_with_unheld_noise_gets_a_finding():
 def tutorial_class(name, path="tutorials/01_layers_by_hand.py"):
     """The last definition of class ``name`` in a tutorial (its solution), as written there."""
     import ast
+
     from conftest import ROOT
     source = (ROOT / path).read_text()
     node = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == name][-1]
@@ -388,7 +389,7 @@ def test_a_sequential_of_student_layers_trains_without_a_width():
     """No layer with a W first: the width comes from the first W further in."""
     leaky = tutorial_class("MyLeakyReLU")
     model = ta.Sequential(leaky(0.1), Dense(6, 4), leaky(0.1), Dense(4, 6, seed=1))
-    assert ta.layers.input_width(model) == 6
+    assert ta.nn.layers.input_width(model) == 6
     X = np.random.default_rng(0).uniform(0, 1, (64, 6))
     history = ta.train.fit(model, X, epochs=3, batch_size=16, progress=False, backend="numpy",
                            optimizer=ta.Adam(model.parameters(), lr=1e-2))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from tinyae import corrupt
-from tinyae.digits import load_builtin_digits
+from tinyae.data.digits import load_builtin_digits
+from tinyae.nn import corrupt
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from functools import partial
 import numpy as np
 import pytest
 
-from tinyae import data
 from tinyae.data import DataError, Dataset, read_idx
-from tinyae.digits import load_builtin_digits
+from tinyae.data import mnist as data
+from tinyae.data.digits import load_builtin_digits
 
 
 def write_idx(path, array, magic_type=0x08, compress=True, cut=0):

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, find_mnist_dir
+
 from tinyae.exercises import solution_cells, split_cells, strip_solutions, write_student_versions
 
 TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))

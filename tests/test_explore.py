@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import tinyae as ta
-from tinyae import cli
+from tinyae.cli import commands as cli
 from tinyae.data import load_dataset
-from tinyae.explore import decoder_spec, explorer_html, map_plane, write_explorer
+from tinyae.viz.explore import decoder_spec, explorer_html, map_plane, write_explorer
 
 
 def small_model(sizes, seed=0):

@@ -241,7 +241,7 @@ def test_three_adam_steps_same_weights(kind):
 
 
 def test_200_step_loss_curves_within_one_percent():
-    from tinyae.digits import load_builtin_digits
+    from tinyae.data.digits import load_builtin_digits
     X = load_builtin_digits("test", n=256)[0]
     curves = {}
     for backend in ("numpy", "numba"):
@@ -383,6 +383,7 @@ def test_fast_path_logic_without_jit():
 
 def test_uncachable_kernels_still_work(monkeypatch):
     import numba.core.dispatcher as dispatcher
+
     from tinyae.fast import kernels
 
     def no_cache(self):

@@ -3,8 +3,9 @@ and no giant PNG from decoding a whole test set."""
 import numpy as np
 
 import tinyae as ta
-from tinyae import cli, plot
+from tinyae.cli import commands as cli
 from tinyae.train import EpochRecord, History
+from tinyae.viz import plot
 
 
 def test_latent_scatter_says_when_codes_fall_off_the_axes(rng):

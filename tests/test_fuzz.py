@@ -7,16 +7,16 @@ import gzip
 import json
 import struct
 
+import crafted
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import crafted
 import tinyae as ta
+from tinyae.cli.runs import RunError, checked_history, resume_flags
 from tinyae.data import DataError, read_idx
 from tinyae.io import CheckpointError
-from tinyae.runs import RunError, checked_history, resume_flags
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from tinyae.testing import LayerSpecError, assert_layer_ok, grade_layer, load_layer
 
 RIGHT = '''import numpy as np

@@ -107,6 +107,7 @@ def test_failed_write_leaves_nothing(tmp_path, model, monkeypatch):
 def test_a_checkpoint_written_by_tinyae_0_1_0_still_loads_and_resumes():
     """tests/data holds a checkpoint saved by the 0.1.0 code (before the plain/fast split)."""
     from pathlib import Path
+
     from tinyae.train import History, fit
     data = Path(__file__).parent / "data"
     ckpt = ta.io.read_checkpoint(data / "checkpoint_v0.1.0.npz")

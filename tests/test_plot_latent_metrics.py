@@ -4,10 +4,10 @@ import pytest
 from matplotlib.figure import Figure
 
 import tinyae as ta
-from tinyae import plot
-from tinyae.latent import fit_gaussian, grid, latent_range, lerp, sample_gaussian, slerp
-from tinyae.metrics import PCA, bce_per_image, knn_accuracy, mse_per_pixel
+from tinyae.evaluate.metrics import PCA, bce_per_image, knn_accuracy, mse_per_pixel
 from tinyae.train import EpochRecord, History
+from tinyae.viz import plot
+from tinyae.viz.latent import fit_gaussian, grid, latent_range, lerp, sample_gaussian, slerp
 
 
 @pytest.fixture(scope="module")

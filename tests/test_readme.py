@@ -2,9 +2,9 @@
 import re
 
 import pytest
+from conftest import ROOT
 
 import tinyae as ta
-from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)

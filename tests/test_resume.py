@@ -17,7 +17,9 @@ import tinyae as ta
 
 DRIVER = r"""
 import json, os, signal, sys
-from tinyae import cli, metrics, train
+from tinyae.cli import commands as cli
+from tinyae.evaluate import metrics
+from tinyae.train import loop as train
 cli._figures = lambda *a, **k: None
 metrics.evaluate_autoencoder = lambda *a, **k: dict.fromkeys(
     ["test_mse_per_pixel", "pca2_test_mse_per_pixel", "knn5_accuracy_latent",

@@ -9,16 +9,17 @@ import sys
 import time
 import tracemalloc
 
+import crafted
 import numpy as np
 import pytest
 
-import crafted
 import tinyae as ta
-from tinyae import cli, data
+from tinyae.cli import commands as cli
+from tinyae.cli.runs import RunError
 from tinyae.data import DataError
+from tinyae.data import mnist as data
 from tinyae.io import CheckpointError
-from tinyae.runs import RunError
-from tinyae.safety import UnsafePathError
+from tinyae.io.safety import UnsafePathError
 
 
 @pytest.fixture
@@ -232,7 +233,7 @@ def test_bad_numbers_are_argparse_errors(case, ws, capsys):
 def test_debug_shows_the_traceback(ws, capsys):
     assert cli.main(["info", "notes.png", "--debug"]) == 1
     err = capsys.readouterr().err
-    assert "Traceback" in err and "tinyae.checkpoint_check.CheckpointError" in err
+    assert "Traceback" in err and "tinyae.io.check.CheckpointError" in err
     assert err.strip().splitlines()[-1].startswith("tinyae info: error: 'notes.png' is not a")
 
 
@@ -250,7 +251,7 @@ def test_a_reader_that_stops_early_is_not_an_error():
 
     In a child process: the handler points the real stdout at /dev/null."""
     code = ("import errno, sys\n"
-            "from tinyae import cli\n"
+            "from tinyae.cli import commands as cli\n"
             "def info(args):\n"
             "    raise BrokenPipeError(errno.EPIPE, 'Broken pipe')\n"
             "cli.cmd_info = info\n"
@@ -310,7 +311,7 @@ def test_files_written_get_the_umask_mode(ws):
 def test_stale_temporary_files_are_removed_on_the_next_write(ws):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
-    host = ta.io._writer().rsplit("-", 1)[0]
+    host = ta.io.checkpoint._writer().rsplit("-", 1)[0]
     stale = ws / f".last.npz.{host}-{dead}.0badc0de.tmp"
     mine = ws / f".other.npz.{host}-{os.getpid()}.12345678.tmp"     # a live writer's: kept
     remote = ws / f".last.npz.elsewhere-{dead}.0badc0de.tmp"        # another machine's: kept
@@ -418,13 +419,13 @@ def test_zlib_errors_are_data_errors(tmp_path):
 
 # --- run folders ----------------------------------------------------------------------
 def test_default_run_folders_never_collide(tmp_path):
-    from tinyae.runs import new_run_folder
+    from tinyae.cli.runs import new_run_folder
     folders = [new_run_folder(tmp_path / "runs") for _ in range(3)]      # within one second
     assert len(set(folders)) == 3 and all(f.is_dir() for f in folders)
 
 
 def test_a_busy_folder_names_the_other_run_and_a_dead_ones_lock_is_taken_over(tmp_path):
-    from tinyae.runs import LOCK, RunFolder
+    from tinyae.cli.runs import LOCK, RunFolder
     (tmp_path / "run").mkdir()
     with RunFolder(tmp_path / "run"):
         r = subprocess.run([sys.executable, "-c", "from tinyae import cli; "
@@ -456,7 +457,7 @@ def test_divergence_in_the_cli_saves_no_broken_weights(tmp_path, mnist_dir, monk
 def test_resume_restores_every_flag_and_override_says_so(ws, mnist_dir, monkeypatch, capsys):
     monkeypatch.setenv("TINYAE_DATA_DIR", str(mnist_dir))
     monkeypatch.setattr(cli, "_figures", lambda *a, **k: None)     # not what is tested here
-    monkeypatch.setattr("tinyae.metrics.evaluate_autoencoder", lambda *a, **k: dict.fromkeys(
+    monkeypatch.setattr("tinyae.evaluate.metrics.evaluate_autoencoder", lambda *a, **k: dict.fromkeys(
         ["test_mse_per_pixel", "pca2_test_mse_per_pixel", "knn5_accuracy_latent",
          "knn5_accuracy_pca2"], 0.0))
     base = ["train", "--data", "mnist", "--limit", "300", "--sizes", "784,16,2", "--epochs", "1",

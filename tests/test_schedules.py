@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 import tinyae as ta
-from tinyae import cli, io, plot, schedules
-from tinyae.digits import load_builtin_digits
-from tinyae.schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
+from tinyae.cli import commands as cli
+from tinyae.data.digits import load_builtin_digits
+from tinyae.io import checkpoint as io
+from tinyae.nn import schedules
+from tinyae.nn.schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
 from tinyae.train import Checkpointer, History, evaluate, fit
+from tinyae.viz import plot
 
 
 @pytest.fixture(scope="module")
@@ -272,8 +275,8 @@ class KeepEpochs(Checkpointer):
 
 def test_cli_schedule_round_trip(tmp_path, monkeypatch, capsys):
     """Train 3 epochs with --schedule cosine; resume a copy of epoch 1's checkpoint: same run."""
-    import tinyae.train
-    monkeypatch.setattr(tinyae.train, "Checkpointer", KeepEpochs)
+    import tinyae.train.loop
+    monkeypatch.setattr(tinyae.train.loop, "Checkpointer", KeepEpochs)
     whole = tmp_path / "whole"
     assert cli.main(TRAIN + ["--epochs", "3", "--schedule", "cosine", "--lr", "2e-3",
                              "--out", str(whole)]) == 0
@@ -322,7 +325,7 @@ def test_cli_default_recipe(tmp_path, monkeypatch):
     """A new plain autoencoder run: one-cycle at a peak of 4e-3, annealed along a straight line,
     Adam's beta2 0.99; --schedule none: constant 1e-3 and torch's beta2 0.999; the other kinds
     under onecycle: the peak 4e-3 with the cosine and 0.999."""
-    from tinyae import runs
+    from tinyae.cli import runs
     betas = []
     real = runs.adam
 
@@ -369,8 +372,8 @@ def _predate_anneal_and_beta2(config):
 def test_cli_resumes_a_checkpoint_from_before_anneal_and_beta2(tmp_path, capsys, monkeypatch):
     """Such a run had the cosine and beta2 0.999: --resume continues exactly that, and
     another value needs --override, as for any recorded flag."""
-    import tinyae.train
-    monkeypatch.setattr(tinyae.train, "Checkpointer", KeepEpochs)
+    import tinyae.train.loop
+    monkeypatch.setattr(tinyae.train.loop, "Checkpointer", KeepEpochs)
     whole = tmp_path / "whole"
     assert cli.main(TRAIN + ["--epochs", "2", "--out", str(whole), "--anneal", "cos",
                              "--adam-beta2", "0.999"]) == 0
@@ -430,10 +433,10 @@ def test_cli_header_names_the_recipe_exactly(tmp_path, capsys):
 
 
 def test_stacked_pretraining_uses_the_runs_adam_betas(tmp_path, monkeypatch):
-    import tinyae.stacked
+    import tinyae.train.stacked
     seen = []
-    real = tinyae.stacked.pretrain
-    monkeypatch.setattr(tinyae.stacked, "pretrain", lambda *a, **k: seen.append(k) or real(*a, **k))
+    real = tinyae.train.stacked.pretrain
+    monkeypatch.setattr(tinyae.train.stacked, "pretrain", lambda *a, **k: seen.append(k) or real(*a, **k))
     assert cli.main(TRAIN + ["--model", "stacked", "--sizes", "784,32,8", "--epochs", "1",
                              "--pretrain-epochs", "1", "--adam-beta2", "0.95",
                              "--out", str(tmp_path / "s")]) == 0

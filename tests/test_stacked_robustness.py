@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 import tinyae as ta
-from tinyae import robustness
-from tinyae.digits import load_builtin_digits
-from tinyae.stacked import pretrain, split_levels, stack, stacked_autoencoder
+from tinyae.data.digits import load_builtin_digits
+from tinyae.evaluate import robustness
 from tinyae.train import fit
+from tinyae.train.stacked import pretrain, split_levels, stack, stacked_autoencoder
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
-"""Choosing the number of BLAS threads by measuring (tinyae.threads), on a fake clock."""
+"""Choosing the number of BLAS threads by measuring (tinyae.train.threads), on a fake clock."""
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import tinyae as ta
-from tinyae.threads import ThreadChooser, candidates, thread_setting
 from tinyae.train import fit
+from tinyae.train.threads import ThreadChooser, candidates, thread_setting
 
 
 class FakeMachine:
@@ -135,7 +135,7 @@ def test_auto_restores_the_callers_setting_even_on_error(data):
 
 
 def test_inference_uses_the_same_setting(monkeypatch):
-    from tinyae.metrics import batched
+    from tinyae.evaluate.metrics import batched
     seen = []
 
     def encode(xb):

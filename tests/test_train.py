@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import tinyae as ta
-from tinyae.digits import load_builtin_digits
-from tinyae.train import (Checkpointer, EarlyStopping, EpochRecord, History, TrainingDiverged,
-                          fit)
+from tinyae.data.digits import load_builtin_digits
+from tinyae.train import Checkpointer, EarlyStopping, EpochRecord, History, TrainingDiverged, fit
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def test_divergence_is_reported_and_weights_stay_finite(digits):
 
 
 def test_huge_finite_data_is_not_mistaken_for_nan():
-    from tinyae.train import check_data
+    from tinyae.train.loop import check_data
     X = np.full((4, 3), 3e38, np.float32)             # its float32 sum overflows to inf
     np.testing.assert_array_equal(check_data(X, 3), X)      # accepted as it is
     X[2, 1] = np.inf
@@ -165,14 +164,14 @@ def test_best_checkpoint_ignores_records_from_before_val_loss_counted_the_penalt
     assert best(penalty=0.2) == math.inf                 # old: 0.01 was the reconstruction alone
     assert best(penalty=0.2, val_penalty=0.003) == 0.01
     assert best() == 0.01                                # no penalty: always the whole objective
-    from tinyae.cli import _which_epoch                  # `tinyae info` says the same
+    from tinyae.cli.commands import _which_epoch  # `tinyae info` says the same
     old = EpochRecord(1, 0.5, 0.01, 1.0, 1e-3, penalty=0.2)
     new = EpochRecord(2, 0.4, 0.3, 1.0, 1e-3, penalty=0.2, val_penalty=0.2)
     assert _which_epoch([old, new], 2).endswith("(validation loss 0.30000, the lowest up to then)")
 
 
 def test_progress_bar_is_real(digits, capsys, monkeypatch):
-    from tinyae import train
+    from tinyae.train import loop as train
     monkeypatch.setattr(train, "interactive", lambda: True)          # as on a terminal
     fit(small_model(), digits, epochs=1, batch_size=128, progress=True)
     err = capsys.readouterr().err
@@ -180,7 +179,7 @@ def test_progress_bar_is_real(digits, capsys, monkeypatch):
 
 
 def test_progress_in_a_log_is_one_line_per_epoch(digits, capsys, monkeypatch):
-    from tinyae import train
+    from tinyae.train import loop as train
     monkeypatch.setattr(train, "interactive", lambda: False)         # stderr is a file or pipe
     fit(small_model(), digits, epochs=2, batch_size=128, progress=True)
     err = capsys.readouterr().err

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, find_mnist_dir
 
 TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
@@ -107,7 +106,7 @@ def _fit_in_a_kernel(live):
     pytest.importorskip("ipywidgets")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import numpy as np, tinyae as ta\n"
-        "from tinyae.train import fit, interactive\n"
+        "from tinyae.train.loop import fit, interactive\n"
         "m = ta.dense_autoencoder((784, 4), rng=np.random.default_rng(0))\n"
         "fit(m, np.random.default_rng(0).random((64, 784)), epochs=3, batch_size=16,\n"
         "    backend='numpy', threads=1)\n"

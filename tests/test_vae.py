@@ -7,12 +7,17 @@ import pytest
 
 import tinyae as ta
 from tinyae.cli import main
-from tinyae.digits import load_builtin_digits
+from tinyae.data.digits import load_builtin_digits
+from tinyae.evaluate.vae_eval import elbo_terms, iw_log_likelihood, quantile_grid, samples
 from tinyae.gradcheck import check_model, numerical_gradient, rel_error
+from tinyae.models.vae import (
+    BernoulliNLL,
+    GaussianKL,
+    Reparameterize,
+    VariationalAutoencoder,
+    variational_autoencoder,
+)
 from tinyae.train import TrainingDiverged, fit
-from tinyae.vae import (BernoulliNLL, GaussianKL, Reparameterize, VariationalAutoencoder,
-                        variational_autoencoder)
-from tinyae.vae_eval import (elbo_terms, iw_log_likelihood, quantile_grid, samples)
 
 
 def small_vae(seed=0, sizes=(12, 9, 6, 3), beta=1.0, dtype=np.float64):

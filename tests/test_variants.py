@@ -3,12 +3,16 @@ import numpy as np
 import pytest
 
 import tinyae as ta
-from tinyae.digits import load_builtin_digits
+from tinyae.data.digits import load_builtin_digits
 from tinyae.gradcheck import check_model, check_penalty
-from tinyae.penalties import KLSparsity, L1Activity
+from tinyae.models.variants import (
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+    denoising_autoencoder,
+    sparse_autoencoder,
+)
+from tinyae.nn.penalties import KLSparsity, L1Activity
 from tinyae.train import fit
-from tinyae.variants import (DenoisingAutoencoder, SparseAutoencoder, denoising_autoencoder,
-                             sparse_autoencoder)
 
 
 # --- the penalties on their own ----------------------------------------------------------
@@ -78,7 +82,7 @@ def test_kl_needs_a_sigmoid_code():
 # --- whole models ------------------------------------------------------------------------
 def _parts(sizes, code):
     base = ta.dense_autoencoder(sizes, rng=np.random.default_rng(0), dtype=np.float64)
-    from tinyae.layers import ACTIVATION_LAYERS
+    from tinyae.nn.layers import ACTIVATION_LAYERS
     return ta.Sequential(*base.encoder.layers, ACTIVATION_LAYERS[code]()), base.decoder
 
 
@@ -262,7 +266,7 @@ def test_a_sparse_config_from_before_weight_decay_loads_with_none():
 
 def test_denoising_beats_plain_on_noisy_inputs():
     """The point of the denoising autoencoder, on the built-in digits (a small, quick run)."""
-    from tinyae import corrupt
+    from tinyae.nn import corrupt
     X = load_builtin_digits("train", n=2000)[0]
     Xt = load_builtin_digits("test", n=300)[0]
     noisy = corrupt.gaussian(Xt, 0.5, np.random.default_rng(1))

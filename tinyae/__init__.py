@@ -3,24 +3,32 @@
     import tinyae as ta
     model = ta.dense_autoencoder()          # the seed model 784-512-256-64-2
     model.summary()
+
+The folders are the architecture: ``nn`` (the maths students read), ``models``
+(autoencoders built from it), ``autograd``/``gradcheck`` (the two checks of
+the core), ``fast`` (the fused engine), ``train``, ``data``, ``io``,
+``evaluate``, ``viz`` and ``cli`` (the ``tinyae`` command around them).
 """
 __version__ = "0.1.0"
 
-# Submodules a user reaches as ta.train.fit, ta.data.load_dataset, ta.plot.latent_scatter, ...
-from . import autograd, data, gradcheck, latent, metrics, plot, schedules, train
-from .io import load, save
-from .layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
-from .losses import BCE, MSE
-from .models import Autoencoder, dense_autoencoder
-from .optim import SGD, Adam
-from . import corrupt, penalties
-from .variants import (DenoisingAutoencoder, SparseAutoencoder, denoising_autoencoder,
-                       sparse_autoencoder)
+from . import nn                                    # noqa: E402 (after __version__)
+from .nn import corrupt, penalties, schedules      # noqa: E402
+from .nn.layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh  # noqa: E402
+from .nn.losses import BCE, MSE                    # noqa: E402
+from .nn.optim import SGD, Adam                    # noqa: E402
+from . import models                                # noqa: E402
+from .models import (Autoencoder, DenoisingAutoencoder, SparseAutoencoder,  # noqa: E402
+                     VariationalAutoencoder, dense_autoencoder, denoising_autoencoder,
+                     sparse_autoencoder, variational_autoencoder)
+from . import autograd, data, gradcheck, io, train  # noqa: E402
+from .io import load, save                          # noqa: E402
+# ta.metrics, ta.latent and ta.plot, as before the modules moved into evaluate/ and viz/
+from .evaluate import metrics                       # noqa: E402
+from .viz import latent, plot                       # noqa: E402
 
 __all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Sequential",
            "MSE", "BCE", "SGD", "Adam", "Autoencoder", "dense_autoencoder", "save", "load",
-           "autograd", "gradcheck", "data", "latent", "metrics", "plot", "schedules", "train", "__version__"]
-__all__ += ["corrupt", "penalties", "DenoisingAutoencoder", "SparseAutoencoder",
-            "denoising_autoencoder", "sparse_autoencoder"]
-from .vae import VariationalAutoencoder, variational_autoencoder
-__all__ += ["VariationalAutoencoder", "variational_autoencoder"]
+           "autograd", "gradcheck", "data", "latent", "metrics", "plot", "schedules", "train",
+           "__version__", "corrupt", "penalties", "DenoisingAutoencoder", "SparseAutoencoder",
+           "denoising_autoencoder", "sparse_autoencoder", "VariationalAutoencoder",
+           "variational_autoencoder", "nn", "models", "io"]

@@ -1,6 +1,6 @@
 """Autograd: a small reverse-mode engine on NumPy arrays.
 
-The layers in ``layers.py`` each carry a backward written by hand. Here the
+The layers in ``nn/layers.py`` each carry a backward written by hand. Here the
 backward is found instead: every operation on a ``Tensor`` records its
 inputs (its *parents*) and a closure that maps the gradient of its output to
 the gradients of its inputs. ``loss.backward()`` then walks that record from
@@ -20,9 +20,9 @@ error, never a silent upcast.
 """
 import numpy as np
 
-from .functional import sigmoid
-from .layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh, layer_parameters
-from .models import Autoencoder
+from .models.autoencoder import Autoencoder
+from .nn.functional import sigmoid
+from .nn.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh, layer_parameters
 
 
 class Tensor:
@@ -129,8 +129,8 @@ class Tensor:
             self.grad.fill(0)
 
     def graph(self, path=None, title=None):
-        """Draw the computation that produced self (matplotlib); see ``tinyae.plot.graph``."""
-        from .plot import graph
+        """Draw the computation that produced self (matplotlib); see ``tinyae.viz.plot.graph``."""
+        from .viz.plot import graph
         return graph(self, path=path, title=title)
 
     # --- elementwise arithmetic, with NumPy broadcasting -------------------------

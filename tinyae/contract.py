@@ -81,7 +81,7 @@ def zero_all(layer):
 
 def named_arrays(layer):
     """(dotted name, param, grad) for every parameter, read from the owners' dicts now."""
-    from .layers import layer_parameters
+    from .nn.layers import layer_parameters
     return list(layer_parameters(layer))
 
 

@@ -24,10 +24,9 @@ import copy
 import numpy as np
 
 from .autograd import Tensor, layer_forward
-from .contract import (check_contract, float64_copy, hold_noise, named_arrays,  # noqa: F401
-                       zero_all)
-from .layers import layer_parameters  # noqa: F401 (tests and tutorials reach it here)
-from .models import model_penalty
+from .contract import check_contract, float64_copy, hold_noise, named_arrays, zero_all  # noqa: F401
+from .models.autoencoder import model_penalty
+from .nn.layers import layer_parameters  # noqa: F401 (tests and tutorials reach it here)
 from .report import Finding, GradcheckReport, Row, worst_entry  # noqa: F401 (public names)
 
 __all__ = ["rel_error", "numerical_gradient", "check_layer", "check_contract", "check_loss",
@@ -175,7 +174,7 @@ def check_penalty(penalty, Z, *, h=1e-5, threshold=1e-7) -> GradcheckReport:
     """Check ``penalty.backward()`` (dP/dZ) against finite differences of ``penalty.forward(Z)``.
 
     ``penalty`` is anything with ``forward(Z) -> float`` and ``backward() -> dZ``,
-    e.g. ``tinyae.penalties.KLSparsity`` or your own.
+    e.g. ``tinyae.nn.penalties.KLSparsity`` or your own.
     """
     penalty = copy.deepcopy(penalty)
     Z = np.array(Z, dtype=np.float64)

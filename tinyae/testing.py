@@ -27,7 +27,7 @@ import numpy as np
 
 from .contract import CHECKS
 from .gradcheck import check_layer
-from .layers import input_width
+from .nn.layers import input_width
 
 SEEDS = (0, 1, 2)
 ROWS = (4, 7)                   # batch sizes: several rows, so a mean is not a sum

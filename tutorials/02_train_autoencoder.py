@@ -15,10 +15,10 @@
 import numpy as np
 
 import tinyae as ta
-from tinyae import plot
-from tinyae.metrics import PCA, batched, mse_per_pixel
+from tinyae.evaluate.metrics import PCA, batched, mse_per_pixel
 from tinyae.train import fit
 from tinyae.tutorial import FAST, MODEL_PATH, exercise, load, show
+from tinyae.viz import plot
 
 X_train, y_train, data_name = load("train")
 X_test, y_test, _ = load("test")

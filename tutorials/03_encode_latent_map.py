@@ -9,9 +9,9 @@
 # %%
 import numpy as np
 
-from tinyae import plot
-from tinyae.metrics import PCA, batched, knn_accuracy
+from tinyae.evaluate.metrics import PCA, batched, knn_accuracy
 from tinyae.tutorial import exercise, load, show, trained_model
+from tinyae.viz import plot
 
 model = trained_model()
 X_train, y_train, data_name = load("train")
@@ -79,7 +79,7 @@ print(f"5-NN accuracy in 2-D:  autoencoder {acc_ae:.3f}   PCA-2 {acc_pca:.3f}")
 # smaller digit, as in tinyae). Work through the test codes a few hundred at
 # a time so the distance matrix stays small. The check runs yours on the
 # first 1,000 test codes of the autoencoder's map and compares it with
-# `tinyae.metrics.knn_accuracy` on the same codes: they must agree to 0.2
+# `tinyae.evaluate.metrics.knn_accuracy` on the same codes: they must agree to 0.2
 # percentage points (two codes in 1,000, for ties at equal distance). The
 # solution is at the end of the file: try yours first.
 

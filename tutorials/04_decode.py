@@ -8,10 +8,10 @@
 # %%
 import numpy as np
 
-from tinyae import plot
-from tinyae.latent import grid, latent_range
-from tinyae.metrics import batched
+from tinyae.evaluate.metrics import batched
 from tinyae.tutorial import exercise, load, show, trained_model
+from tinyae.viz import plot
+from tinyae.viz.latent import grid, latent_range
 
 model = trained_model()
 X_test, y_test, _ = load("test")
@@ -101,7 +101,7 @@ show(plot.image_strip(model.decode(holes), title="decoded from the holes",
 # where the codes are instead: its n columns at the quantiles (i + 0.5) / n,
 # i = 0 ... n - 1, of the codes' z1 (`np.quantile`), its n rows at the same
 # quantiles of z2, every column crossed with every row. Return the n * n
-# points in the order of `tinyae.latent.grid`: row by row from the top
+# points in the order of `tinyae.viz.latent.grid`: row by row from the top
 # (highest z2), left to right within a row.
 #
 # The check maps your points back to the quantile scale (the share of codes

@@ -12,10 +12,10 @@
 # %%
 import numpy as np
 
-from tinyae import plot
-from tinyae.latent import latent_range, lerp, slerp
-from tinyae.metrics import batched
+from tinyae.evaluate.metrics import batched
 from tinyae.tutorial import exercise, load, show, trained_model
+from tinyae.viz import plot
+from tinyae.viz.latent import latent_range, lerp, slerp
 
 model = trained_model()
 X_test, y_test, _ = load("test")
@@ -85,7 +85,7 @@ show(fig, "05_paths_on_map.png")
 # and Z_2 - c, take `steps` values of t from 0 to 1 (`np.linspace`), weight
 # the two vectors by sin((1 - t) w) / sin(w) and sin(t w) / sin(w), and add
 # c back. Return shape (steps, 2). The check compares yours with
-# `tinyae.latent.slerp` on this tutorial's arc (about the codes' mean) and on
+# `tinyae.viz.latent.slerp` on this tutorial's arc (about the codes' mean) and on
 # a second pair about the origin. (Leave out the case sin w = 0, opposite
 # or parallel codes, where tinyae falls back to `lerp`.) The solution is at
 # the end of the file: try yours first.

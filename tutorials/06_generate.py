@@ -8,10 +8,10 @@
 # %%
 import numpy as np
 
-from tinyae import plot
-from tinyae.latent import fit_gaussian, latent_range, sample_gaussian
-from tinyae.metrics import batched
+from tinyae.evaluate.metrics import batched
 from tinyae.tutorial import exercise, load, show, trained_model
+from tinyae.viz import plot
+from tinyae.viz.latent import fit_gaussian, latent_range, sample_gaussian
 
 model = trained_model()
 X_train, y_train, _ = load("train")
@@ -73,7 +73,7 @@ show(fig, "06_per_digit.png")
 # mu is the average code; the covariance is Sigma = C^T C / (N - 1) with C
 # the centred codes Z - mu (N - 1, not N: the unbiased estimate, as `np.cov`
 # and tinyae use). Work in float64. The check compares your mu and Sigma with
-# `tinyae.latent.fit_gaussian` on all the training codes and on the codes of
+# `tinyae.viz.latent.fit_gaussian` on all the training codes and on the codes of
 # the digit 1 alone. The solution is at the end of the file: try yours first.
 
 # %%

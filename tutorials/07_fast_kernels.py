@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 7. The fast path: the same maths, fewer passes over memory
 #
-# Everything you have read so far lives in `tinyae/layers.py`, `losses.py`
+# Everything you have read so far lives in `tinyae/nn/`: `layers.py`, `losses.py`
 # and `optim.py`: each formula a line of NumPy, in the class that names it.
 # That is the **plain path**, the definition. `fit` trains, by default, on the
 # **fast path** in `tinyae/fast/`: the same formulas fused into Numba loops,
@@ -21,8 +21,8 @@ import numpy as np
 import tinyae as ta
 from tinyae import fast
 from tinyae.gradcheck import rel_error
-from tinyae.threads import blas_threads
 from tinyae.train import fit
+from tinyae.train.threads import blas_threads
 from tinyae.tutorial import FAST, exercise, load, median_ms
 
 print(inspect.getsource(ta.Dense.forward))
@@ -72,7 +72,7 @@ print(f"largest relative difference over {len(grads)} gradients: {worst:.1e}")
 # honest. Each function is timed with `median_ms`: one untimed warm-up call
 # (Numba compiles, caches fill), then the **median** of many calls, which a
 # few calls slowed by a neighbour do not move. BLAS runs at the thread count
-# `fit` would pick (`tinyae.threads.blas_threads` measures it, and puts your
+# `fit` would pick (`tinyae.train.threads.blas_threads` measures it, and puts your
 # own setting back afterwards). And each side is timed **twice**, interleaved
 # (a, b, a, b): when the gap between the sides is under 5%, or no bigger
 # than twice the disagreement between a side's own two medians, the gap is

@@ -21,11 +21,12 @@
 import numpy as np
 
 import tinyae as ta
-from tinyae import corrupt, plot, robustness
+from tinyae.evaluate import robustness
 from tinyae.gradcheck import check_layer
+from tinyae.nn import corrupt
 from tinyae.train import fit
-
 from tinyae.tutorial import FAST, exercise, load, show, trained_model
+from tinyae.viz import plot
 
 X_train, _, data_name = load("train")
 X_test, _, _ = load("test")
@@ -37,7 +38,7 @@ print(f"{data_name}: {len(X_train):,} training images, {len(X_test):,} test imag
 # %% [markdown]
 # ## The distortions
 #
-# `tinyae.corrupt` works on batches of flattened square images, (N, 784) for
+# `tinyae.nn.corrupt` works on batches of flattened square images, (N, 784) for
 # 28 x 28. Noise takes a seeded `rng`; the geometric ones are exact maps:
 #
 # - `gaussian(X, std, rng)`: clip(X + std * eps, 0, 1), eps ~ N(0, 1);

@@ -23,14 +23,13 @@
 import numpy as np
 
 import tinyae as ta
-from tinyae import plot
+from tinyae.evaluate.metrics import batched, sq_error_per_image
 from tinyae.gradcheck import check_model, check_penalty
-from tinyae.metrics import batched, sq_error_per_image
-from tinyae.penalties import KLSparsity, L1Activity
-from tinyae.stacked import pretrain, split_levels
+from tinyae.nn.penalties import KLSparsity, L1Activity
 from tinyae.train import fit
-
+from tinyae.train.stacked import pretrain, split_levels
 from tinyae.tutorial import FAST, exercise, load, show
+from tinyae.viz import plot
 
 X_train, _, data_name = load("train")
 X_test, _, _ = load("test")

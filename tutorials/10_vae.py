@@ -27,14 +27,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import tinyae as ta
-from tinyae import plot
+from tinyae.evaluate.metrics import batched
+from tinyae.evaluate.vae_eval import elbo_terms, quantile_grid_figure, samples
 from tinyae.gradcheck import check_layer, check_penalty
-from tinyae.metrics import batched
+from tinyae.models.vae import GaussianKL, Reparameterize, variational_autoencoder
 from tinyae.train import fit
-from tinyae.vae import GaussianKL, Reparameterize, variational_autoencoder
-from tinyae.vae_eval import elbo_terms, quantile_grid_figure, samples
-
 from tinyae.tutorial import FAST, exercise, load, show, trained_model
+from tinyae.viz import plot
 
 rng = np.random.default_rng(0)
 

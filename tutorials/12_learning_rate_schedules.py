@@ -2,7 +2,7 @@
 # # 12. Learning-rate schedules: a big step early, a small one at the end
 #
 # Tutorial 2 trained with one learning rate for all 20 epochs. Here the
-# learning rate changes with the step count t: `tinyae.schedules` has the
+# learning rate changes with the step count t: `tinyae.nn.schedules` has the
 # curves learners meet next in `torch.optim.lr_scheduler` (StepLR,
 # CosineAnnealingLR, OneCycleLR, a linear warm-up). A schedule only ever sets
 # `optimizer.lr`; the optimiser reads it at every `step()`.
@@ -18,11 +18,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import tinyae as ta
-from tinyae import plot, schedules
-from tinyae.metrics import batched, mse_per_pixel
+from tinyae.evaluate.metrics import batched, mse_per_pixel
+from tinyae.nn import schedules
 from tinyae.train import fit
-
 from tinyae.tutorial import FAST, exercise, load, show
+from tinyae.viz import plot
 
 # %% [markdown]
 # ## The curves

@@ -26,10 +26,19 @@ import copy
 
 import numpy as np
 
-from ..layers import (Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh,
-                      as_float_batch, zero_grads)
-from ..losses import MSE
-from ..optim import Adam
+from ..nn.layers import (
+    Dense,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    as_float_batch,
+    zero_grads,
+)
+from ..nn.losses import MSE
+from ..nn.optim import Adam
 from . import kernels as K
 
 # The activations the kernels know, by exact type: a subclass may change the maths.

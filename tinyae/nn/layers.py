@@ -36,7 +36,7 @@ def check_model_size(n_parameters, what="the model"):
     """Raise ``ValueError`` when ``n_parameters`` exceeds ``MAX_PARAMETERS``."""
     if n_parameters > MAX_PARAMETERS:
         raise ValueError(f"{what} would have {n_parameters:,} parameters, more than tinyae's "
-                         f"limit of {MAX_PARAMETERS:,} (tinyae.layers.MAX_PARAMETERS); check "
+                         f"limit of {MAX_PARAMETERS:,} (tinyae.nn.layers.MAX_PARAMETERS); check "
                          "the sizes.")
 
 

@@ -23,9 +23,8 @@ def glyphs():
     """(fonts, 10, MASTER, MASTER) float32 masks: each digit centred, 20/28 of the height."""
     import matplotlib
     from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
-
     from matplotlib.path import Path
+    from matplotlib.textpath import TextPath
 
     folder = FilePath(matplotlib.get_data_path()) / "fonts" / "ttf"
     # Sample each master pixel at 4x4 points and average: anti-aliased edges.

@@ -6,9 +6,18 @@
 """
 import numpy as np
 
-from .layers import (ACTIVATION_LAYERS, MAX_PARAMETERS, Dense, Sequential,  # noqa: F401 (re-export)
-                     check_model_size, input_width, layer_from_config, layer_parameters,
-                     output_width, zero_grads)
+from ..nn.layers import (  # noqa: F401 (re-export)
+    ACTIVATION_LAYERS,
+    MAX_PARAMETERS,
+    Dense,
+    Sequential,
+    check_model_size,
+    input_width,
+    layer_from_config,
+    layer_parameters,
+    output_width,
+    zero_grads,
+)
 
 SEED_SIZES = (784, 512, 256, 64, 2)
 

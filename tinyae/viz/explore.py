@@ -17,8 +17,8 @@ import json
 
 import numpy as np
 
+from ..nn.layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .latent import latent_range
-from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 
 ACTIVATIONS = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh", Identity: "identity",
                LeakyReLU: "leaky_relu"}
@@ -60,7 +60,7 @@ def map_plane(Z):
     if width == 1:
         return (np.column_stack([Z[:, 0], np.zeros(len(Z))]), np.zeros(1), np.array([[1.0, 0.0]]),
                 "1-D codes: the horizontal axis is z1; the vertical position does not matter.")
-    from .metrics import PCA
+    from ..evaluate.metrics import PCA
     pca = PCA(2).fit(Z)
     return (pca.encode(Z), pca.mean, pca.components,
             f"{width}-D codes: the map is the plane of their first two principal components "
@@ -103,8 +103,8 @@ def explorer_html(model, Z, labels, title="tinyae latent-space explorer"):
 
 def write_explorer(model, X, labels, path, title="tinyae latent-space explorer"):
     """Encode X, then write the page to ``path`` (atomically). Returns the page's size in bytes."""
-    from .io import atomic_write
-    from .metrics import batched
+    from ..evaluate.metrics import batched
+    from ..io.checkpoint import atomic_write
     page = explorer_html(model, batched(model.encode, X), labels, title).encode("utf-8")
     atomic_write(path, lambda f: f.write(page))
     return len(page)

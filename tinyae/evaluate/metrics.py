@@ -121,7 +121,7 @@ def batched(fn, X, batch_size=2048, threads=None):
     BLAS threads as in ``fit``: ``threads`` fixed, or "auto" (the default,
     or ``TINYAE_THREADS``) measured on the first batches (``tinyae.threads``).
     """
-    from .threads import blas_threads
+    from ..train.threads import blas_threads
     parts = []
     with blas_threads(threads, probe_steps=1, every=10**9) as chooser:   # one probe, no re-probe
         for i in range(0, len(X), batch_size):

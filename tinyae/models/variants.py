@@ -13,12 +13,11 @@ The stacked autoencoder is trained differently, not built differently: see
 """
 import numpy as np
 
-from .corrupt import Corruption, parse
-from .layers import ACTIVATION_LAYERS, Sequential, Sigmoid
-from .models import SEED_SIZES, Autoencoder, dense_autoencoder
-from .penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
+from ..nn.corrupt import Corruption, parse
+from ..nn.layers import ACTIVATION_LAYERS, Sequential, Sigmoid
+from ..nn.penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
+from .autoencoder import SEED_SIZES, Autoencoder, dense_autoencoder
 from .vae import VariationalAutoencoder
-
 
 # UFLDL's weight decay lambda = 3e-3 weighs half the squared error summed over an
 # image's 784 pixels; tinyae's MSE is the mean over them, so lambda is 3e-3 * 2 / 784.
@@ -33,7 +32,7 @@ class DenoisingAutoencoder(Autoencoder):
 
     Args:
         encoder, decoder: as for ``Autoencoder``.
-        noise: a ``tinyae.corrupt.Corruption`` or its text, e.g. "gaussian:0.5",
+        noise: a ``tinyae.nn.corrupt.Corruption`` or its text, e.g. "gaussian:0.5",
             "masking:0.3", "salt_and_pepper:0.1".
     """
 

@@ -5,7 +5,7 @@ headless and in notebooks alike.
 """
 import numpy as np
 
-from .io import atomic_write
+from ..io.checkpoint import atomic_write
 from .latent import grid, latent_range
 
 
@@ -53,7 +53,7 @@ def _two_d(Z):
         return np.column_stack([Z[:, 0], np.zeros(len(Z))]), ("z1", ""), " (1-D codes)"
     if Z.shape[1] == 2:
         return Z, ("z1", "z2"), ""
-    from .metrics import PCA
+    from ..evaluate.metrics import PCA
     return PCA(2).fit(Z).encode(Z), ("PC1", "PC2"), f" ({Z.shape[1]}-D codes: first two principal components)"
 
 

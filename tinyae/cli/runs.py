@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import SEED_SIZES
-from .safety import UnsafePathError
-from .schedules import ANNEALS, NAMES
-from .variants import WEIGHT_DECAY
+from ..io.checkpoint import alive
+from ..io.safety import UnsafePathError
+from ..models.autoencoder import SEED_SIZES
+from ..models.variants import WEIGHT_DECAY
+from ..nn.schedules import ANNEALS, NAMES
 
 LOCK = ".tinyae-run.lock"
 RUN_FILES = ("last.npz", "best.npz", "history.json", "history.csv", "metrics.json")
@@ -41,18 +42,6 @@ def new_run_folder(parent="runs"):
         except FileExistsError:
             continue
     raise UnsafePathError(f"could not create a new run folder in {parent!r}; pass --out")
-
-
-def _alive(pid):
-    if pid <= 0:                      # never signal a process group
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:           # exists, owned by someone else
-        return True
-    return True
 
 
 class RunFolder:
@@ -98,7 +87,7 @@ class RunFolder:
             return "starting now" if young else None
         if host != socket.gethostname():                # cannot look at another machine's pids
             return f"pid {pid} on {host}"
-        return f"pid {pid}" if pid != os.getpid() and _alive(pid) else None
+        return f"pid {pid}" if pid != os.getpid() and alive(pid) else None
 
     def __exit__(self, *exc):
         if self.held:
@@ -207,7 +196,7 @@ def _valid(key, v):
 
 
 def _parses_as_noise(text):
-    from .corrupt import parse
+    from ..nn.corrupt import parse
     try:
         parse(text)
     except ValueError:
@@ -226,7 +215,7 @@ def saved_flags(ckpt):
     saved = ckpt.extra.get("args", {})
     if not (isinstance(saved, dict) and saved.get("model") == "vae"):
         return saved
-    from . import io
+    from .. import io
     sizes = encoder_sizes(io.load(ckpt), [])     # checks the config like tinyae.load
     return {**saved, "sizes": sizes} if saved.get("sizes") == sizes[:-1] else saved
 
@@ -279,7 +268,7 @@ def encoder_sizes(model, default):
 
     A VAE's encoder is its body; its code width is that of its mu head.
     """
-    from .layers import Dense, Sequential
+    from ..nn.layers import Dense, Sequential
     layers = model.encoder if isinstance(model.encoder, Sequential) else [model.encoder]
     dense = [layer for layer in layers if isinstance(layer, Dense)]
     dense += [model.mu_head] if isinstance(getattr(model, "mu_head", None), Dense) else []
@@ -317,8 +306,8 @@ def adam(model, flags):
 
 def model_and_state(flags, ckpt):
     """(model, optimizer, history): new from the flags, or continued from ``ckpt``."""
-    from . import io
-    from .train import History
+    from .. import io
+    from ..train.loop import History
     if ckpt is None:
         model = build_model(flags)
         return model, adam(model, flags), History()
@@ -337,8 +326,8 @@ def model_and_state(flags, ckpt):
 
 def checked_history(ckpt):
     """The checkpoint's training history, checked field by field."""
-    from .io import CheckpointError
-    from .train import History
+    from ..io.checkpoint import CheckpointError
+    from ..train.loop import History
     d = ckpt.extra.get("history") or {}
     try:
         history = History.from_dict(d)

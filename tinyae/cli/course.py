@@ -66,7 +66,7 @@ def add_commands(command):
 
 
 def cmd_check(args):
-    from .testing import LayerSpecError, grade_layer, load_layer
+    from ..testing import LayerSpecError, grade_layer, load_layer
     try:
         make = load_layer(args.layer)
         if args.json:
@@ -81,7 +81,7 @@ def cmd_check(args):
               f"{exc}); fill in its methods, then check again", file=sys.stderr)
         return 2
     if args.json:
-        from .io import atomic_write
+        from ..io.checkpoint import atomic_write
         text = json.dumps(grade.to_dict(), indent=1)
         atomic_write(args.json, lambda f: f.write(text.encode()))
     fatal = next((f for _, _, r in grade.runs for f in r.findings if f.fatal), None)
@@ -95,7 +95,7 @@ def cmd_check(args):
 def _check_json_path(path, spec):
     from pathlib import Path
 
-    from .testing import LayerSpecError
+    from ..testing import LayerSpecError
     out, source = Path(path), Path(str(spec).rpartition(":")[0])
     if out.suffix != ".json":
         raise LayerSpecError(f"--json {path}: give a file name ending in .json")
@@ -107,7 +107,7 @@ def _check_json_path(path, spec):
 
 
 def cmd_exercises(args):
-    from .exercises import write_student_versions
+    from ..exercises import write_student_versions
     written = write_student_versions(args.source, args.output)
     for path in written:
         print(path)

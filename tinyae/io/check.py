@@ -9,9 +9,9 @@ Dense(30000, 30000) is refused after reading a few hundred bytes.
 import json
 import math
 
-from .init import INITIALISERS
-from .layers import LAYERS
-from .models import MAX_PARAMETERS
+from ..models.autoencoder import MAX_PARAMETERS
+from ..nn.init import INITIALISERS
+from ..nn.layers import LAYERS
 
 MAX_MEMBERS = 10_000            # arrays in one archive
 MAX_CONFIG_CHARS = 1 << 22      # 4 M characters of JSON (16 MB as a NumPy unicode array)
@@ -128,8 +128,8 @@ MODEL_OPTIONS = {"Autoencoder": set(), "DenoisingAutoencoder": {"noise"},
 
 def _model_options(path, model):
     """A denoising model's noise and a sparse model's penalty, checked by building them."""
-    from .corrupt import parse
-    from .penalties import penalty_from_config
+    from ..nn.corrupt import parse
+    from ..nn.penalties import penalty_from_config
     try:
         if "noise" in model or model["type"] == "DenoisingAutoencoder":
             if not isinstance(model.get("noise"), str):

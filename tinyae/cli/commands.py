@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import safety
-from .data import load_dataset
-from .schedules import ANNEALS, NAMES as SCHEDULES
+from ..data.mnist import load_dataset
+from ..io import safety
+from ..nn.schedules import ANNEALS
+from ..nn.schedules import NAMES as SCHEDULES
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
 MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked", "vae")
@@ -105,7 +106,7 @@ def _steps(text):
 
 
 def _noise(text):
-    from .corrupt import parse
+    from ..nn.corrupt import parse
     try:
         return parse(text).spec
     except ValueError as exc:
@@ -113,7 +114,7 @@ def _noise(text):
 
 
 def _threads(text):
-    from .threads import thread_setting
+    from ..train.threads import thread_setting
     try:
         return thread_setting(text)
     except ValueError as exc:
@@ -122,10 +123,20 @@ def _threads(text):
 
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
-    from . import io
-    from .runs import (DEFAULT_BETA, DEFAULT_SCHEDULE, DEFAULT_SIZES, DEFAULT_WEIGHT_DECAY,
-                       ONECYCLE_LR, ONECYCLE_RECIPE, TRAIN_DEFAULTS, RunFolder,
-                       new_run_folder, resume_flags, saved_flags)
+    from .. import io
+    from .runs import (
+        DEFAULT_BETA,
+        DEFAULT_SCHEDULE,
+        DEFAULT_SIZES,
+        DEFAULT_WEIGHT_DECAY,
+        ONECYCLE_LR,
+        ONECYCLE_RECIPE,
+        TRAIN_DEFAULTS,
+        RunFolder,
+        new_run_folder,
+        resume_flags,
+        saved_flags,
+    )
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
@@ -166,9 +177,9 @@ def cmd_train(args):
 
 
 def _train(args, flags, ckpt, out, earlier):
-    from . import metrics
+    from ..evaluate import metrics
+    from ..train.loop import Checkpointer, fit, resolve_backend
     from .runs import encoder_sizes, model_and_state, recorded_flags
-    from .train import Checkpointer, fit, resolve_backend
     model, optimizer, history = model_and_state(flags, ckpt)     # a size error comes first
     X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
     Xt, yt, _ = load_dataset(data_name, "test", flags["limit"], progress=False)
@@ -217,7 +228,7 @@ def _train(args, flags, ckpt, out, earlier):
     chosen = history.records[-1].threads if history.records else None
     m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=flags["threads"] or chosen)
     if flags["model"] == "vae":
-        from .vae_eval import evaluate_vae
+        from ..evaluate.vae_eval import evaluate_vae
         m.update(evaluate_vae(model, X, y, Xt, yt, seed=flags["seed"]))
     m.update({"data": data_name, "seed": flags["seed"], "epochs": len(history.records)})
     checkpoints.extra["metrics"] = m
@@ -248,8 +259,8 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
 
     A new one starts at the step the run has reached (``done_epochs`` epochs).
     """
-    from . import schedules
-    from .io import CheckpointError
+    from ..io.checkpoint import CheckpointError
+    from ..nn import schedules
     from .runs import TRAIN_DEFAULTS
     saved_args = ckpt.extra.get("args", {}) if ckpt else {}
     same_curve = all(flags[k] == saved_args.get(k, TRAIN_DEFAULTS[k])
@@ -286,7 +297,7 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
 
 def _pretrain(model, X, flags, quiet):
     """Greedy layer-wise training of a stacked model, before its fine-tuning by fit."""
-    from .stacked import pretrain
+    from ..train.stacked import pretrain
     histories = pretrain(model, X, flags["pretrain_epochs"], batch_size=flags["batch_size"],
                          lr=flags["lr"], betas=(0.9, flags["adam_beta2"]), seed=flags["seed"],
                          progress=not quiet)
@@ -295,8 +306,9 @@ def _pretrain(model, X, flags, quiet):
 
 def _figures(model, Xt, yt, history, out):
     """The five figures of a training run, from the test set."""
-    from . import metrics, plot
-    from .latent import latent_range, lerp
+    from ..evaluate import metrics
+    from ..viz import plot
+    from ..viz.latent import latent_range, lerp
     Z = metrics.batched(model.encode, Xt)
     plot.reconstructions(Xt[:10], model.decode(Z[:10]), path=out / "reconstructions.png")
     if Z.shape[1] == 2:
@@ -317,8 +329,8 @@ def _figures(model, Xt, yt, history, out):
 
 def _vae_figures(model, seed, out):
     """A VAE's own figures: prior samples and, for a 2-D code, the quantile grid."""
-    from . import plot
-    from .vae_eval import quantile_grid_figure
+    from ..evaluate.vae_eval import quantile_grid_figure
+    from ..viz import plot
     images = model.sample(64, np.random.default_rng(seed))
     plot.image_grid(images, 8, path=out / "samples.png", title="decoded samples from N(0, I)")
     if model.latent_width == 2:
@@ -326,7 +338,7 @@ def _vae_figures(model, seed, out):
 
 
 def _write_text(path, text):
-    from .io import atomic_write
+    from ..io.checkpoint import atomic_write
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
@@ -340,7 +352,7 @@ def _checkpoint_data(args, ckpt):
 
 def _data_files(args):
     """Paths of the data files a command may read (so that no output lands on one)."""
-    from . import data
+    from .. import data
     if not hasattr(args, "data"):
         return []
     sets = {"mnist": [data.MNIST], "fashion": [data.FASHION_MNIST], "builtin": []}
@@ -365,7 +377,8 @@ def _outputs(args, default, kind, extra=None):
 
 
 def cmd_encode(args):
-    from . import io, metrics
+    from .. import io
+    from ..evaluate import metrics
     _outputs(args, "codes.npy", "npy", {"--labels": args.labels})
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
@@ -379,7 +392,8 @@ def cmd_encode(args):
 
 
 def cmd_decode(args):
-    from . import io, plot
+    from .. import io
+    from ..viz import plot
     _outputs(args, "decoded.png", "png")
     model = io.load(io.read_checkpoint(args.checkpoint))
     Z = io.load_codes(args.codes, model.latent_width, max_codes=10**7)
@@ -401,8 +415,10 @@ def cmd_decode(args):
 
 
 def cmd_interpolate(args):
-    from . import io, metrics, plot
-    from .latent import lerp, slerp
+    from .. import io
+    from ..evaluate import metrics
+    from ..viz import plot
+    from ..viz.latent import lerp, slerp
     _outputs(args, "interpolation.png", "png")
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
@@ -424,8 +440,8 @@ def cmd_interpolate(args):
 
 
 def cmd_explore(args):
-    from . import io
-    from .explore import write_explorer
+    from .. import io
+    from ..viz.explore import write_explorer
     _outputs(args, "explore.html", "html")
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
@@ -437,7 +453,7 @@ def cmd_explore(args):
 
 
 def cmd_info(args):
-    from . import io
+    from .. import io
     from .runs import checked_history
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
@@ -468,7 +484,7 @@ def cmd_info(args):
 
 def _model_kind(model, ckpt):
     """One line: the model's class, the --model it was trained as, and its options."""
-    from .variants import DenoisingAutoencoder, SparseAutoencoder
+    from ..models.variants import DenoisingAutoencoder, SparseAutoencoder
     kind = (ckpt.extra.get("args") or {}).get("model")
     detail = ""
     if isinstance(model, SparseAutoencoder):
@@ -480,7 +496,8 @@ def _model_kind(model, ckpt):
 
 
 def cmd_robustness(args):
-    from . import io, robustness
+    from .. import io
+    from ..evaluate import robustness
     _outputs(args, "robustness.png", "png")
     if args.json:
         safety.require_suffix(args.json, ".json", "--json")
@@ -509,7 +526,7 @@ def _which_epoch(records, planned):
         return "holds weights that were never trained with tinyae train (no history)"
     last, of = records[-1], f" of {planned}" if planned else ""
     text = f"holds the weights after epoch {last.epoch}{of}"
-    from .train import comparable_val_losses
+    from ..train.loop import comparable_val_losses
     val = last.whole_val_loss           # None, or one of comparable_val_losses(records)
     if val is not None and val <= min(comparable_val_losses(records)):
         text += f" (validation loss {val:.5f}, the lowest up to then)"
@@ -517,8 +534,9 @@ def _which_epoch(records, planned):
 
 
 def cmd_sample(args):
-    from . import io, plot
-    from .vae_eval import samples
+    from .. import io
+    from ..evaluate.vae_eval import samples
+    from ..viz import plot
     _outputs(args, "samples.png", "png")
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
@@ -544,7 +562,7 @@ SAFETY_EPILOG = ("Files: no command writes over one of its inputs (the checkpoin
 
 
 def build_parser():
-    from . import __version__
+    from .. import __version__
     p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.",
                                 epilog=SAFETY_EPILOG)
     p.add_argument("--version", action="version", version=f"tinyae {__version__}")
@@ -741,7 +759,7 @@ def build_parser():
     n.add_argument("checkpoint", help=checkpoint_help)
     n.set_defaults(run=cmd_info)
 
-    from . import course             # check a student's layer; student versions of tutorials
+    from . import course  # check a student's layer; student versions of tutorials
     course.add_commands(command)
     return p
 

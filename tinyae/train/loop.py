@@ -28,11 +28,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import schedules
-from .layers import as_float_batch, input_width
-from .losses import MSE
-from .models import model_penalty
-from .optim import Adam
+from ..models.autoencoder import model_penalty
+from ..nn import schedules
+from ..nn.layers import as_float_batch, input_width
+from ..nn.losses import MSE
+from ..nn.optim import Adam
 from .threads import blas_threads
 
 
@@ -138,7 +138,7 @@ class Checkpointer:
         self._save(model, optimizer, history, "last.npz")
 
     def _save(self, model, optimizer, history, name):
-        from .io import save
+        from ..io.checkpoint import save
         save(model, self.folder / name, optimizer=optimizer, schedule=self.schedule,
              extra={**self.extra, "history": history.to_dict()})
 
@@ -221,7 +221,7 @@ class _Path:
 def _training_path(model, loss, optimizer, backend):
     if backend == "numpy":
         return _Path(model, loss, optimizer.step, lambda X, idx, out: np.take(X, idx, axis=0))
-    from . import fast
+    from .. import fast
     return _Path(fast.accelerate(model), fast.fast_loss(loss), fast.fast_step(optimizer),
                  fast.gather_rows)
 
@@ -371,9 +371,9 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
 
     live = interactive()
     if live:
-        from tqdm.auto import tqdm          # a widget in Jupyter, text frames on a terminal
+        from tqdm.auto import tqdm  # a widget in Jupyter, text frames on a terminal
     else:
-        from tqdm import tqdm               # disabled: only the epoch lines are printed
+        from tqdm import tqdm  # disabled: only the epoch lines are printed
     with _CtrlC() as ctrl_c, blas_threads(threads) as chooser, _own_rng(path.model) as draws:
         for epoch in range(len(history.records) + 1, epochs + 1):
             # Start-of-epoch weights and optimiser state: what a diverged or interrupted epoch

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checkpoint_check import CheckpointError, check_members, expected_arrays, parse_config
+from .check import CheckpointError, check_members, expected_arrays, parse_config
 from .safety import describe, kind_of, regular_file
 
 FORMAT = "tinyae-checkpoint"
@@ -84,9 +84,21 @@ def _writer():
     return f"{host}-{os.getpid()}"
 
 
+def alive(pid):
+    """Whether process ``pid`` of this machine still runs (a lock's or a temporary file's writer)."""
+    if pid <= 0:                      # never signal a process group
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:           # exists, owned by someone else
+        return True
+    return True
+
+
 def remove_stale_temporaries(folder):
     """Delete this machine's ``.*.<host>-<pid>.<hex>.tmp`` files in ``folder`` whose writer has gone."""
-    from .runs import _alive
     try:
         names = os.listdir(folder)
     except OSError:
@@ -97,7 +109,7 @@ def remove_stale_temporaries(folder):
         if not (name.startswith(".") and len(parts) >= 5 and parts[-1] == "tmp"):
             continue
         writer_host, _, pid = parts[-3].rpartition("-")
-        if writer_host == host and pid.isdigit() and not _alive(int(pid)):
+        if writer_host == host and pid.isdigit() and not alive(int(pid)):
             try:
                 os.remove(os.path.join(folder, name))
             except OSError:
@@ -110,7 +122,7 @@ def save(model, path, *, optimizer=None, extra=None, schedule=None):
     ``.npz`` is appended when missing. Returns the path written. Weights that
     are NaN or infinite are refused: such a checkpoint could never be used.
     """
-    from . import __version__
+    from .. import __version__
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
@@ -270,7 +282,7 @@ def load_weights(model, ckpt):
 
 def load(path):
     """Build the model saved at ``path`` (or in a ``Checkpoint`` already read) with its weights."""
-    from .variants import MODELS, model_from_config
+    from ..models.variants import MODELS, model_from_config
     ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
     cfg = ckpt.config.get("model") or {}
     if cfg.get("type") not in MODELS:

@@ -11,7 +11,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .functional import bce_with_logits
+from ..nn.functional import bce_with_logits
 from .metrics import batched, knn_accuracy, mse_per_pixel
 
 LOG_2PI = np.log(2 * np.pi)
@@ -88,7 +88,7 @@ def quantile_grid(n=20):
 
     Equal steps in probability, not in z, as in Kingma & Welling's manifold
     figure: each cell holds the same prior mass. Rows from top (high z2) to
-    bottom, like ``tinyae.latent.grid``. Shape (n*n, 2).
+    bottom, like ``tinyae.viz.latent.grid``. Shape (n*n, 2).
     """
     if n < 1:
         raise ValueError(f"quantile_grid: n must be >= 1, got {n}")
@@ -99,7 +99,7 @@ def quantile_grid(n=20):
 
 def quantile_grid_figure(model, n=20, path=None, title="decoded Gaussian quantiles"):
     """Decode ``quantile_grid(n)`` of a 2-D code; ticks at the quantiles' z values."""
-    from . import plot
+    from ..viz import plot
     if model.latent_width != 2:
         raise ValueError(f"the quantile grid needs a 2-D code; this model's code has "
                          f"{model.latent_width} dimensions")
@@ -127,6 +127,6 @@ def samples(model, n, rng, X_fit=None):
     if X_fit is None:
         raise ValueError("a plain autoencoder has no prior: pass X_fit, the images whose codes "
                          "the Gaussian is fitted to")
-    from .latent import fit_gaussian, sample_gaussian
+    from ..viz.latent import fit_gaussian, sample_gaussian
     mean, cov = fit_gaussian(batched(model.encode, X_fit))
     return model.decode(sample_gaussian(mean, cov, int(n), rng).astype(model.dtype))

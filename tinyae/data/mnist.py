@@ -189,7 +189,8 @@ def download(url, dest, checksum, progress=True, timeout=30):
 def _progress_bar(total, name, enabled):
     """A byte-count bar on a terminal or in Jupyter; nothing in a log (no carriage-return frames)."""
     from tqdm.auto import tqdm
-    from .train import interactive
+
+    from ..train.loop import interactive
     live = enabled and interactive()
     if enabled and not live:                 # a log gets one line instead of the frames
         print(f"downloading {name}" + (f" ({total:,} bytes)" if total else ""), file=sys.stderr)

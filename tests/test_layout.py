@@ -1,0 +1,92 @@
+"""The folder listing is the architecture, and the imports keep it true.
+
+- ``tinyae/nn/`` (the core students read) imports only NumPy, the standard
+  library and itself;
+- nothing imports ``tinyae/cli/`` (the product sits on top);
+- the modules' top-level imports have no cycle.
+"""
+import ast
+import sys
+
+import pytest
+from conftest import ROOT
+
+PACKAGE = ROOT / "tinyae"
+
+
+def module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports(name, top_level_only):
+    """The absolute names module ``name`` imports (a from-import's names, when modules)."""
+    path = MODULES[name]
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module
+            submodules = {f"{module}.{a.name}" for a in node.names} & set(MODULES)
+            found.update(submodules)
+            if len(submodules) < len(node.names):       # names defined in the module itself
+                found.add(module)
+    return found
+
+
+def test_every_module_is_seen():
+    assert {"tinyae.nn.layers", "tinyae.models.autoencoder", "tinyae.train.loop",
+            "tinyae.cli.commands", "tinyae.fast.engine"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if m.startswith("tinyae.nn")])
+def test_nn_imports_only_numpy_and_itself(name):
+    stdlib = set(sys.stdlib_module_names)
+    for target in imports(name, top_level_only=False):
+        root = target.split(".")[0]
+        assert target.startswith("tinyae.nn") or root in stdlib or root == "numpy", \
+            f"{name} imports {target}: the core imports only numpy, the standard library and nn"
+
+
+def test_nothing_imports_the_cli():
+    for name in MODULES:
+        if name.startswith("tinyae.cli") or name == "tinyae.__main__":
+            continue
+        bad = [t for t in imports(name, top_level_only=False) if t.startswith("tinyae.cli")]
+        assert not bad, f"{name} imports {bad}: the command sits on top; nothing imports it"
+
+
+def test_no_import_cycles():
+    graph = {name: {t for t in imports(name, top_level_only=True) if t in MODULES and t != name}
+             for name in MODULES}
+    # A package's __init__ re-exports its modules: importing one of them runs the __init__
+    # first, which is not an arrow back from the module.
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycle = stack[stack.index(nxt):] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
