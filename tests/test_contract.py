@@ -415,3 +415,155 @@ def test_a_skeleton_is_not_done_yet_rather_than_wrong():
             raise NotImplementedError("write backward")
     with pytest.raises(NotImplementedError, match="write backward"):
         check_layer(Skeleton(), x_batch())
+
+
+# --- found by a red-team pass: each now has its own verdict --------------------------
+class TorchLayout(Dense):
+    """W stored (out, in) as torch.nn.Linear does: right maths in its own layout."""
+
+    def __init__(self):
+        super().__init__(6, 3)
+        self.params["W"] = self.params["W"].T.copy()
+        self.grads["W"] = np.zeros_like(self.params["W"])
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.params["W"].T + self.params["b"]
+
+    def backward(self, dout):
+        self.grads["W"] += dout.T @ self.x
+        self.grads["b"] += dout.sum(axis=0)
+        return dout @ self.params["W"]
+
+
+def test_a_weight_in_torch_layout_gives_the_right_width():
+    assert ta.nn.layers.input_width(TorchLayout()) == 6
+    model = ta.Autoencoder(ta.Sequential(TorchLayout()), ta.Sequential(ta.Dense(3, 6)))
+    assert model.input_width == 6
+    X = np.random.default_rng(0).uniform(0, 1, (32, 6)).astype(np.float32)
+    ta.train.fit(model, X, epochs=1, progress=False, backend="numpy")
+
+
+class ReturnsList(Sigmoid):
+    def forward(self, x):
+        return super().forward(x).tolist()
+
+
+class IntWeights(Dense):
+    def __init__(self):
+        super().__init__()
+        self.params["W"] = np.ones((5, 3), dtype=np.int64)
+
+
+class ListWeights(Dense):
+    def __init__(self):
+        super().__init__()
+        self.params["b"] = [0.0, 0.0, 0.0]
+
+
+class FailsLater(Sigmoid):
+    calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 8:
+            raise RuntimeError("tired")
+        return super().forward(x)
+
+
+class ParamsProperty(Dense):
+    @property
+    def params(self):
+        return {"W": np.ones((5, 3))}
+
+    @params.setter
+    def params(self, value):
+        pass
+
+
+class NormalisesW(Dense):
+    def forward(self, x):
+        self.params["W"] /= np.linalg.norm(self.params["W"])      # state changed by forward
+        return super().forward(x)
+
+
+class LegacyDropout(Dropout):
+    def __init__(self):
+        self.rng = np.random.RandomState(0)
+
+    def forward(self, x):
+        self.keep = self.rng.random_sample(x.shape) > 0.5
+        return x * self.keep
+
+
+class Wrapper(Sigmoid):
+    """A composite without children(): its dropout lives in an attribute."""
+
+    def __init__(self):
+        self.drop = SeededDropout()
+
+    def forward(self, x):
+        return self.drop.forward(super().forward(x))
+
+    def backward(self, dout):
+        return super().backward(self.drop.backward(dout))
+
+
+class InfGrad(Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W"][0, 0] = np.inf
+        return dx
+
+
+class SquareTransposed(Dense):
+    def __init__(self):
+        super().__init__(4, 4)
+
+    def backward(self, dout):
+        self.grads["W"] += dout.T @ self.x
+        self.grads["b"] += dout.sum(axis=0)
+        return dout @ self.params["W"].T
+
+
+@pytest.mark.parametrize("layer, check, fatal, words", [
+    (ReturnsList(), "forward returns y", False, "returned a list"),
+    (IntWeights(), "params are float arrays", True, "dtype int64"),
+    (ListWeights(), "params are float arrays", True, "a list"),
+    (FailsLater(), "forward runs", True, "then raised RuntimeError: tired"),
+    (ParamsProperty(), "has params", True, "new dict on every access"),
+    (NormalisesW(), "forward keeps params", True, "forward changed W"),
+    (InfGrad(), "gradients are finite", True, "NaN or inf into grads of W"),
+    (ta.dense_autoencoder((6, 4, 2)), "has params", True, "check_model(model, loss, x, target)"),
+], ids=lambda v: type(v).__name__ if not isinstance(v, (str, bool)) else None)
+def test_more_ways_to_break_the_contract(layer, check, fatal, words):
+    report = check_layer(layer, x_batch((4, 6) if isinstance(layer, (Sigmoid, ta.models.Autoencoder))
+                                        else (4, 5)))
+    assert not report.passed
+    assert check in checks(report) and words in text(report), report
+    assert report.fatal == fatal
+
+
+@pytest.mark.parametrize("make", [LegacyDropout, Wrapper])
+def test_noise_in_a_legacy_generator_or_a_sub_object_is_held(make):
+    assert check_layer(make(), x_batch()).passed
+
+
+def test_wrong_rows_get_hints():
+    report = check_layer(SquareTransposed(), x_batch((4, 4)))
+    assert report.failed == ["W"] and "transposed" in report.hints[0]
+    report = check_layer(MeanBias(), x_batch())
+    assert "divided by the batch size 4" in report.hints[0] and "hint: b:" in str(report)
+
+
+def test_non_finite_results_stay_valid_json():
+    import json
+    report = check_layer(ZeroesDout(), x_batch())
+    report.rows.append(report.rows[0]._replace(name="extra", error=np.inf))
+    text = json.dumps(report.to_dict(), allow_nan=False)     # raises on NaN or Infinity
+    assert '"inf"' in text
+
+
+def test_nested_containers_name_the_layer():
+    report = check_layer(ta.Sequential(Dense(5, 4), ta.Sequential(Assigns(4, 3))), x_batch())
+    assert "1.0: grads['W'] holds only the last" in text(report)

@@ -252,3 +252,45 @@ def test_refuses_an_output_that_is_a_file(tmp_path):
     (tmp_path / "out").write_text("")
     with pytest.raises(ValueError, match="is a file, not a folder"):
         write_student_versions(tmp_path / "01_a.py", tmp_path / "out")
+
+
+# --- found by a red-team pass ----------------------------------------------------------
+def test_a_notebook_source_is_refused(tmp_path):
+    (tmp_path / "nb.ipynb").write_text('{"cells": []}')
+    with pytest.raises(ValueError, match="jupytext --to py:percent"):
+        write_student_versions(tmp_path / "nb.ipynb", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cell_marker_inside_a_string_is_refused_not_cut(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text('# %%\ntext = """\n# %% tags=["solution"]\n"""\nprint(text)\n')
+    (src / "b.py").write_text("# %%\nprint(1)\n")
+    with pytest.raises(ValueError, match=r"a.py: without its solution cells it is no longer "
+                                         r"valid Python .*'# %%' line inside a string"):
+        write_student_versions(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()            # checked before anything is written
+
+
+def test_a_bad_tag_names_its_file(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("# %% [markdown] tags=['solution']\n# text\n")
+    with pytest.raises(ValueError, match=r"a.py: line 1: the cell header"):
+        write_student_versions(src, tmp_path / "out")
+
+
+def test_an_interrupted_strip_leaves_no_half_set(tmp_path, monkeypatch):
+    from tinyae import exercises
+    real, calls = exercises._write_atomically, []
+
+    def interrupted(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(*args)
+    monkeypatch.setattr(exercises, "_write_atomically", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_student_versions(ROOT / "tutorials", tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

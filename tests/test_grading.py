@@ -130,3 +130,61 @@ def test_grading_api_over_shapes_and_seeds(tmp_path):
     with pytest.raises(LayerSpecError, match="no such file"):
         load_layer(f"{tmp_path / 'nope.py'}:X")
     assert assert_layer_ok(lambda: __import__("tinyae").Tanh()).passed
+
+
+@pytest.mark.parametrize("source, words", [
+    ("import sys\nsys.exit(0)\nclass L:\n    pass\n", "called sys.exit(0)"),
+    ("import sys\nsys.exit('bye')\n", "called sys.exit('bye')"),
+    ("class L:\n    def __init__(self):\n        raise SystemExit(3)\n", "L() raised SystemExit: 3"),
+    ("import numpy as np\nL = np\n", "is a module, not a layer"),
+])
+def test_a_file_that_exits_never_passes(tmp_path, source, words):
+    (tmp_path / "layer.py").write_text(source)
+    r = run_check("layer.py:L", cwd=tmp_path)
+    assert r.returncode == 2 and words in r.stderr, (r.stdout, r.stderr)
+
+
+def test_check_command_refuses_what_it_cannot_do_before_checking(tmp_path):
+    (tmp_path / "layer.py").write_text(RIGHT)
+    (tmp_path / "out.json").mkdir()
+    r = run_check("layer.py:MyLeakyReLU", "--json", "out.json", cwd=tmp_path)
+    assert r.returncode == 2 and "not a folder" in r.stderr and r.stdout == ""
+    r = run_check("layer.py:MyLeakyReLU", "--shape", "100000,100000", cwd=tmp_path)
+    assert r.returncode == 2 and "at most 10,000" in r.stderr
+    (tmp_path / "dir.py").mkdir()
+    r = run_check("dir.py:L", cwd=tmp_path)
+    assert r.returncode == 2 and "is a folder" in r.stderr
+
+
+def test_a_big_layer_is_checked_on_samples(tmp_path):
+    (tmp_path / "big.py").write_text(DENSE.replace("d=5, h=3", "d=300, h=200").replace(
+        'self.grads["W"] = self.x.T @ dout', 'self.grads["W"] += self.x.T @ dout'))
+    r = run_check("big.py:MyDense", "--seeds", "0", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "500 sampled" in r.stdout
+
+
+def test_torch_layout_weights_get_the_right_default_shape(tmp_path):
+    (tmp_path / "torch_layout.py").write_text(DENSE.replace(
+        "(d, h)", "(h, d)").replace('self.x.T @ dout', 'dout.T @ self.x').replace(
+        'x @ self.params["W"] +', 'x @ self.params["W"].T +').replace(
+        'dout @ self.params["W"].T', 'dout @ self.params["W"]').replace(
+        'self.grads["W"] =', 'self.grads["W"] +='))
+    r = run_check("torch_layout.py:MyDense", cwd=tmp_path)
+    assert r.returncode == 0 and "(4, 5), (7, 5)" in r.stdout, r.stdout + r.stderr
+
+
+def test_partial_credit_only_for_checks_that_ran():
+    class Empty:
+        pass
+
+    class NoReturn:
+        params, grads = {}, {}
+
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, dout):
+            pass
+    assert grade_layer(Empty).score == 0
+    assert grade_layer(NoReturn).score < 0.5

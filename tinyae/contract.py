@@ -22,11 +22,13 @@ from .report import Finding, GradcheckReport
 NOISE_SEED = 20061          # every random generator a checked object holds restarts here
 
 # Every point of the contract that check_contract judges, by the name its Finding carries.
-CHECKS = ("has forward", "has backward", "has params", "has grads", "params and grads match",
-          "forward runs", "forward returns y", "forward is finite", "forward keeps x",
-          "float64 in, float64 out", "same x, same y", "forward shape", "backward runs",
-          "backward returns dx", "backward is finite", "backward keeps dout", "gradient shapes",
-          "keeps params arrays", "keeps grads arrays", "gradients add up")
+# In the order it runs them: a grade counts those after a fatal finding as not kept.
+CHECKS = ("has forward", "has backward", "has params", "has grads", "params are float arrays",
+          "params and grads match", "forward runs", "forward returns y", "forward keeps x", "forward keeps params",
+          "float64 in, float64 out", "forward is finite", "same x, same y", "forward shape",
+          "backward runs", "backward returns dx", "backward keeps dout", "backward is finite",
+          "keeps params arrays", "keeps grads arrays", "gradient shapes", "gradients are finite",
+          "gradients add up")
 
 
 def owners(obj):
@@ -65,10 +67,26 @@ def hold_noise(obj):
     a dropout mask) draws the same numbers every time: its maths is then a
     fixed function whose gradient can be checked.
     """
-    for part in [obj, *owners(obj), *(obj.children() if hasattr(obj, "children") else ())]:
-        for name, value in list(vars(part).items()) if hasattr(part, "__dict__") else ():
+    for part in _parts(obj):
+        for name, value in list(vars(part).items()):
             if isinstance(value, np.random.Generator):
                 setattr(part, name, np.random.default_rng(NOISE_SEED))
+            elif isinstance(value, np.random.RandomState):
+                setattr(part, name, np.random.RandomState(NOISE_SEED))
+
+
+def _parts(obj, depth=0, seen=None):
+    """``obj`` and every layer-like object (one with a forward) it holds, in attributes or
+    lists, a few levels deep: where a generator may live."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 6 or not hasattr(obj, "__dict__"):
+        return
+    seen.add(id(obj))
+    yield obj
+    for value in list(vars(obj).values()):
+        for item in (value if isinstance(value, (list, tuple)) else [value]):
+            if hasattr(item, "forward") and not isinstance(item, type):
+                yield from _parts(item, depth + 1, seen)
 
 
 def zero_all(layer):
@@ -89,6 +107,10 @@ def named_arrays(layer):
 def structure(layer):
     """Findings for the four names the contract asks for, and matching params/grads."""
     name = type(layer).__name__
+    if callable(getattr(layer, "parameters", None)) and not isinstance(
+            getattr(layer, "params", None), dict):
+        return [Finding("has params", f"{name} is a model (it has parameters() but no params "
+                        "dict): check it with check_model(model, loss, x, target).", True)]
     found = []
     for method in ("forward", "backward"):
         if not callable(getattr(layer, method, None)):
@@ -103,6 +125,20 @@ def structure(layer):
         return found
     for owner in owners(layer):
         who = type(owner).__name__
+        if owner.params is not owner.params or owner.grads is not owner.grads:
+            found.append(Finding("has params", f"{who}.params or .grads is a new dict on every "
+                                 "access (a property?); create both dicts once, in __init__, "
+                                 "since an optimiser keeps their arrays.", True))
+            continue
+        bad = [k for k, p in owner.params.items()
+               if not (isinstance(p, np.ndarray) and np.issubdtype(p.dtype, np.floating))]
+        if bad:
+            k = bad[0]
+            found.append(Finding("params are float arrays", f"{who}.params[{k!r}] is "
+                                 f"{_kind_of(owner.params[k])}, not a float array; make weights "
+                                 "NumPy float arrays (e.g. rng.standard_normal((D, H))), which "
+                                 "an optimiser can update in place.", True))
+            continue
         if owner.params.keys() != owner.grads.keys():
             found.append(Finding("params and grads match", f"{who}.params has keys "
                                  f"{sorted(owner.params)} but grads has {sorted(owner.grads)}; "
@@ -122,6 +158,10 @@ def _shape_of(a):
     return f"shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
 
 
+def _kind_of(a):
+    return f"an array of dtype {a.dtype}" if isinstance(a, np.ndarray) else f"a {type(a).__name__}"
+
+
 def run_forward(layer, x):
     """``layer.forward`` on a copy of ``x``: (output, findings)."""
     name = type(layer).__name__
@@ -139,6 +179,10 @@ def run_forward(layer, x):
         return None, [Finding("forward returns y", f"{name}.forward returned None; end it with "
                               "`return y` (the output array).", True)]
     found = []
+    if not isinstance(y, np.ndarray):
+        found.append(Finding("forward returns y", f"{name}.forward returned {_kind_of(y)}; "
+                             "return a NumPy array (arithmetic on x gives one), which the next "
+                             "layer and the fast path expect.", False))
     if not np.array_equal(xin, x):
         found.append(Finding("forward keeps x", f"{name}.forward changed its input x in place "
                              "(x *= ..., x[mask] = ...); the layer before still owns that "
@@ -223,6 +267,13 @@ def identity(layer, before):
     return found
 
 
+def gradients_finite(layer):
+    """Findings for NaN or inf that a backward put into a gradient."""
+    return [Finding("gradients are finite", f"backward put NaN or inf into grads of {name}; "
+                    "look for a division by zero or a log of 0.", True)
+            for name, _, g in named_arrays(layer) if not np.all(np.isfinite(g))]
+
+
 def gradient_shapes(layer):
     """Findings for gradients whose shape a backward changed (a missing sum, a transpose)."""
     found = []
@@ -260,13 +311,14 @@ def accumulation(layer, x, dout, first):
         if g1 is None or not np.any(g1) or np.allclose(g, 2 * g1, rtol=1e-6, atol=1e-12):
             continue
         key = name.rsplit(".", 1)[-1]
+        where = f"{name.rsplit('.', 1)[0]}: " if "." in name else ""
         if np.allclose(g, g1, rtol=1e-6, atol=1e-12):
-            out.append(Finding("gradients add up", f"grads[{key!r}] holds only the last "
+            out.append(Finding("gradients add up", f"{where}grads[{key!r}] holds only the last "
                                f"backward's gradient (= instead of +=); gradients must add "
                                f"up across backward calls (zero_grad clears them), so write "
                                f"self.grads[{key!r}] += d{key}.", False))
         else:
-            out.append(Finding("gradients add up", f"grads[{key!r}] after two backward calls "
+            out.append(Finding("gradients add up", f"{where}grads[{key!r}] after two backward calls "
                                "is neither the sum nor the last one; backward may depend on "
                                "state left by an earlier call: compute from what forward "
                                "kept.", False))
@@ -297,14 +349,22 @@ def check_contract(layer, x, dout=None, *, rng=None) -> GradcheckReport:
         report.warnings.append("x has one row: a sum over the batch equals its mean there, so "
                                "a wrong reduction passes; check with several rows.")
     layer = float64_copy(layer)
+    weights = {name: p.copy() for name, p, _ in named_arrays(layer)}
     y, found = run_forward(layer, x)
+    moved = [name for name, p, _ in named_arrays(layer)
+             if name not in weights or not np.array_equal(p, weights[name])]
+    if moved:
+        found.append(Finding("forward keeps params", f"{name}.forward changed {moved[0]}; "
+                             "only an optimiser's step changes weights (forward computes "
+                             "with them), or training and the check both go wrong.", True))
     if y is not None and not any(f.fatal for f in found):
         y2, _ = run_forward(layer, x)
         if y2 is not None and not np.array_equal(np.asarray(y2), y):
             found.append(Finding("same x, same y", f"{name}.forward gives a different output "
-                                 "for the same x: it draws random numbers; keep the generator "
-                                 "in an attribute (self.rng = np.random.default_rng()), which "
-                                 "the checker restarts before every call, or fix the noise.",
+                                 "for the same x: it draws random numbers outside a generator "
+                                 "attribute (keep one: self.rng = np.random.default_rng(), "
+                                 "which the checker restarts before every call), or it changes "
+                                 "its own state, such as its weights, in forward (don't).",
                                  True))
     report.findings = found
     if any(f.fatal for f in found):
@@ -317,9 +377,9 @@ def check_contract(layer, x, dout=None, *, rng=None) -> GradcheckReport:
     if any(f.fatal for f in found):
         return report
     report.findings += identity(layer, before)
-    shapes = gradient_shapes(layer)
-    if shapes:
-        report.findings += shapes
+    broken = gradient_shapes(layer) or gradients_finite(layer)
+    if broken:
+        report.findings += broken
         return report
     first = {name: g.copy() for name, _, g in named_arrays(layer)}
     report.findings += accumulation(layer, x, dout, first)

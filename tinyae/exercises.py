@@ -146,6 +146,9 @@ def write_student_versions(src, out) -> list:
         if out.resolve() == src.resolve():
             raise ValueError(f"the output folder {out} is the source folder; "
                              "choose another folder, for example student/")
+    elif src.suffix != ".py":
+        raise ValueError(f"{src} is not a percent-format .py tutorial; for a notebook, write "
+                         f"one first (jupytext --to py:percent {src.name}) and strip that")
     else:
         sources = [src]
     if out.exists() and not out.is_dir():
@@ -155,11 +158,37 @@ def write_student_versions(src, out) -> list:
         if target.exists() or target.is_symlink():
             raise ValueError(f"{target} already exists and would be overwritten; "
                              f"choose an empty folder or remove {target}")
-    texts = []
-    for path in sources:
-        text = _read(path, src)
-        texts.append(text if path.suffix != ".py" else strip_solutions(text))
+    texts = [_student_text(path, src) for path in sources]
     out.mkdir(parents=True, exist_ok=True)
-    for path, target, text in zip(sources, targets, texts):
-        _write_atomically(target, text, stat.S_IMODE(path.stat().st_mode))
+    written = []
+    try:
+        for path, target, text in zip(sources, targets, texts):
+            _write_atomically(target, text, stat.S_IMODE(path.stat().st_mode))
+            written.append(target)
+    except BaseException:           # Ctrl-C, a full disk: no half set of student versions
+        for target in written:
+            target.unlink(missing_ok=True)
+        raise
     return targets
+
+
+def _student_text(path, src):
+    """The student version of one source file, checked to be Python when the source was."""
+    text = _read(path, src)
+    if path.suffix != ".py":
+        return text
+    try:
+        stripped = strip_solutions(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    try:
+        compile(text, str(path), "exec")
+    except (SyntaxError, ValueError):
+        return stripped                 # not Python to begin with: nothing to keep working
+    try:
+        compile(stripped, str(path), "exec")
+    except (SyntaxError, ValueError) as exc:
+        raise ValueError(f"{path}: without its solution cells it is no longer valid Python "
+                         f"({exc.msg if isinstance(exc, SyntaxError) else exc}); is a '# %%' "
+                         "line inside a string? Move it, then strip again") from None
+    return stripped

@@ -82,7 +82,9 @@ def _compare(rows, name, analytic, numeric, idx):
     if idx is not None:
         analytic, numeric = analytic.reshape(-1)[idx], numeric.reshape(-1)[idx]
     shape = full_shape if idx is None else f"{len(idx)} sampled"
-    rows.append(Row(name, shape, rel_error(analytic, numeric),
+    with np.errstate(invalid="ignore"):
+        error = rel_error(analytic, numeric)
+    rows.append(Row(name, shape, error if np.isfinite(error) else np.inf,    # NaN: as bad as can be
                     worst_entry(analytic, numeric, full_shape, idx)))
 
 
@@ -116,23 +118,49 @@ def check_layer(layer, x, dout=None, *, h=1e-5, threshold=1e-7, samples=None,
     report.title = f"check_layer: {type(layer).__name__} on x of shape {x.shape}"
     if report.fatal:
         return report
-    layer = float64_copy(layer)
-    forward = _runner(layer)
-    out = forward(x)
-    dout = rng.standard_normal(out.shape) if dout is None else np.array(dout, np.float64)
-
-    zero_all(layer)
-    forward(x)
-    dx = layer.backward(dout.copy())
-    analytic = [(name, g.copy()) for name, _, g in named_arrays(layer)]
-
-    idx = _sample(x.size, samples, rng)
-    _compare(report.rows, "input", dx, numerical_gradient(forward, x, dout, h, idx), idx)
-    for (name, p, _), (_, g) in zip(named_arrays(layer), analytic):
-        idx = _sample(p.size, samples, rng)
-        num = numerical_gradient(lambda _: forward(x), p, dout, h, idx)
-        _compare(report.rows, name, g, num, idx)
+    try:
+        _gradient_rows(report, float64_copy(layer), x, dout, h, samples, rng)
+    except NotImplementedError:
+        raise
+    except Exception as exc:        # ran in the contract check, then failed: say so, in one line
+        report.rows = []
+        report.findings.append(Finding("forward runs", f"{type(layer).__name__} ran for the "
+                                       f"first calls, then raised {type(exc).__name__}: {exc}; "
+                                       "forward and backward must give the same results on "
+                                       "every call.", True))
     return report
+
+
+def _gradient_rows(report, layer, x, dout, h, samples, rng):
+    """One Row per array: backward against centred differences, on copies of x and dout."""
+    forward = _runner(layer)
+    with np.errstate(all="ignore"):     # a NaN or inf shows in its row as an infinite error
+        out = forward(x)
+        dout = rng.standard_normal(out.shape) if dout is None else np.array(dout, np.float64)
+        zero_all(layer)
+        forward(x)
+        dx = layer.backward(dout.copy())
+        analytic = [(name, g.copy()) for name, _, g in named_arrays(layer)]
+        idx = _sample(x.size, samples, rng)
+        _compare(report.rows, "input", dx, numerical_gradient(forward, x, dout, h, idx), idx)
+        for (name, p, _), (_, g) in zip(named_arrays(layer), analytic):
+            idx = _sample(p.size, samples, rng)
+            num = numerical_gradient(lambda _: forward(x), p, dout, h, idx)
+            _compare(report.rows, name, g, num, idx)
+            if idx is None and not report.rows[-1].error < report.threshold:
+                report.hints += hint(name, g, num, len(x))
+
+
+def hint(name, analytic, numeric, n):
+    """What a wrong parameter gradient's numbers suggest: a transpose, or a mean for a sum."""
+    if analytic.ndim == 2 and analytic.shape[0] == analytic.shape[1] \
+            and rel_error(analytic, numeric.T) < 1e-6:
+        return [f"{name}: backward's gradient is the numeric one transposed; for y = x W it "
+                "is x.T @ dout, of W's shape (D, H)."]
+    if analytic.ndim == 1 and n > 1 and rel_error(n * analytic, numeric) < 1e-6:
+        return [f"{name}: backward's gradient is the numeric one divided by the batch size "
+                f"{n}: sum over the rows (dout.sum(axis=0)), not the mean."]
+    return []
 
 
 def _gradient_or_finding(who, g, shape):

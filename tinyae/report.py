@@ -37,7 +37,8 @@ def worst_entry(analytic, numeric, shape=None, positions=None):
     analytic, numeric = np.asarray(analytic, np.float64), np.asarray(numeric, np.float64)
     if analytic.size == 0 or analytic.shape != numeric.shape:
         return None
-    k = int(np.argmax(np.abs(analytic - numeric)))
+    with np.errstate(invalid="ignore"):                 # inf - inf: NaN, which argmax picks
+        k = int(np.argmax(np.abs(analytic - numeric)))
     flat = k if positions is None else int(positions[k])
     index = np.unravel_index(flat, shape if shape is not None else analytic.shape)
     return tuple(int(i) for i in index), float(analytic.flat[k]), float(numeric.flat[k])
@@ -57,6 +58,7 @@ class GradcheckReport:
     findings: list = field(default_factory=list)        # Finding per broken contract point
     warnings: list = field(default_factory=list)        # str: nothing wrong, but weaker check
     title: str = ""
+    hints: list = field(default_factory=list)           # str: what a wrong row's numbers suggest
 
     @property
     def passed(self) -> bool:
@@ -90,16 +92,16 @@ class GradcheckReport:
             if row.worst is None:
                 return None
             index, analytic, numeric = row.worst
-            return {"index": list(index), "analytic": analytic, "numeric": numeric}
+            return {"index": list(index), "analytic": _json(analytic), "numeric": _json(numeric)}
         return {
             "title": self.title, "passed": self.passed, "threshold": self.threshold,
-            "max_error": self.max_error,
-            "gradients": {r.name: {"shape": str(r.shape), "rel_error": r.error,
+            "max_error": _json(self.max_error),
+            "gradients": {r.name: {"shape": str(r.shape), "rel_error": _json(r.error),
                                    "passed": bool(r.error < self.threshold), "worst": worst(r)}
                           for r in self.rows},
             "contract": [{"check": f.check, "message": f.message, "fatal": f.fatal}
                          for f in self.findings],
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings), "hints": list(self.hints),
         }
 
     def __str__(self):
@@ -116,6 +118,8 @@ class GradcheckReport:
             lines.append("gradients not checked: the layer could not be run (below)")
         for f in self.findings:
             lines.append(f"contract: {f.check}: {f.message}")
+        for text in self.hints:
+            lines.append(f"hint: {text}")
         for text in self.warnings:
             lines.append(f"warning: {text}")
         lines.append(f"threshold {self.threshold:.0e}: {self._verdict()}")
@@ -135,3 +139,8 @@ def _worst_text(worst):
         return ""
     index, analytic, numeric = worst
     return f"{list(index)}: {analytic:.6g} vs {numeric:.6g}"
+
+
+def _json(value):
+    """A float as JSON allows it: NaN and the infinities as the strings Python prints."""
+    return value if np.isfinite(value) else str(value)

@@ -20,6 +20,7 @@ the same grading from the command line.
 import copy
 import importlib.util
 import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +102,7 @@ class Grade:
     __repr__ = __str__
 
 
-def grade_layer(make, shapes=None, seeds=SEEDS, threshold=1e-7) -> Grade:
+def grade_layer(make, shapes=None, seeds=SEEDS, threshold=1e-7, samples=None) -> Grade:
     """Check a fresh layer from ``make`` on x of each shape, drawn from each seed.
 
     Args:
@@ -109,6 +110,7 @@ def grade_layer(make, shapes=None, seeds=SEEDS, threshold=1e-7) -> Grade:
             or a layer object (copied for each run).
         shapes: input shapes; default (4, D) and (7, D), D read from the layer.
         seeds: one standard normal x per seed and shape.
+        samples: check at most this many random entries of each array (big layers).
     """
     make = factory(make)
     shapes = [tuple(s) for s in (shapes or default_shapes(make))]
@@ -119,7 +121,7 @@ def grade_layer(make, shapes=None, seeds=SEEDS, threshold=1e-7) -> Grade:
     for shape in shapes:
         for seed in seeds:
             x = np.random.default_rng(seed).standard_normal(shape)
-            report = check_layer(make(), x, threshold=threshold,
+            report = check_layer(make(), x, threshold=threshold, samples=samples,
                                  rng=np.random.default_rng(seed))
             grade.runs.append((shape, seed, report))
             _score(grade.parts, report)
@@ -129,18 +131,19 @@ def grade_layer(make, shapes=None, seeds=SEEDS, threshold=1e-7) -> Grade:
 def _score(parts, report):
     for finding in report.findings:
         parts[f"contract: {finding.check}"] = False
-    if report.fatal:            # no gradient was compared: none of them earns credit
+    if report.fatal:            # nothing after the stop was checked: none of it earns credit
+        stop = min(CHECKS.index(f.check) for f in report.findings if f.fatal and f.check in CHECKS)
         for name in parts:
-            if not name.startswith("contract: "):
+            if not name.startswith("contract: ") or name[10:] in CHECKS[stop:]:
                 parts[name] = False
     for row in report.rows:
         key = "input" if row.name == "input" else f"gradient {row.name}"
         parts[key] = parts.get(key, True) and bool(row.error < report.threshold)
 
 
-def assert_layer_ok(make, shapes=None, seeds=SEEDS, threshold=1e-7) -> Grade:
+def assert_layer_ok(make, shapes=None, seeds=SEEDS, threshold=1e-7, samples=None) -> Grade:
     """``grade_layer``, raising ``AssertionError`` with the failing table unless all pass."""
-    grade = grade_layer(make, shapes, seeds, threshold)
+    grade = grade_layer(make, shapes, seeds, threshold, samples)
     if not grade.passed:
         raise AssertionError("\n" + str(grade))
     return grade
@@ -158,15 +161,20 @@ def load_layer(spec: str):
         raise LayerSpecError(f"{spec!r} is not FILE:NAME; name the file and the class in it, "
                              "e.g. tinyae check my_layer.py:MyLeakyReLU")
     file = Path(path)
+    if file.is_dir():
+        raise LayerSpecError(f"{file} is a folder; give the .py file of your layer (FILE:NAME)")
     if not file.is_file():
         raise LayerSpecError(f"{file}: no such file; check the path (FILE:NAME, e.g. "
                              "my_layer.py:MyLeakyReLU)")
     module = _import(file)
     if not hasattr(module, name):
-        found = sorted(k for k, v in vars(module).items()
-                       if isinstance(v, type) and v.__module__ == module.__name__)
+        found = sorted(k for k, v in vars(module).items() if not k.startswith("_") and (
+            getattr(v, "__module__", None) == module.__name__ or hasattr(v, "forward")))
         raise LayerSpecError(f"{file} has no {name!r}; it defines "
-                             f"{', '.join(found) or 'no class'}")
+                             f"{', '.join(found) or 'no class or function'}")
+    if isinstance(getattr(module, name), types.ModuleType):
+        raise LayerSpecError(f"{name} in {file} is a module, not a layer; name your class, "
+                             "e.g. my_layer.py:MyLeakyReLU")
     make = factory(getattr(module, name))
     try:
         layer = make()
@@ -174,7 +182,7 @@ def load_layer(spec: str):
         raise LayerSpecError(f"{name}() could not be made without arguments ({exc}); give its "
                              "__init__ defaults, or add a function make_layer() returning "
                              f"one and check {file}:make_layer") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise LayerSpecError(f"{name}() raised {type(exc).__name__}: {exc}") from None
     missing = [a for a in ("forward", "backward", "params", "grads") if not hasattr(layer, a)]
     if missing:
@@ -193,7 +201,12 @@ def _import(file):
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise LayerSpecError(f"{file} is not valid Python: {exc.msg} (line {exc.lineno})") from None
+        where = f" (line {exc.lineno})" if exc.lineno else ""
+        raise LayerSpecError(f"{file} is not valid Python: {exc.msg}{where}") from None
+    except SystemExit as exc:       # sys.exit() at import: it must not pass for a graded run
+        raise LayerSpecError(f"importing {file} called sys.exit({exc.code!r}); a layer's file "
+                             "should only define things (put scripts under "
+                             "if __name__ == '__main__':)") from None
     except UnicodeDecodeError:
         raise LayerSpecError(f"{file} is not a text file; give the .py file of your layer") from None
     except Exception as exc:

@@ -168,7 +168,7 @@ print(report)
 # backward with finite differences of your forward, and your forward is
 # compared with tinyae's `ta.LeakyReLU` (a forward and backward that are wrong
 # in the same way would fool the gradient check alone).
-# The solution is at the end of the file: try yours first.
+# The full version has its solution at the end of the file: try yours first.
 
 # %%
 class MyLeakyReLU:

@@ -95,8 +95,8 @@ print(f"test MSE per pixel   autoencoder {ae_mse:.4f}   PCA-2 {pca_mse:.4f}   "
 # X_c^T X_c = V S^2 V^T has the same V and takes a second. Encode
 # Z = (X_test - mu) V_2, decode X' = Z V_2^T + mu, and return the mean
 # squared error per pixel. The check compares your number with `pca_mse`
-# above, tinyae's: they must agree to 0.1%. The solution is at the end of
-# the file: try yours first.
+# above, tinyae's: they must agree to 0.1%. The full version has its
+# solution at the end of the file: try yours first.
 
 # %%
 def pca2_test_error(X_train, X_test):

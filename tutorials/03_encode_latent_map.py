@@ -79,9 +79,9 @@ print(f"5-NN accuracy in 2-D:  autoencoder {acc_ae:.3f}   PCA-2 {acc_pca:.3f}")
 # smaller digit, as in tinyae). Work through the test codes a few hundred at
 # a time so the distance matrix stays small. The check runs yours on the
 # first 1,000 test codes of the autoencoder's map and compares it with
-# `tinyae.evaluate.metrics.knn_accuracy` on the same codes: they must agree to 0.2
-# percentage points (two codes in 1,000, for ties at equal distance). The
-# solution is at the end of the file: try yours first.
+# `tinyae.evaluate.metrics.knn_accuracy` on the same codes: they must agree to
+# 0.2 percentage points (two codes in 1,000, for ties at equal distance). The
+# full version has its solution at the end of the file: try yours first.
 
 # %%
 def my_knn_accuracy(Z_train, y_train, Z_test, y_test, k=5):

@@ -107,8 +107,8 @@ show(plot.image_strip(model.decode(holes), title="decoded from the holes",
 # The check maps your points back to the quantile scale (the share of codes
 # below each coordinate) and compares them with `grid` on that scale, which
 # must be evenly spaced from 0.5 / n to 1 - 0.5 / n. Then it counts how many
-# points of each grid land near the data, and decodes yours. The solution is
-# at the end of the file: try yours first.
+# points of each grid land near the data, and decodes yours. The full
+# version has its solution at the end of the file: try yours first.
 
 # %%
 def quantile_grid(Z, n=10):

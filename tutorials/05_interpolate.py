@@ -87,8 +87,8 @@ show(fig, "05_paths_on_map.png")
 # c back. Return shape (steps, 2). The check compares yours with
 # `tinyae.viz.latent.slerp` on this tutorial's arc (about the codes' mean) and on
 # a second pair about the origin. (Leave out the case sin w = 0, opposite
-# or parallel codes, where tinyae falls back to `lerp`.) The solution is at
-# the end of the file: try yours first.
+# or parallel codes, where tinyae falls back to `lerp`.) The full version
+# has its solution at the end of the file: try yours first.
 
 # %%
 def my_slerp(z1, z2, steps=10, center=None):

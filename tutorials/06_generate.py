@@ -74,7 +74,8 @@ show(fig, "06_per_digit.png")
 # the centred codes Z - mu (N - 1, not N: the unbiased estimate, as `np.cov`
 # and tinyae use). Work in float64. The check compares your mu and Sigma with
 # `tinyae.viz.latent.fit_gaussian` on all the training codes and on the codes of
-# the digit 1 alone. The solution is at the end of the file: try yours first.
+# the digit 1 alone. The full version has its solution at the end of the
+# file: try yours first.
 
 # %%
 def my_fit_gaussian(Z):

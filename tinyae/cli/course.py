@@ -11,20 +11,29 @@ CHECK_HELP = ("Gradient-check a layer you wrote, and check it against the layer 
               "(backward returns dx, gradients add up with +=, inputs left alone, float64 "
               "in and out, ...). NAME is a class made with no arguments, a function "
               "returning a layer, or a layer object in FILE. It runs on x of several "
-              "shapes and seeds, prints the table of the first run that failed (or of the "
-              "first run) and a summary, and exits 0 when every run passed, 1 when one "
-              "failed, 2 when the layer could not be loaded or run.")
+              "shapes and seeds (at most 500 random entries of each array are checked), "
+              "prints the table of the first run that failed (or of the first run) and a "
+              "summary, and exits 0 when every run passed, 1 when one failed, 2 when the "
+              "layer could not be loaded or run.")
+
+
+SAMPLES = 500               # entries checked per array: finite differences cost 2 forwards each
+MAX_INPUT = 10_000          # entries of x: a batch of a few rows is what a check needs
 
 
 def _shape(text):
     import argparse
+    import math
     try:
         shape = tuple(int(s) for s in text.split(","))
     except ValueError:
         shape = ()
-    if len(shape) < 2 or min(shape) < 1 or shape[0] < 1:
+    if len(shape) < 2 or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a shape such as 4,6 (rows, "
                                          "features; positive integers)")
+    if math.prod(shape) > MAX_INPUT:
+        raise argparse.ArgumentTypeError(f"{text!r} has {math.prod(shape):,} entries; a check "
+                                         f"needs a few rows: at most {MAX_INPUT:,} (e.g. 4,784)")
     return shape
 
 
@@ -75,10 +84,14 @@ def cmd_check(args):
         print(f"tinyae check: error: {exc}", file=sys.stderr)
         return 2
     try:
-        grade = grade_layer(make, args.shape, args.seeds)
+        grade = grade_layer(make, args.shape, args.seeds, samples=SAMPLES)
     except NotImplementedError as exc:
         print(f"tinyae check: error: {args.layer} is not written yet (NotImplementedError: "
               f"{exc}); fill in its methods, then check again", file=sys.stderr)
+        return 2
+    except (Exception, SystemExit) as exc:      # e.g. making the layer a second time failed
+        print(f"tinyae check: error: {args.layer} stopped the check: {type(exc).__name__}: "
+              f"{exc}", file=sys.stderr)
         return 2
     if args.json:
         from ..io.checkpoint import atomic_write
@@ -86,7 +99,9 @@ def cmd_check(args):
         atomic_write(args.json, lambda f: f.write(text.encode()))
     fatal = next((f for _, _, r in grade.runs for f in r.findings if f.fatal), None)
     if fatal is not None:           # the layer cannot run: one line, as for a bad path
-        print(f"tinyae check: error: {fatal.message}", file=sys.stderr)
+        shape = " (or give the input's shape: --shape N,D)" if (
+            fatal.check == "forward runs" and not args.shape) else ""
+        print(f"tinyae check: error: {fatal.message}{shape}", file=sys.stderr)
         return 2
     print(grade)
     return 0 if grade.passed else 1
@@ -97,8 +112,8 @@ def _check_json_path(path, spec):
 
     from ..testing import LayerSpecError
     out, source = Path(path), Path(str(spec).rpartition(":")[0])
-    if out.suffix != ".json":
-        raise LayerSpecError(f"--json {path}: give a file name ending in .json")
+    if out.suffix != ".json" or out.is_dir():
+        raise LayerSpecError(f"--json {path}: give a file name ending in .json (not a folder)")
     if out.exists() and out.resolve() == source.resolve():
         raise LayerSpecError(f"--json {path} is the layer's own file; choose another name")
     if out.exists() and out.read_bytes()[:1] not in (b"{", b"["):
@@ -107,7 +122,13 @@ def _check_json_path(path, spec):
 
 
 def cmd_exercises(args):
+    import signal
+
     from ..exercises import write_student_versions
+
+    def stop(signum, frame):        # SIGTERM as Ctrl-C: the files written so far are removed
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
     written = write_student_versions(args.source, args.output)
     for path in written:
         print(path)

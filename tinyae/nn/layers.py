@@ -273,8 +273,9 @@ def zero_grads(layer):
 
 
 def input_width(layer):
-    """Features the layer reads: its ``in_features``, else the rows of the first (D, H)
-    weight ``W`` met in order (layers before it keep the width); None when none says."""
+    """Features the layer reads: its ``in_features``, else the side of the first 2-D weight
+    ``W`` met in order that its forward accepts (layers before it keep the width); None
+    when none says."""
     for part in (layer.layers if isinstance(layer, Sequential) else [layer]):
         if isinstance(part, Sequential):
             width = input_width(part)
@@ -283,7 +284,20 @@ def input_width(layer):
         elif hasattr(part, "in_features"):
             return int(part.in_features)
         elif np.ndim(getattr(part, "params", {}).get("W")) == 2:
-            return part.params["W"].shape[0]
+            return _width_that_runs(part)
+    return None
+
+
+def _width_that_runs(layer):
+    """D for a student's weight stored (D, H), or (H, D) as PyTorch does: the side that
+    ``forward`` takes, tried on two rows of zeros."""
+    W = layer.params["W"]
+    for width in dict.fromkeys(W.shape):
+        try:
+            layer.forward(np.zeros((2, width), W.dtype))
+        except Exception:       # the wrong side: a shape error from the student's matmul
+            continue
+        return width
     return None
 
 
