@@ -9,6 +9,7 @@ import io
 import os
 import re
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -45,7 +46,7 @@ def test_decoder_spec_holds_the_weights_exactly():
     spec = decoder_spec(model)
     dense = [s for s in spec if "W" in s]
     acts = [s["act"] for s in spec if "act" in s]
-    assert acts == ["leaky_relu", "sigmoid"] and spec[1]["alpha"] == 0.01
+    assert acts == ["LeakyReLU", "Sigmoid"] and spec[1]["alpha"] == 0.01
     layers = [layer for layer in model.decoder if isinstance(layer, ta.Dense)]
     for s, layer in zip(dense, layers, strict=True):
         W = floats(s["W"]).reshape(s["in"], s["out"])
@@ -215,3 +216,24 @@ def test_two_clicks_play_the_linear_path(browser, digits, tmp_path):
     assert 0 < t <= 1
     np.testing.assert_allclose(p, ends[0] + t * (ends[1] - ends[0]), atol=1e-9)
     page.close()
+
+
+@pytest.mark.parametrize("layer", [ta.Identity(), ta.ReLU(), ta.LeakyReLU(0.2), ta.Sigmoid(),
+                                   ta.Tanh()], ids=lambda l: type(l).__name__)
+def test_each_activations_javascript_is_its_numpy_forward(layer):
+    """The explorer's decoder runs each class's ``js`` expression: Node evaluates it on the
+    same points as the class's forward (overflow included: -800 and 800)."""
+    import json
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI must have node (the machine image ships it) for this test")
+        pytest.skip("node is not installed")
+    v = [-800.0, -3.5, -1e-3, 0.0, 1e-3, 0.7, 3.5, 800.0]
+    a = float(getattr(layer, "negative_slope", 0.0))
+    script = f"const f = (v, a) => ({type(layer).js}); console.log(JSON.stringify(" \
+             f"{json.dumps(v)}.map(v => f(v, {a}))));"
+    out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_allclose(json.loads(out.stdout), layer.forward(np.array([v]))[0],
+                               rtol=1e-12, atol=1e-300)

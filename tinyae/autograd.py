@@ -22,7 +22,7 @@ import numpy as np
 
 from .models.autoencoder import Autoencoder
 from .nn.functional import sigmoid
-from .nn.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh, layer_parameters
+from .nn.layers import Sequential, layer_parameters
 
 
 class Tensor:
@@ -362,11 +362,10 @@ def layer_forward(layer, x: Tensor, params: dict, prefix: str = "") -> Tensor:
     """The forward of a tinyae layer, container or model, written with Tensors.
 
     ``params`` maps each parameter's dotted name (as in ``model.parameters()``)
-    to its Tensor. A layer of your own joins in with a method
-    ``tensor_forward(x, params)`` taking its own {"W": Tensor, ...}.
+    to its Tensor. Containers chain their parts; every layer writes its own
+    forward with Tensors in its method ``tensor_forward(x, params)``, taking its
+    own {"W": Tensor, ...} (tinyae's layers have one; give yours one too).
     """
-    if hasattr(layer, "tensor_forward"):
-        return layer.tensor_forward(x, {k: params[prefix + k] for k in layer.params})
     if isinstance(layer, Autoencoder):
         z = layer_forward(layer.encoder, x, params, prefix + "encoder.")
         return layer_forward(layer.decoder, z, params, prefix + "decoder.")
@@ -374,15 +373,8 @@ def layer_forward(layer, x: Tensor, params: dict, prefix: str = "") -> Tensor:
         for i, child in enumerate(layer.layers):
             x = layer_forward(child, x, params, f"{prefix}{i}.")
         return x
-    if isinstance(layer, Dense):
-        y = x @ params[prefix + "W"]
-        return y + params[prefix + "b"] if "b" in layer.params else y
-    if isinstance(layer, LeakyReLU):
-        return x.relu() - layer.negative_slope * (-x).relu()     # x if x > 0, else a x
-    for cls, f in ((ReLU, Tensor.relu), (Sigmoid, Tensor.sigmoid), (Tanh, Tensor.tanh),
-                   (Identity, lambda t: t)):
-        if isinstance(layer, cls):
-            return f(x)
+    if hasattr(layer, "tensor_forward"):
+        return layer.tensor_forward(x, {k: params[prefix + k] for k in layer.params})
     raise TypeError(f"autograd has no Tensor version of {type(layer).__name__}: give the class a "
                     "method tensor_forward(self, x, params) that computes its forward with "
                     "Tensor operations (params: its own {name: Tensor}).")

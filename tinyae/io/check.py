@@ -10,13 +10,12 @@ import json
 import math
 
 from ..models.autoencoder import MAX_PARAMETERS
-from ..nn.init import INITIALISERS
+from ..models.variants import MODELS
 from ..nn.layers import LAYERS
 
 MAX_MEMBERS = 10_000            # arrays in one archive
 MAX_CONFIG_CHARS = 1 << 22      # 4 M characters of JSON (16 MB as a NumPy unicode array)
 MAX_DEPTH = 4                   # Sequential inside Sequential inside ...
-MAX_WIDTH = 10_000_000          # features of one Dense layer
 
 
 class CheckpointError(ValueError):
@@ -82,23 +81,27 @@ def _number(x):
 def expected_arrays(path, config):
     """{"param/<name>" or "optim/<key>": (shape, dtype kinds)} for the model in ``config``."""
     model = config["model"]
-    if model.get("type") not in MODEL_OPTIONS:
+    kind = MODELS.get(model.get("type")) if isinstance(model.get("type"), str) else None
+    if kind is None:
         raise CheckpointError(f"{path!r} holds a model of type {model.get('type')!r}, "
-                              f"which tinyae.load cannot build (it builds {sorted(MODEL_OPTIONS)})")
-    if set(model) - {"type", "encoder", "decoder", "dtype"} - MODEL_OPTIONS[model["type"]] or \
+                              f"which tinyae.load cannot build (it builds {sorted(MODELS)})")
+    if set(model) - {"type", "encoder", "decoder", "dtype"} - kind.OPTIONS or \
             model.get("dtype", "float32") not in ("float32", "float64"):
         _fail(path, "the model config has unknown keys or a dtype other than float32/float64")
-    _model_options(path, model)
+    try:                # the kind checks its own settings (noise, penalty, beta)
+        kind.check_options(model)
+    except (ValueError, TypeError) as exc:
+        _fail(path, f"the {model['type']} config is not valid ({str(exc)[:120]})")
     params = {}
     width = _layer(path, model.get("encoder"), "encoder.", None, 0, params)
     if not params:
         _fail(path, "the encoder has no Dense layer")
     d_in = next(iter(params.values()))[0]
-    if model["type"] == "VariationalAutoencoder":      # heads from the body to mu and logvar
-        code = _layer(path, model.get("mu_head"), "mu_head.", width, 0, params)
-        if _layer(path, model.get("logvar_head"), "logvar_head.", width, 0, params) != code:
-            _fail(path, "the mu and logvar heads give codes of different widths")
-        width = code
+    try:                # a VAE's heads sit between the encoder and the code
+        width = kind.code_width(model, lambda c, prefix, w: _layer(path, c, prefix, w, 0, params),
+                                width)
+    except ValueError as exc:
+        _fail(path, str(exc))
     n_enc = len(params)
     out = _layer(path, model.get("decoder"), "decoder.", width, 0, params)
     if len(params) == n_enc:
@@ -120,38 +123,6 @@ def expected_arrays(path, config):
     return expected
 
 
-# The config keys each model type adds to an autoencoder's (tinyae.variants).
-MODEL_OPTIONS = {"Autoencoder": set(), "DenoisingAutoencoder": {"noise"},
-                 "SparseAutoencoder": {"code_penalty", "weight_decay"},
-                 "VariationalAutoencoder": {"mu_head", "logvar_head", "beta"}}
-
-
-def _model_options(path, model):
-    """A denoising model's noise and a sparse model's penalty, checked by building them."""
-    from ..nn.corrupt import parse
-    from ..nn.penalties import penalty_from_config
-    try:
-        if "noise" in model or model["type"] == "DenoisingAutoencoder":
-            if not isinstance(model.get("noise"), str):
-                raise ValueError("the noise is not a text like gaussian:0.5")
-            parse(model["noise"])
-        if model["type"] == "VariationalAutoencoder":
-            beta = model.get("beta", 1.0)
-            if not _number(beta) or not 0 <= beta < math.inf:
-                raise ValueError(f"beta {beta!r} is not a number >= 0")
-        if model["type"] == "SparseAutoencoder":
-            cfg = model.get("code_penalty")
-            if not isinstance(cfg, dict) or not all(
-                    _number(v) for k, v in cfg.items() if k != "type"):
-                raise ValueError("the code penalty is not a type with numeric settings")
-            penalty_from_config(cfg)
-            decay = model.get("weight_decay", 0.0)
-            if not _number(decay) or not 0 <= decay < math.inf:
-                raise ValueError(f"weight_decay {decay!r} is not a number >= 0")
-    except (ValueError, TypeError) as exc:
-        _fail(path, f"the {model['type']} config is not valid ({str(exc)[:120]})")
-
-
 def _layer(path, cfg, prefix, width, depth, params):
     """Add the parameter shapes of one layer config to ``params``; return its output width."""
     if not isinstance(cfg, dict) or not isinstance(cfg.get("type"), str):
@@ -166,25 +137,11 @@ def _layer(path, cfg, prefix, width, depth, params):
         for i, c in enumerate(layers):
             width = _layer(path, c, f"{prefix}{i}.", width, depth + 1, params)
         return width
-    if kind == "Dense":
-        d, h = cfg.get("in_features"), cfg.get("out_features")
-        if keys - {"in_features", "out_features", "bias", "init"} \
-                or not all(type(n) is int and 1 <= n <= MAX_WIDTH for n in (d, h)) \
-                or not isinstance(cfg.get("bias", True), bool) \
-                or not isinstance(cfg.get("init", "he"), str) \
-                or cfg.get("init", "he") not in INITIALISERS:
-            _fail(path, f"{prefix.rstrip('.')}: a Dense config needs in_features and "
-                        f"out_features in 1..{MAX_WIDTH:,}, a boolean bias and a known init")
-        if width is not None and d != width:
-            _fail(path, f"{prefix.rstrip('.')} takes {d} features but is given {width}")
-        params[prefix + "W"] = (d, h)
-        if cfg.get("bias", True):
-            params[prefix + "b"] = (h,)
-        return h
     if kind not in LAYERS:
         _fail(path, f"unknown layer type {kind!r} (known: {sorted(LAYERS)})")
-    slope = cfg.get("negative_slope", 0.0)
-    if keys - ({"negative_slope"} if kind == "LeakyReLU" else set()) or not _number(slope) \
-            or not 0 <= slope < 1:
-        _fail(path, f"{prefix.rstrip('.')}: unexpected settings {sorted(keys)} for {kind}")
+    try:                # the class says what its config may hold and which arrays it makes
+        shapes, width = LAYERS[kind].shapes_from_config(cfg, width)
+    except (ValueError, TypeError) as exc:
+        _fail(path, f"{prefix.rstrip('.')}: {exc}")
+    params.update({prefix + k: shape for k, shape in shapes.items()})
     return width

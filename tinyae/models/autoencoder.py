@@ -123,6 +123,20 @@ class Autoencoder:
         return cls(layer_from_config(cfg["encoder"], rng, dtype),
                    layer_from_config(cfg["decoder"], rng, dtype))
 
+    # --- what a checkpoint of this kind may hold (tinyae.io.check asks, before building) ----
+    OPTIONS = frozenset()           # config keys this kind adds to encoder, decoder, dtype
+
+    @classmethod
+    def check_options(cls, cfg):
+        """``ValueError`` when the kind's own settings in ``cfg`` are not ones it writes."""
+
+    @classmethod
+    def code_width(cls, cfg, walk, width):
+        """The code's width, from the encoder's output ``width``; ``walk(part_cfg, prefix,
+        width)`` adds the parameter shapes of the parts between (none here) and returns
+        their output width."""
+        return width
+
     def summary(self, print_fn=print):
         """Print each layer with its output shape and parameter count, then the total."""
         rows, width = layer_rows("encoder", self.encoder, self.input_width)

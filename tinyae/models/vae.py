@@ -16,6 +16,8 @@ and training minimises the negative evidence lower bound, per image:
 The reconstruction term is ``BernoulliNLL`` (the loss ``fit`` uses for this
 model); the KL term is the model's ``penalty()``.
 """
+import math
+
 import numpy as np
 
 from ..nn.functional import bce_with_logits, sigmoid
@@ -209,6 +211,23 @@ class VariationalAutoencoder(Autoencoder):
     def config(self):
         return {**super().config(), "mu_head": self.mu_head.config(),
                 "logvar_head": self.logvar_head.config(), "beta": self.beta}
+
+    OPTIONS = frozenset({"mu_head", "logvar_head", "beta"})
+
+    @classmethod
+    def check_options(cls, cfg):
+        beta = cfg.get("beta", 1.0)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) \
+                or not 0 <= beta < math.inf:
+            raise ValueError(f"beta {beta!r} is not a number >= 0")
+
+    @classmethod
+    def code_width(cls, cfg, walk, width):
+        """Both heads read the body's output; the code is as wide as each head's."""
+        code = walk(cfg.get("mu_head"), "mu_head.", width)
+        if walk(cfg.get("logvar_head"), "logvar_head.", width) != code:
+            raise ValueError("the mu and logvar heads give codes of different widths")
+        return code
 
     @classmethod
     def from_config(cls, cfg, rng=None):

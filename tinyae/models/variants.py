@@ -11,6 +11,8 @@ has one) makes the inputs of a step, and ``penalty()`` is added to the loss.
 The stacked autoencoder is trained differently, not built differently: see
 ``tinyae.stacked``.
 """
+import math
+
 import numpy as np
 
 from ..nn.corrupt import Corruption, parse
@@ -51,6 +53,14 @@ class DenoisingAutoencoder(Autoencoder):
     def from_config(cls, cfg, rng=None):
         base = Autoencoder.from_config(cfg, rng)
         return cls(base.encoder, base.decoder, cfg.get("noise", "gaussian:0.5"))
+
+    OPTIONS = frozenset({"noise"})
+
+    @classmethod
+    def check_options(cls, cfg):
+        if not isinstance(cfg.get("noise"), str):
+            raise ValueError("the noise is not a text like gaussian:0.5")
+        parse(cfg["noise"])
 
 
 class SparseAutoencoder(Autoencoder):
@@ -129,6 +139,24 @@ class SparseAutoencoder(Autoencoder):
         base = Autoencoder.from_config(cfg, rng)
         return cls(base.encoder, base.decoder, penalty_from_config(cfg["code_penalty"]),
                    cfg.get("weight_decay", 0.0))      # checkpoints from before weight decay: 0
+
+    OPTIONS = frozenset({"code_penalty", "weight_decay"})
+
+    @classmethod
+    def check_options(cls, cfg):
+        penalty = cfg.get("code_penalty")
+        if not isinstance(penalty, dict) or not all(
+                number(v) for k, v in penalty.items() if k != "type"):
+            raise ValueError("the code penalty is not a type with numeric settings")
+        penalty_from_config(penalty)
+        decay = cfg.get("weight_decay", 0.0)
+        if not number(decay) or not 0 <= decay < math.inf:
+            raise ValueError(f"weight_decay {decay!r} is not a number >= 0")
+
+
+def number(x):
+    """A JSON number (an int or float, not a bool)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _ends_in_sigmoid(net):

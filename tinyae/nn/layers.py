@@ -30,6 +30,7 @@ from .functional import sigmoid
 # Adam's two moments and the gradients), far beyond any model these lessons train. A typo such
 # as sizes=(10**9, 2) is refused with this number instead of asking the machine for 15 GiB.
 MAX_PARAMETERS = 100_000_000
+MAX_FEATURES = 10_000_000       # the widest Dense a checkpoint may describe
 
 
 def check_model_size(n_parameters, what="the model"):
@@ -74,6 +75,16 @@ class Layer:
     def output_width(self, width):
         """Features out, given ``width`` features in (used by ``summary``)."""
         return width
+
+    @classmethod
+    def shapes_from_config(cls, cfg, width):
+        """(parameter shapes, width out) of the layer ``cfg`` describes, for ``width``
+        features in, without building it: what a checkpoint may hold is checked with this
+        before anything is allocated. ``ValueError`` for a config this class never writes."""
+        extra = set(cfg) - {"type"}
+        if extra:
+            raise ValueError(f"unexpected settings {sorted(extra)} for {cls.__name__}")
+        return {}, width
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
@@ -175,10 +186,34 @@ class Dense(Layer):
     def output_width(self, width):
         return self.out_features
 
+    @classmethod
+    def shapes_from_config(cls, cfg, width):
+        d, h, bias, init = (cfg.get(k, default) for k, default in (
+            ("in_features", None), ("out_features", None), ("bias", True), ("init", "he")))
+        if set(cfg) - {"type", "in_features", "out_features", "bias", "init"} \
+                or not all(type(n) is int and 1 <= n <= MAX_FEATURES for n in (d, h)) \
+                or not isinstance(bias, bool) or not isinstance(init, str) \
+                or init not in initialisers.INITIALISERS:
+            raise ValueError(f"a Dense config needs in_features and out_features in "
+                             f"1..{MAX_FEATURES:,}, a boolean bias and a known init")
+        if width is not None and d != width:
+            raise ValueError(f"takes {d} features but is given {width}")
+        return ({"W": (d, h), "b": (h,)} if bias else {"W": (d, h)}), h
+
+    def tensor_forward(self, x, params):
+        """The forward as ``tinyae.autograd`` Tensor operations: x W + b."""
+        y = x @ params["W"]
+        return y + params["b"] if "b" in params else y
+
 
 # --- activations: y = act(x) elementwise, dx = dout * act'(x) ------------------------
 class Identity(Layer):
     """y = x;  dx = dout."""
+
+    js = "v"                                  # the explorer's decoder, in JavaScript
+
+    def tensor_forward(self, x, params):
+        return x
 
     def forward(self, x):
         x = as_float(x, self)
@@ -192,6 +227,11 @@ class Identity(Layer):
 
 class ReLU(Layer):
     """y = max(x, 0);  dx = dout * [x > 0]."""
+
+    js = "v > 0 ? v : 0"
+
+    def tensor_forward(self, x, params):
+        return x.relu()
 
     def forward(self, x):
         x = as_float(x, self)
@@ -226,9 +266,28 @@ class LeakyReLU(Layer):
     def config(self):
         return {"type": "LeakyReLU", "negative_slope": self.negative_slope}
 
+    @classmethod
+    def shapes_from_config(cls, cfg, width):
+        slope = cfg.get("negative_slope", 0.01)
+        if set(cfg) - {"type", "negative_slope"} or isinstance(slope, bool) \
+                or not isinstance(slope, (int, float)) or not 0 <= slope < 1:
+            raise ValueError(f"unexpected settings {sorted(set(cfg) - {'type'})} for LeakyReLU "
+                             "(negative_slope in [0, 1))")
+        return {}, width
+
+    js = "v > 0 ? v : a * v"                  # a: the negative slope
+
+    def tensor_forward(self, x, params):
+        return x.relu() - self.negative_slope * (-x).relu()      # x if x > 0, else a x
+
 
 class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x));  dx = dout * y (1 - y)."""
+
+    js = "v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v))"
+
+    def tensor_forward(self, x, params):
+        return x.sigmoid()
 
     def forward(self, x):
         self.y = sigmoid(as_float(x, self))       # the derivative is written with y
@@ -242,6 +301,11 @@ class Sigmoid(Layer):
 
 class Tanh(Layer):
     """y = tanh(x);  dx = dout * (1 - y^2)."""
+
+    js = "Math.tanh(v)"
+
+    def tensor_forward(self, x, params):
+        return x.tanh()
 
     def forward(self, x):
         self.y = np.tanh(as_float(x, self))

@@ -17,11 +17,13 @@ import json
 
 import numpy as np
 
-from ..nn.layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from ..nn.layers import Dense
 from .latent import latent_range
 
-ACTIVATIONS = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh", Identity: "identity",
-               LeakyReLU: "leaky_relu"}
+
+def _js(layer):
+    """The activation's JavaScript expression of v (and a, its slope), when its class has one."""
+    return vars(type(layer)).get("js")      # its own class's: a subclass may change the maths
 
 
 def _b64(a):
@@ -33,18 +35,26 @@ def decoder_spec(model):
     """The decoder as a JSON-ready list: {"W", "b", "in", "out"} per Dense, {"act"} per activation."""
     spec = []
     for layer in getattr(model.decoder, "layers", [model.decoder]):
-        if isinstance(layer, Dense):
+        if type(layer) is Dense:
             W = layer.params["W"]                                         # (in, out)
             b = layer.params.get("b", np.zeros(W.shape[1], W.dtype))
             spec.append({"in": W.shape[0], "out": W.shape[1], "W": _b64(W), "b": _b64(b)})
-        elif type(layer) in ACTIVATIONS:
-            spec.append({"act": ACTIVATIONS[type(layer)],
-                         "alpha": float(layer.config().get("negative_slope", 0.0))})
+        elif _js(layer):
+            spec.append({"act": type(layer).__name__,
+                         "alpha": float(getattr(layer, "negative_slope", 0.0))})
         else:
-            raise ValueError(f"tinyae explore runs Dense layers and the activations "
-                             f"{sorted(ACTIVATIONS.values())} in the browser; the decoder has a "
+            raise ValueError(f"tinyae explore runs Dense layers and activations whose class "
+                             f"gives its JavaScript (js) in the browser; the decoder has a "
                              f"{type(layer).__name__}, which the page cannot run")
     return spec
+
+
+def js_activations(model):
+    """The ``ACT`` table of the page: each of the decoder's activations as a JavaScript
+    function of (v, a), from its class's ``js`` expression."""
+    layers = getattr(model.decoder, "layers", [model.decoder])
+    kinds = {type(layer).__name__: _js(layer) for layer in layers if _js(layer)}
+    return "\n".join(f"  {name}: (v, a) => ({js})," for name, js in sorted(kinds.items()))
 
 
 def map_plane(Z):
@@ -96,7 +106,8 @@ def explorer_html(model, Z, labels, title="tinyae latent-space explorer"):
     }
     # "</" cannot end the <script> early once escaped; the JSON itself is unchanged.
     payload = json.dumps(data).replace("</", "<\\/")
-    return (PAGE.replace("__TITLE__", html.escape(title))
+    return (PAGE.replace("__ACT__", js_activations(model))
+                .replace("__TITLE__", html.escape(title))
                 .replace("__NOTE__", html.escape(note))
                 .replace("__DATA__", payload))
 
@@ -157,7 +168,7 @@ const floats = b64 => new Float32Array(bytes(b64).buffer);
 const layers = D.decoder.map(l => l.act ? l : { ...l, W: floats(l.W), b: floats(l.b) });
 const P = floats(D.points), labels = bytes(D.labels);
 
-// The decoder, as in tinyae.layers: Dense y = x W + b with W stored (in, out), then the activation.
+// The decoder, as in tinyae.nn.layers: Dense y = x W + b with W stored (in, out), then the activation.
 function dense(x, l) {
   const y = Float64Array.from(l.b);
   for (let i = 0; i < l.in; i++) {
@@ -167,18 +178,15 @@ function dense(x, l) {
   }
   return y;
 }
-const ACT = {
-  identity: v => v,
-  relu: v => (v > 0 ? v : 0),
-  sigmoid: v => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v))),
-  tanh: v => Math.tanh(v),
+const ACT = {                                               // from each class's js
+__ACT__
 };
 function decodeCode(z) {                                    // z: the full code (latent width)
   let x = Float64Array.from(z);
   for (const l of layers) {
     if (!l.act) { x = dense(x, l); continue; }
-    const a = l.alpha, f = l.act === "leaky_relu" ? (v => (v > 0 ? v : a * v)) : ACT[l.act];
-    for (let j = 0; j < x.length; j++) x[j] = f(x[j]);
+    const a = l.alpha, f = ACT[l.act];
+    for (let j = 0; j < x.length; j++) x[j] = f(x[j], a);
   }
   return x;
 }
