@@ -215,7 +215,7 @@ def test_refuses_to_overwrite_and_writes_nothing(tmp_path):
     (src / "01_a.py").write_text(SAMPLE)
     (src / "02_b.py").write_text(SAMPLE)
     (out / "02_b.py").write_text("mine")
-    with pytest.raises(ValueError, match=r"02_b.py already exists.*choose an empty folder or remove"):
+    with pytest.raises(ValueError, match=r"02_b.py already exists.*choose an empty folder, remove"):
         write_student_versions(src, out)
     assert sorted(p.name for p in out.iterdir()) == ["02_b.py"]
     assert (out / "02_b.py").read_text() == "mine"
@@ -223,7 +223,7 @@ def test_refuses_to_overwrite_and_writes_nothing(tmp_path):
 
 def test_one_file_into_its_own_folder_is_refused(tmp_path):
     (tmp_path / "01_a.py").write_text(SAMPLE)
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(ValueError, match="is one of the sources"):
         write_student_versions(tmp_path / "01_a.py", tmp_path)
     assert (tmp_path / "01_a.py").read_text() == SAMPLE
 
@@ -294,3 +294,17 @@ def test_an_interrupted_strip_leaves_no_half_set(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_student_versions(ROOT / "tutorials", tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_force_replaces_earlier_student_versions_never_a_source(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text('# %%\nx = 1\n\n# %% tags=["solution"]\nx = 2\n')
+    write_student_versions(src, tmp_path / "out")
+    (src / "a.py").write_text('# %%\nx = 3\n\n# %% tags=["solution"]\nx = 2\n')
+    with pytest.raises(ValueError, match="add --force"):
+        write_student_versions(src, tmp_path / "out")
+    write_student_versions(src, tmp_path / "out", force=True)
+    assert (tmp_path / "out" / "a.py").read_text() == "# %%\nx = 3\n"
+    with pytest.raises(ValueError, match="is one of the sources"):
+        write_student_versions(src / "a.py", src, force=True)

@@ -83,7 +83,7 @@ def test_check_command_passes_fails_and_writes_json(tmp_path):
     assert grade["passed"] is False and grade["parts"]["input"] is False
     assert len(grade["runs"]) == 6
     r = run_check("dense.py:MyDense", "--shape", "3,5", "--seeds", "4", cwd=tmp_path)
-    assert r.returncode == 1 and "1 runs (x of shape (3, 5); seeds 4)" in r.stdout
+    assert r.returncode == 1 and "1 run (x of shape (3, 5); seeds 4)" in r.stdout
     assert "= instead of +=" in r.stdout and "optimiser holds the old one" in r.stdout
 
 
@@ -148,7 +148,7 @@ def test_check_command_refuses_what_it_cannot_do_before_checking(tmp_path):
     (tmp_path / "layer.py").write_text(RIGHT)
     (tmp_path / "out.json").mkdir()
     r = run_check("layer.py:MyLeakyReLU", "--json", "out.json", cwd=tmp_path)
-    assert r.returncode == 2 and "not a folder" in r.stderr and r.stdout == ""
+    assert r.returncode == 2 and "is a folder" in r.stderr and r.stdout == ""
     r = run_check("layer.py:MyLeakyReLU", "--shape", "100000,100000", cwd=tmp_path)
     assert r.returncode == 2 and "at most 10,000" in r.stderr
     (tmp_path / "dir.py").mkdir()

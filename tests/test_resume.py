@@ -95,3 +95,26 @@ def test_interrupted_and_resumed_equals_uninterrupted(backend, model, tmp_path, 
             for k in a:
                 np.testing.assert_array_equal(b[k], a[k], err_msg=f"{resumed_path}: {k}")
         assert resumed.extra["args"] == straight.extra["args"]     # every flag restored
+
+
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_stop_like_ctrl_c_keep_the_work_and_exit_non_zero(
+        signame, code, tmp_path, mnist_dir, monkeypatch):
+    """`kill` or a closed terminal mid-epoch: the epoch goes back to its start, last.npz
+    holds the finished epochs and says why the run stopped, the command exits 128 + signal
+    without evaluating, and a resumed run equals the uninterrupted one."""
+    monkeypatch.setenv("TINYAE_DATA_DIR", str(mnist_dir))
+    r = drive([[signame, STEPS_PER_EPOCH + 3, ["train", *FLAGS, "--out", "B"]]], "numba",
+              tmp_path)
+    assert r.returncode == code, r.stderr
+    assert f"interrupted ({signame}) in epoch 2, step 3" in r.stderr
+    assert f"stopped by {signame}" in r.stderr and "--resume" in r.stderr
+    ckpt, records = state(tmp_path / "B" / "last.npz")
+    assert len(records) == 1
+    assert ckpt.extra["history"]["stopped"].startswith(f"interrupted ({signame})")
+    assert not (tmp_path / "B" / "metrics.json").exists()
+    r = drive([[None, 0, ["train", *FLAGS, "--out", "A"]],
+               [None, 0, ["train", "--resume", "B/last.npz", "--out", "B2", "--quiet"]]],
+              "numba", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert state(tmp_path / "B2" / "last.npz")[1] == state(tmp_path / "A" / "last.npz")[1]

@@ -1,5 +1,6 @@
 import math
 import os
+import re
 import signal
 
 import numpy as np
@@ -106,7 +107,10 @@ def test_resume_continues_exactly(tmp_path, digits):
         np.testing.assert_array_equal(p, q)
 
 
-def test_ctrl_c_stops_after_the_current_step_and_goes_back_to_the_epoch_start(digits):
+@pytest.mark.parametrize("signum, name", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM"),
+                                          (signal.SIGHUP, "SIGHUP")])
+def test_ctrl_c_stops_after_the_current_step_and_goes_back_to_the_epoch_start(digits, signum,
+                                                                              name):
     model = small_model()
     initial = [p.copy() for _, p, _ in model.parameters()]
     opt = ta.Adam(model.parameters())
@@ -117,19 +121,19 @@ def test_ctrl_c_stops_after_the_current_step_and_goes_back_to_the_epoch_start(di
         real_step()
         steps.append(1)
         if len(steps) == 3:
-            os.kill(os.getpid(), signal.SIGINT)          # as if the user pressed Ctrl-C here
+            os.kill(os.getpid(), signum)                 # as if the user pressed Ctrl-C here
     opt.step = step
     # Python's own handler, or SIG_IGN when the tests were started in the background by a
     # non-interactive shell (POSIX: such jobs ignore SIGINT); fit must put back either.
-    before = signal.getsignal(signal.SIGINT)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     h = fit(model, digits, epochs=5, batch_size=64, optimizer=opt, progress=False)
     assert len(steps) == 3 and opt.t == 0                   # three steps ran, then were undone
-    assert h.records == [] and h.stopped.startswith("interrupted (Ctrl-C) in epoch 1, step 3; "
+    assert h.records == [] and h.stopped.startswith(f"interrupted ({name}) in epoch 1, step 3; "
                                                     "the model holds the weights from the start")
     for (_, p, _), p0 in zip(model.parameters(), initial):
         np.testing.assert_array_equal(p, p0)
     assert all(not m.any() for m in opt.m)
-    assert signal.getsignal(signal.SIGINT) is before
+    assert all(signal.getsignal(s) is handler for s, handler in before.items())
 
 
 def test_history_csv_and_dict(digits):
@@ -171,16 +175,16 @@ def test_best_checkpoint_ignores_records_from_before_val_loss_counted_the_penalt
 
 
 def test_progress_bar_is_real(digits, capsys, monkeypatch):
-    from tinyae.train import loop as train
-    monkeypatch.setattr(train, "interactive", lambda: True)          # as on a terminal
+    from tinyae.train import progress
+    monkeypatch.setattr(progress, "interactive", lambda: True)          # as on a terminal
     fit(small_model(), digits, epochs=1, batch_size=128, progress=True)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "step" in err and "loss" in err and "\r" in err
 
 
 def test_progress_in_a_log_is_one_line_per_epoch(digits, capsys, monkeypatch):
-    from tinyae.train import loop as train
-    monkeypatch.setattr(train, "interactive", lambda: False)         # stderr is a file or pipe
+    from tinyae.train import progress
+    monkeypatch.setattr(progress, "interactive", lambda: False)         # stderr is a file or pipe
     fit(small_model(), digits, epochs=2, batch_size=128, progress=True)
     err = capsys.readouterr().err
     assert "\r" not in err and "step" not in err
@@ -227,3 +231,21 @@ def test_learning_rate_must_be_finite(digits, lr):
     opt.lr = lr
     with pytest.raises(ValueError, match="learning rate must be finite and > 0"):
         fit(model, digits, epochs=1, optimizer=opt, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"epochs": 2.5}, "epochs must be a whole number >= 0, got 2.5"),
+    ({"epochs": "3"}, "epochs must be a whole number >= 0, got '3'"),
+    ({"epochs": -1}, "epochs must be a whole number >= 0, got -1"),
+    ({"epochs": 1, "batch_size": 2.0}, "batch_size must be a whole number >= 1, got 2.0"),
+    ({"epochs": 1, "batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+    ({"epochs": True}, "epochs must be a whole number >= 0, got True"),
+])
+def test_fit_arguments_get_one_clear_error(digits, kwargs, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        fit(small_model(), digits, progress=False, **kwargs)
+
+
+def test_a_validation_split_that_leaves_nothing_to_train_on(digits):
+    with pytest.raises(ValueError, match="leaves no images to train on"):
+        fit(small_model(), digits[:1], epochs=1, validation=0.5, progress=False)

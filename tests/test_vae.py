@@ -10,13 +10,8 @@ from tinyae.cli import main
 from tinyae.data.digits import load_builtin_digits
 from tinyae.evaluate.vae_eval import elbo_terms, iw_log_likelihood, quantile_grid, samples
 from tinyae.gradcheck import check_model, numerical_gradient, rel_error
-from tinyae.models.vae import (
-    BernoulliNLL,
-    GaussianKL,
-    Reparameterize,
-    VariationalAutoencoder,
-    variational_autoencoder,
-)
+from tinyae.models.vae import (BernoulliNLL, GaussianKL, Reparameterize, VariationalAutoencoder,
+                               variational_autoencoder)
 from tinyae.train import TrainingDiverged, fit
 
 

@@ -5,12 +5,8 @@ import pytest
 import tinyae as ta
 from tinyae.data.digits import load_builtin_digits
 from tinyae.gradcheck import check_model, check_penalty
-from tinyae.models.variants import (
-    DenoisingAutoencoder,
-    SparseAutoencoder,
-    denoising_autoencoder,
-    sparse_autoencoder,
-)
+from tinyae.models.variants import (DenoisingAutoencoder, SparseAutoencoder, denoising_autoencoder,
+                                    sparse_autoencoder)
 from tinyae.nn.penalties import KLSparsity, L1Activity
 from tinyae.train import fit
 

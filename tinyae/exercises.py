@@ -109,14 +109,14 @@ def _read(path, src):
                          f"save it as UTF-8 or move it out of {src}") from None
 
 
-def _write_atomically(path, text, mode):
+def _write_atomically(path, text, mode, replace=False):
     """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(text.encode("utf-8"))
         os.chmod(tmp, mode)
-        if path.exists():                 # appeared since the check: still never overwrite
+        if path.exists() and not replace:   # appeared since the check: still never overwrite
             raise ValueError(f"{path} appeared while writing; choose an empty folder or remove {path}")
         os.replace(tmp, path)
     except BaseException:
@@ -125,14 +125,15 @@ def _write_atomically(path, text, mode):
         raise
 
 
-def write_student_versions(src, out) -> list:
+def write_student_versions(src, out, force=False) -> list:
     """Write copies of the tutorials in ``src`` without their solution cells to folder ``out``.
 
     ``src`` is a folder (every ``*.py`` in it, and its ``README.md`` copied as is) or one
     file. A script without solution cells is copied unchanged. Nothing is overwritten:
     ``out`` may be new or an existing folder, but no file to be written may exist yet,
-    and ``out`` may not be ``src`` itself. Every source is read and checked before
-    anything is written; each copy is written atomically. Returns the paths written.
+    and ``out`` may not be ``src`` itself (``force`` replaces earlier student versions,
+    never a source). Every source is read and checked before anything is written; each
+    copy is written atomically. Returns the paths written.
     """
     src, out = Path(src), Path(out)
     if not src.exists():
@@ -155,15 +156,17 @@ def write_student_versions(src, out) -> list:
         raise ValueError(f"{out} is a file, not a folder; choose an empty folder for the student versions")
     targets = [out / p.name for p in sources]
     for target in targets:
-        if target.exists() or target.is_symlink():
-            raise ValueError(f"{target} already exists and would be overwritten; "
-                             f"choose an empty folder or remove {target}")
+        if target.exists() and any(target.resolve() == p.resolve() for p in sources):
+            raise ValueError(f"{target} is one of the sources; choose another output folder")
+        if (target.exists() or target.is_symlink()) and not (force and target.is_file()):
+            raise ValueError(f"{target} already exists and would be overwritten; choose an "
+                             f"empty folder, remove {target}, or add --force to replace it")
     texts = [_student_text(path, src) for path in sources]
     out.mkdir(parents=True, exist_ok=True)
     written = []
     try:
         for path, target, text in zip(sources, targets, texts):
-            _write_atomically(target, text, stat.S_IMODE(path.stat().st_mode))
+            _write_atomically(target, text, stat.S_IMODE(path.stat().st_mode), force)
             written.append(target)
     except BaseException:           # Ctrl-C, a full disk: no half set of student versions
         for target in written:

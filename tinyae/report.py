@@ -83,8 +83,8 @@ class GradcheckReport:
 
     def assert_ok(self):
         """Raise ``AssertionError`` with the table unless the check passed."""
-        if not self.passed:
-            raise AssertionError("\n" + str(self))
+        if not self.passed:             # first line: pytest's short summary shows it
+            raise AssertionError(f"{self.title or 'gradient check'}: {self._verdict()}\n{self}")
 
     def to_dict(self) -> dict:
         """Per-array and per-check results, JSON-ready (partial credit, CI logs)."""
@@ -130,15 +130,17 @@ class GradcheckReport:
     def _verdict(self):
         if self.passed:
             return "PASSED"
-        broken = self.failed + [f.check for f in self.findings]
-        return f"FAILED: {', '.join(broken)}"
+        contract = [f.check for f in self.findings]
+        return "FAILED: " + "; ".join(part for part in (
+            ", ".join(self.failed), "contract broken: " + ", ".join(contract) if contract else "")
+            if part)
 
 
 def _worst_text(worst):
     if worst is None:
         return ""
     index, analytic, numeric = worst
-    return f"{list(index)}: {analytic:.6g} vs {numeric:.6g}"
+    return f"{list(index)}: {analytic + 0.0:.6g} vs {numeric + 0.0:.6g}"     # + 0.0: no "-0"
 
 
 def _json(value):

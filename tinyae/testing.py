@@ -85,7 +85,8 @@ class Grade:
         seeds = ", ".join(sorted({str(seed) for _, seed, _ in self.runs}))
         verdict = "PASSED" if self.passed else "FAILED"
         failed = [k for k, ok in self.parts.items() if not ok]
-        return (f"{self.name}: {verdict} {len(self.runs)} runs (x of shape {shapes}; seeds "
+        runs = f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}"
+        return (f"{self.name}: {verdict} {runs} (x of shape {shapes}; seeds "
                 f"{seeds}); score {self.score:.2f}"
                 + (f"; failed: {', '.join(failed)}" if failed else ""))
 
@@ -144,8 +145,8 @@ def _score(parts, report):
 def assert_layer_ok(make, shapes=None, seeds=SEEDS, threshold=1e-7, samples=None) -> Grade:
     """``grade_layer``, raising ``AssertionError`` with the failing table unless all pass."""
     grade = grade_layer(make, shapes, seeds, threshold, samples)
-    if not grade.passed:
-        raise AssertionError("\n" + str(grade))
+    if not grade.passed:                # first line: pytest's short summary shows it
+        raise AssertionError(f"{grade.summary()}\n{grade}")
     return grade
 
 

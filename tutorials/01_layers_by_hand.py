@@ -190,8 +190,8 @@ def check_leaky_relu(layer_class, a=0.1):
         "the forward differs from ta.LeakyReLU"
     print("same forward as ta.LeakyReLU: True")
     report = check_layer(layer_class(a), x)       # gradients and the layer contract
+    report.assert_ok()            # if wrong: an AssertionError whose message is the table
     print(report)
-    report.assert_ok()                            # an AssertionError with the table if not
 
 
 with exercise("LeakyReLU"):

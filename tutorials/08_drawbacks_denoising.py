@@ -180,8 +180,8 @@ x = np.random.default_rng(2).random((5, 784))
 # %%
 with exercise("masking as a layer"):
     report = check_layer(MyMasking(mask), x)
-    print(report)
     report.assert_ok()
+    print(report)
 
 # %% [markdown] tags=["solution"]
 # ## Solutions
@@ -200,5 +200,5 @@ class MyMasking(MyMasking):
 
 with exercise("masking as a layer"):
     report = check_layer(MyMasking(mask), x)
-    print(report)
     report.assert_ok()
+    print(report)

@@ -234,8 +234,8 @@ class MyKL:
 # %%
 with exercise("the KL penalty's backward"):
     report = check_penalty(MyKL(0.05, 3.0), Z)
-    print(report)
     report.assert_ok()
+    print(report)
 
 # %% [markdown] tags=["solution"]
 # ## Solutions
@@ -256,5 +256,5 @@ class MyKL(MyKL):
 
 with exercise("the KL penalty's backward"):
     report = check_penalty(MyKL(0.05, 3.0), Z)
-    print(report)
     report.assert_ok()
+    print(report)

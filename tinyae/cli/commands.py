@@ -124,19 +124,9 @@ def _threads(text):
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
     from .. import io
-    from .runs import (
-        DEFAULT_BETA,
-        DEFAULT_SCHEDULE,
-        DEFAULT_SIZES,
-        DEFAULT_WEIGHT_DECAY,
-        ONECYCLE_LR,
-        ONECYCLE_RECIPE,
-        TRAIN_DEFAULTS,
-        RunFolder,
-        new_run_folder,
-        resume_flags,
-        saved_flags,
-    )
+    from .runs import (DEFAULT_BETA, DEFAULT_SCHEDULE, DEFAULT_SIZES, DEFAULT_WEIGHT_DECAY,
+                       ONECYCLE_LR, ONECYCLE_RECIPE, TRAIN_DEFAULTS, RunFolder, new_run_folder,
+                       resume_flags, saved_flags)
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
@@ -179,6 +169,7 @@ def cmd_train(args):
 def _train(args, flags, ckpt, out, earlier):
     from ..evaluate import metrics
     from ..train.loop import Checkpointer, fit, resolve_backend
+    from ..train.stops import SIGNALS, stopped_by_signal
     from .runs import encoder_sizes, model_and_state, recorded_flags
     model, optimizer, history = model_and_state(flags, ckpt)     # a size error comes first
     X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
@@ -220,6 +211,13 @@ def _train(args, flags, ckpt, out, earlier):
                   schedule=schedule)
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
+    signum = stopped_by_signal(history)
+    if signum:          # asked to end: keep the work, skip the evaluation, exit non-zero
+        checkpoints.save_last(model, optimizer, history)
+        print(f"tinyae train: stopped by {SIGNALS[signum]}; {out / 'last.npz'} holds "
+              f"{len(history.records)} finished epochs (go on with tinyae train --resume "
+              f"{out / 'last.npz'}); the metrics and figures were not made", file=sys.stderr)
+        return 128 + signum
 
     say = (lambda *a, **k: None) if args.quiet else partial(print, file=sys.stderr, flush=True)
     say(f"evaluating the last model on {len(X):,} training and {len(Xt):,} test images: "

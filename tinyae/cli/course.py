@@ -61,6 +61,8 @@ def add_commands(command):
     c.add_argument("--json", metavar="FILE",
                    help="also write every run's results to this .json file, for grading "
                    "(default: none)")
+    c.epilog = ("Files: FILE is imported (its code runs, as on any import); the only file "
+                "written is --json, never the layer's own file.")
     c.set_defaults(run=cmd_check)
 
     e = command("exercises", "write student versions of the tutorials, without solutions",
@@ -71,6 +73,11 @@ def add_commands(command):
     e.add_argument("source", help="the tutorials folder (or one tutorial .py)")
     e.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="folder for the student versions (created if missing)")
+    e.add_argument("--force", action="store_true",
+                   help="replace student versions already in OUT (default: refuse); the "
+                   "sources are never written")
+    e.epilog = ("Files: the sources are only read; OUT may not be the source folder, and a "
+                "file already in OUT is replaced only with --force.")
     e.set_defaults(run=cmd_exercises)
 
 
@@ -112,8 +119,10 @@ def _check_json_path(path, spec):
 
     from ..testing import LayerSpecError
     out, source = Path(path), Path(str(spec).rpartition(":")[0])
-    if out.suffix != ".json" or out.is_dir():
-        raise LayerSpecError(f"--json {path}: give a file name ending in .json (not a folder)")
+    if out.is_dir():
+        raise LayerSpecError(f"--json {path} is a folder; give a file name ending in .json")
+    if out.suffix != ".json":
+        raise LayerSpecError(f"--json {path}: give a file name ending in .json")
     if out.exists() and out.resolve() == source.resolve():
         raise LayerSpecError(f"--json {path} is the layer's own file; choose another name")
     if out.exists() and out.read_bytes()[:1] not in (b"{", b"["):
@@ -129,7 +138,7 @@ def cmd_exercises(args):
     def stop(signum, frame):        # SIGTERM as Ctrl-C: the files written so far are removed
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
-    written = write_student_versions(args.source, args.output)
+    written = write_student_versions(args.source, args.output, force=args.force)
     for path in written:
         print(path)
     print(f"{len(written)} files written to {args.output}: the exercises without their "

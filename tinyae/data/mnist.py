@@ -190,7 +190,7 @@ def _progress_bar(total, name, enabled):
     """A byte-count bar on a terminal or in Jupyter; nothing in a log (no carriage-return frames)."""
     from tqdm.auto import tqdm
 
-    from ..train.loop import interactive
+    from ..train.progress import interactive
     live = enabled and interactive()
     if enabled and not live:                 # a log gets one line instead of the frames
         print(f"downloading {name}" + (f" ({total:,} bytes)" if total else ""), file=sys.stderr)

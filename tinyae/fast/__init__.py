@@ -10,15 +10,8 @@
 numbers (tests/test_fast.py); this one is faster (benchmarks/README.md).
 Importing this package imports Numba (about half a second).
 """
-from .engine import (
-                     AdamKernel,
-                     FastMSE,
-                     FastSequential,
-                     accelerate,
-                     fast_loss,
-                     fast_step,
-                     gather_rows,
-)
+from .engine import (AdamKernel, FastMSE, FastSequential, accelerate, fast_loss, fast_step,
+                     gather_rows)
 
 __all__ = ["accelerate", "FastSequential", "FastMSE", "AdamKernel", "fast_loss", "fast_step",
            "gather_rows"]

@@ -26,17 +26,8 @@ import copy
 
 import numpy as np
 
-from ..nn.layers import (
-    Dense,
-    Identity,
-    LeakyReLU,
-    ReLU,
-    Sequential,
-    Sigmoid,
-    Tanh,
-    as_float_batch,
-    zero_grads,
-)
+from ..nn.layers import (Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh,
+                         as_float_batch, zero_grads)
 from ..nn.losses import MSE
 from ..nn.optim import Adam
 from . import kernels as K

@@ -6,15 +6,8 @@ anything is built, atomic writes and path safety.
     io/safety.py       outputs never land on inputs; files are what their name says
 """
 from .check import CheckpointError
-from .checkpoint import (
-                         Checkpoint,
-                         atomic_write,
-                         load,
-                         load_codes,
-                         load_weights,
-                         read_checkpoint,
-                         save,
-)
+from .checkpoint import (Checkpoint, atomic_write, load, load_codes, load_weights, read_checkpoint,
+                         save)
 
 __all__ = ["CheckpointError", "Checkpoint", "atomic_write", "save", "load", "read_checkpoint",
            "load_weights", "load_codes"]

@@ -6,12 +6,8 @@
 """
 from .autoencoder import SEED_SIZES, Autoencoder, dense_autoencoder
 from .vae import VariationalAutoencoder, variational_autoencoder
-from .variants import (
-                       DenoisingAutoencoder,
-                       SparseAutoencoder,
-                       denoising_autoencoder,
-                       sparse_autoencoder,
-)
+from .variants import (DenoisingAutoencoder, SparseAutoencoder, denoising_autoencoder,
+                       sparse_autoencoder)
 
 __all__ = ["SEED_SIZES", "Autoencoder", "dense_autoencoder", "DenoisingAutoencoder",
            "SparseAutoencoder", "denoising_autoencoder", "sparse_autoencoder",

@@ -23,14 +23,8 @@ import numpy as np
 from ..nn.functional import bce_with_logits, sigmoid
 from ..nn.layers import Dense, Sequential, layer_from_config, layer_parameters, zero_grads
 from ..nn.losses import Loss
-from .autoencoder import (
-    SEED_SIZES,
-    Autoencoder,
-    dense_autoencoder,
-    input_row,
-    layer_rows,
-    print_table,
-)
+from .autoencoder import (SEED_SIZES, Autoencoder, dense_autoencoder, input_row, layer_rows,
+                          print_table)
 
 
 class BernoulliNLL(Loss):

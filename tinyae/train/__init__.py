@@ -4,18 +4,8 @@
     import tinyae as ta
     history = ta.train.fit(model, X, epochs=20)
 """
-from .loop import (
-                   BACKENDS,
-                   Checkpointer,
-                   EarlyStopping,
-                   EpochRecord,
-                   History,
-                   TrainingDiverged,
-                   evaluate,
-                   fit,
-                   loss_terms,
-                   resolve_backend,
-)
+from .loop import (BACKENDS, Checkpointer, EarlyStopping, EpochRecord, History, TrainingDiverged,
+                   evaluate, fit, loss_terms, resolve_backend)
 
 __all__ = ["fit", "evaluate", "loss_terms", "History", "EpochRecord", "EarlyStopping",
            "Checkpointer", "TrainingDiverged", "resolve_backend", "BACKENDS"]
