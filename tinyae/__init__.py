@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 from . import nn                                    # noqa: E402 (after __version__)
 from .nn import corrupt, penalties, schedules      # noqa: E402
-from .nn.layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh  # noqa: E402
+from .nn.layers import (Dense, Identity, Layer, LeakyReLU, ReLU, Sequential,  # noqa: E402
+                        Sigmoid, Tanh)
 from .nn.losses import BCE, MSE                    # noqa: E402
 from .nn.optim import SGD, Adam                    # noqa: E402
 from . import models                                # noqa: E402

@@ -1,7 +1,7 @@
 """The layer contract, checked point by point, with the likely cause and fix of each break.
 
 A layer is any object with ``forward(x)``, ``backward(dout)`` and the dicts
-``params`` and ``grads`` (``tinyae.layers`` says what each promises). A
+``params`` and ``grads`` (``tinyae.nn.layers`` says what each promises). A
 student's layer can compute the right derivative and still fail in training:
 a backward that *assigns* its gradient instead of adding, or that rebinds
 ``self.grads["W"]`` (the optimiser holds the old array, so W never moves), or
@@ -24,8 +24,9 @@ NOISE_SEED = 20061          # every random generator a checked object holds rest
 # Every point of the contract that check_contract judges, by the name its Finding carries.
 # In the order it runs them: a grade counts those after a fatal finding as not kept.
 CHECKS = ("has forward", "has backward", "has params", "has grads", "params are float arrays",
-          "params and grads match", "forward runs", "forward returns y", "forward keeps x", "forward keeps params",
-          "float64 in, float64 out", "forward is finite", "same x, same y", "forward shape",
+          "params and grads match", "forward runs", "forward returns y", "forward keeps x",
+          "forward keeps params", "float64 in, float64 out", "forward is finite",
+          "same x, same y", "forward shape",
           "backward runs", "backward returns dx", "backward keeps dout", "backward is finite",
           "keeps params arrays", "keeps grads arrays", "gradient shapes", "gradients are finite",
           "gradients add up")
@@ -61,7 +62,7 @@ def float64_copy(layer):
 
 
 def hold_noise(obj):
-    """Restart every ``np.random.Generator`` attribute of ``obj`` and its parts at one seed.
+    """Restart every random generator attribute of ``obj`` and its parts at one seed.
 
     Called before each forward of a check, so a model that samples (a VAE's eps,
     a dropout mask) draws the same numbers every time: its maths is then a
@@ -318,9 +319,9 @@ def accumulation(layer, x, dout, first):
                                f"up across backward calls (zero_grad clears them), so write "
                                f"self.grads[{key!r}] += d{key}.", False))
         else:
-            out.append(Finding("gradients add up", f"{where}grads[{key!r}] after two backward calls "
-                               "is neither the sum nor the last one; backward may depend on "
-                               "state left by an earlier call: compute from what forward "
+            out.append(Finding("gradients add up", f"{where}grads[{key!r}] after two backward "
+                               "calls is neither the sum nor the last one; backward may depend "
+                               "on state left by an earlier call: compute from what forward "
                                "kept.", False))
     return out
 
