@@ -128,11 +128,6 @@ class Tensor:
         if self.grad is not None:
             self.grad.fill(0)
 
-    def graph(self, path=None, title=None):
-        """Draw the computation that produced self (matplotlib); see ``tinyae.viz.plot.graph``."""
-        from .viz.plot import graph
-        return graph(self, path=path, title=title)
-
     # --- elementwise arithmetic, with NumPy broadcasting -------------------------
     def __add__(self, other):
         a, b = _broadcast("add (+)", self, other)

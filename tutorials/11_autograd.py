@@ -22,6 +22,7 @@ from tinyae import fast
 from tinyae.autograd import Tensor, layer_forward, mse, parameter_tensors, unbroadcast
 from tinyae.gradcheck import check_op, check_three_ways, numerical_gradient, rel_error
 from tinyae.tutorial import FAST, exercise, load, median_ms, show
+from tinyae.viz import plot
 
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
@@ -253,7 +254,7 @@ print(f"largest weight difference after 3 steps: {diff:.1e}")
 # %% [markdown]
 # ## A picture of the graph
 #
-# `Tensor.graph()` draws the record behind a Tensor: operations in blue with
+# `tinyae.viz.plot.graph(t)` draws the record behind a Tensor t: operations in blue with
 # their output shapes, parameters in orange, constants in grey. First one
 # Dense layer with a sigmoid and the MSE:
 
@@ -261,14 +262,15 @@ print(f"largest weight difference after 3 steps: {diff:.1e}")
 xs = Tensor(rng.random((4, 3)), requires_grad=False, name="x")
 W, bb = Tensor(rng.standard_normal((3, 2)), name="W"), Tensor(np.zeros(2), name="b")
 small = mse((xs @ W + bb).sigmoid(), Tensor(rng.random((4, 2)), requires_grad=False, name="target"))
-show(small.graph(title="one Dense layer, sigmoid, MSE"), "11_graph_small.png")
+show(plot.graph(small, title="one Dense layer, sigmoid, MSE"), "11_graph_small.png")
 
 # %% [markdown]
 # And the seed model's loss: 8 matmuls, 8 bias adds, 6 ReLUs, the sigmoid
 # and the loss, with X used twice (input and target).
 
 # %%
-show(seed_loss(X).graph(title="the seed autoencoder's loss (batch of 4)"), "11_graph_seed.png")
+show(plot.graph(seed_loss(X), title="the seed autoencoder's loss (batch of 4)"),
+     "11_graph_seed.png")
 
 # %% [markdown]
 # ## The price

@@ -4,7 +4,9 @@ writes the tutorials without their solutions.
     tinyae check my_layer.py:MyLeakyReLU          # exit 0 passed, 1 failed, 2 cannot run
     tinyae exercises strip tutorials/ -o student/
 """
+import argparse
 import json
+import math
 import sys
 
 CHECK_HELP = ("Gradient-check a layer you wrote, and check it against the layer contract "
@@ -21,14 +23,18 @@ SAMPLES = 500               # entries checked per array: finite differences cost
 MAX_INPUT = 10_000          # entries of x: a batch of a few rows is what a check needs
 
 
-def _shape(text):
-    import argparse
-    import math
+def _integers(text, least):
+    """The comma-separated integers of ``text``, each >= ``least``, or None."""
     try:
-        shape = tuple(int(s) for s in text.split(","))
+        values = tuple(int(v) for v in text.split(","))
     except ValueError:
-        shape = ()
-    if len(shape) < 2 or min(shape) < 1:
+        return None
+    return values if values and min(values) >= least else None
+
+
+def _shape(text):
+    shape = _integers(text, 1)
+    if shape is None or len(shape) < 2:
         raise argparse.ArgumentTypeError(f"{text!r} is not a shape such as 4,6 (rows, "
                                          "features; positive integers)")
     if math.prod(shape) > MAX_INPUT:
@@ -38,12 +44,8 @@ def _shape(text):
 
 
 def _seeds(text):
-    import argparse
-    try:
-        seeds = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        seeds = ()
-    if not seeds or min(seeds) < 0:
+    seeds = _integers(text, 0)
+    if seeds is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of seeds such as 0,1,2")
     return seeds
 
