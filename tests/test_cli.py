@@ -115,3 +115,15 @@ def test_offline_default_uses_builtin_digits(tmp_path, monkeypatch, capsys):
 def test_console_script_and_module():
     r = subprocess.run([sys.executable, "-m", "tinyae", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "train" in r.stdout and "interpolate" in r.stdout
+
+
+def test_too_few_images_or_steps_are_refused_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--data", "builtin", "--limit", "1"])
+    assert exit_.value.code == 2
+    assert "1 images are too few" in capsys.readouterr().err
+    code, _, err = run(["train", "--data", "builtin", "--limit", "12", "--epochs", "1",
+                        "--out", "r"], capsys)
+    assert code == 1 and "is one step, and the one-cycle schedule needs at least 2" in err
+    assert not (tmp_path / "r" / "last.npz").exists()

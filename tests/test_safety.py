@@ -482,3 +482,40 @@ def test_resume_restores_every_flag_and_override_says_so(ws, mnist_dir, monkeypa
     os.umask(umask)
     for name in ("last.npz", "history.json", "metrics.json"):          # shared runs: umask mode
         assert os.stat(ws / "b" / name).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_strings_from_a_checkpoint_reach_the_terminal_as_text(tmp_path, capsys):
+    """An escape sequence in a checkpoint's version or metrics would recolour or clear the
+    terminal; `tinyae info` shows it as an escape instead."""
+    from crafted import edit_config
+    path = tmp_path / "ck.npz"
+    ta.save(ta.dense_autoencoder((16, 4, 2), rng=np.random.default_rng(0)), path,
+            extra={"metrics": {"data": "\x1b[2J\x1b[31mred"}})
+
+    def sneak(config):
+        config["tinyae_version"] = "0.1\x1b]0;title\x07"
+    edit_config(path, sneak)
+    assert cli.main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b[2J\\x1b[31mred" in out and "0.1\\x1b]0;title\\x07" in out
+
+
+def test_overflowing_weights_write_no_nan_codes_images_or_page(tmp_path, capsys, monkeypatch):
+    """Finite weights near float32's limit make NaN codes; huge finite codes make NaN images:
+    each command refuses with one line instead of writing them (or a blank page)."""
+    monkeypatch.chdir(tmp_path)
+    model = ta.dense_autoencoder((784, 8, 2), rng=np.random.default_rng(0))
+    model.encoder[0].params["W"][...] = 3e38
+    ta.save(model, "big.npz")
+    for argv in (["encode", "big.npz", "--data", "builtin", "--limit", "20", "-o", "z.npy"],
+                 ["explore", "big.npz", "--data", "builtin", "--limit", "20", "-o", "e.html"]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert "NaN or infinite" in err and "nothing was written" in err, err
+    assert not (tmp_path / "z.npy").exists() and not (tmp_path / "e.html").exists()
+    ta.save(ta.dense_autoencoder((784, 8, 2), rng=np.random.default_rng(0)), "ok.npz")
+    np.save("huge.npy", np.full((4, 2), 1e300))
+    assert cli.main(["decode", "ok.npz", "huge.npy", "-o", "d.png"]) == 1
+    assert "beyond float32's range" in capsys.readouterr().err
+    assert not (tmp_path / "d.png").exists()

@@ -50,6 +50,19 @@ def _validation(text):
     return fraction
 
 
+MIN_LIMIT = 10      # the 5-NN accuracy after training needs more than 5 training codes
+
+
+def _train_limit(text):
+    value = _positive(int)(text)
+    if value < MIN_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"{value} images are too few to train and measure: the 5-NN accuracy of the codes "
+            f"needs more than 5 training images and validation holds some out; give "
+            f"--limit {MIN_LIMIT} or more")
+    return value
+
+
 def _at_least(low):
     def parse(text):
         try:
@@ -287,6 +300,11 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
                              f"{max(1, flags['epochs'] // 10)}, or more --epochs.")
         warmup = max(1, round(flags["warmup"] * steps))
     anneal = flags["anneal"] if flags["schedule"] == "onecycle" else None
+    if flags["schedule"] == "onecycle" and flags["epochs"] * steps < 2:
+        raise ValueError(f"--epochs {flags['epochs']} of {n:,} images in batches of "
+                         f"{flags['batch_size']} is one step, and the one-cycle schedule needs "
+                         "at least 2 (a rise and a fall); train more epochs, use a smaller "
+                         "--batch-size, or --schedule none")
     schedule = schedules.build(flags["schedule"], optimizer, flags["epochs"] * steps,
                                lr=flags["lr"], warmup_steps=warmup, anneal=anneal)
     schedule.go_to(done_epochs * steps)
@@ -381,12 +399,22 @@ def cmd_encode(args):
     ckpt = io.read_checkpoint(args.checkpoint)
     model = io.load(ckpt)
     X, y, _ = _checkpoint_data(args, ckpt)
-    Z = metrics.batched(model.encode, X)
+    with np.errstate(over="ignore", invalid="ignore"):     # judged below, in one line
+        Z = metrics.batched(model.encode, X)
+    _require_finite(Z, "codes", "the encoder's weights overflow on these images")
     io.atomic_write(args.output, lambda f: np.save(f, Z))
     if args.labels:
         io.atomic_write(args.labels, lambda f: np.save(f, y))
     print(f"wrote {len(Z):,} codes of size {Z.shape[1]} to {args.output}")
     return 0
+
+
+def _require_finite(a, what, why):
+    """Refuse to write NaN or infinite ``a``: one line naming how many and the likely cause."""
+    bad = int(np.count_nonzero(~np.isfinite(a).all(axis=tuple(range(1, np.ndim(a))))))
+    if bad:
+        raise ValueError(f"{bad:,} of the {len(a):,} {what} would be NaN or infinite ({why}); "
+                         "nothing was written")
 
 
 def cmd_decode(args):
@@ -406,7 +434,12 @@ def cmd_decode(args):
     if math.ceil(len(Z) / columns) > MAX_COLUMNS:
         raise ValueError(f"{len(Z):,} codes in {columns} columns make more than {MAX_COLUMNS} "
                          f"rows; use --columns {math.ceil(len(Z) / MAX_COLUMNS)} or more.")
-    images = model.decode(Z.astype(model.dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        Z = Z.astype(model.dtype)
+        _require_finite(Z, "codes", f"a code beyond {model.dtype}'s range (about "
+                        f"{np.finfo(model.dtype).max:.1e})")
+        images = model.decode(Z)
+    _require_finite(images, "decoded images", "the decoder's weights overflow on these codes")
     plot.image_grid(images, columns, path=args.output)
     print(f"decoded {len(images):,} codes into {args.output}")
     return 0
@@ -450,6 +483,12 @@ def cmd_explore(args):
     return 0
 
 
+def printable(text):
+    """``text`` with control characters shown as escapes: a checkpoint's strings reach the
+    terminal only as text, never as escape sequences that move the cursor or recolour it."""
+    return "".join(c if c.isprintable() or c == "\n" else ascii(c)[1:-1] for c in str(text))
+
+
 def cmd_info(args):
     from .. import io
     from .runs import checked_history
@@ -457,26 +496,27 @@ def cmd_info(args):
     model = io.load(ckpt)
     history = checked_history(ckpt)
     metrics = ckpt.extra.get("metrics") or {}
+    say = lambda text: print(printable(text))           # noqa: E731 (text read from the file)
     if not isinstance(metrics, dict):
         raise io.CheckpointError(f"{args.checkpoint!r}: its metrics entry is malformed")
-    print(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
+    say(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
           f"format {ckpt.config.get('format_version')}, dtype {model.dtype}")
-    print(_which_epoch(history.records, ckpt.extra.get("args", {}).get("epochs")))
-    print(_model_kind(model, ckpt))
+    say(_which_epoch(history.records, ckpt.extra.get("args", {}).get("epochs")))
+    say(_model_kind(model, ckpt))
     model.summary()
     if history.records:
         terms = any(r.penalty for r in history.records)     # a sparse model: show both terms
-        print("\nepoch  loss      val_loss  seconds  lr (last step)"
+        say("\nepoch  loss      val_loss  seconds  lr (last step)"
               + ("  reconstruction  penalty" if terms else ""))
         for r in history.records:
             val = "" if r.val_loss is None else f"{r.val_loss:.5f}"
-            print(f"{r.epoch:>5}  {r.loss:.5f}  {val:<8}  {r.seconds:>7.1f}  {r.lr:<14.3g}"
+            say(f"{r.epoch:>5}  {r.loss:.5f}  {val:<8}  {r.seconds:>7.1f}  {r.lr:<14.3g}"
                   + (f"  {r.reconstruction:>14.5f}  {r.penalty:.5f}" if terms else ""))
     if isinstance(ckpt.schedule, dict):
         state = ", ".join(f"{k}={v}" for k, v in ckpt.schedule.items() if k != "name")
-        print(f"lr schedule: {ckpt.schedule.get('name')}({state})")
+        say(f"lr schedule: {ckpt.schedule.get('name')}({state})")
     for key, value in metrics.items():
-        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+        say(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0
 
 
@@ -507,8 +547,8 @@ def cmd_robustness(args):
     table = robustness.robustness_table(model, X, seed=args.seed)
     copy = robustness.copy_errors(model, n=min(len(X), 1000), seed=args.seed)
     kind = (ckpt.extra.get("args") or {}).get("model", type(model).__name__)
-    print(f"{args.checkpoint} ({kind}) on {len(X):,} {name} {args.split} images; errors are "
-          "squared error per image against the CLEAN images")
+    print(printable(f"{args.checkpoint} ({kind}) on {len(X):,} {name} {args.split} images; "
+                    "errors are squared error per image against the CLEAN images"))
     print(robustness.format_table(table, copy))
     robustness.figure(model, X, seed=args.seed, path=args.output)
     if args.json:
@@ -637,8 +677,9 @@ def build_parser():
     t.add_argument("--validation", type=_validation, default=keep, metavar="test|none|FRACTION",
                    help="what best.npz is chosen on: the test split (default), none, or a "
                    "fraction of the training set held out")
-    t.add_argument("--limit", type=_positive(int), default=keep,
-                   help="use only the first N images of each split (default: all)")
+    t.add_argument("--limit", type=_train_limit, default=keep,
+                   help=f"use only the first N images of each split, at least {MIN_LIMIT} "
+                   "(default: all)")
     t.add_argument("--out", help="output folder (default: a new runs/<timestamp>); refused "
                    "while another run writes to it, or when it holds an earlier run (unless --force)")
     t.add_argument("--resume", metavar="CKPT",

@@ -88,6 +88,12 @@ def explorer_html(model, Z, labels, title="tinyae latent-space explorer"):
     if side * side != model.input_width:
         raise ValueError(f"the explorer draws square images, but the model's input width "
                          f"{model.input_width} is not a square number (784 = 28 x 28 for MNIST)")
+    if not np.isfinite(Z).all():        # the page would draw nothing: say why instead
+        raise ValueError(f"{int(np.sum(~np.isfinite(Z).all(axis=1))):,} of the {len(Z):,} codes "
+                         "are NaN or infinite (the encoder's weights overflow on these images); "
+                         "nothing was written")
+    if not all(np.isfinite(p).all() for _, p, _ in model.decoder.parameters()):
+        raise ValueError("the decoder's weights are not all finite; nothing was written")
     if labels.size and (labels.min() < 0 or labels.max() > 255):
         raise ValueError(f"labels must be class numbers in 0..255 (digits 0-9), got "
                          f"{labels.min()}..{labels.max()}")
@@ -116,7 +122,9 @@ def write_explorer(model, X, labels, path, title="tinyae latent-space explorer")
     """Encode X, then write the page to ``path`` (atomically). Returns the page's size in bytes."""
     from ..evaluate.metrics import batched
     from ..io.checkpoint import atomic_write
-    page = explorer_html(model, batched(model.encode, X), labels, title).encode("utf-8")
+    with np.errstate(over="ignore", invalid="ignore"):     # non-finite codes are refused
+        Z = batched(model.encode, X)
+    page = explorer_html(model, Z, labels, title).encode("utf-8")
     atomic_write(path, lambda f: f.write(page))
     return len(page)
 
