@@ -159,9 +159,9 @@ def test_weight_decay_goes_to_adam_except_for_a_sparse_model(kind, adam_decay, t
     monkeypatch.setattr(cli, "_figures", lambda *a: None)
     sizes = "784,16" if kind == "sparse" else "784,16,4"
     common = ["--data", "builtin", "--limit", "100", "--batch-size", "50", "--quiet"]
-    assert cli.main(["train", "--model", kind, "--sizes", sizes, "--epochs", "1",
-                     "--pretrain-epochs", "1", "--weight-decay", "1e-4", "--out",
-                     str(tmp_path / "a")] + common) == 0
+    pretrain = ["--pretrain-epochs", "1"] if kind == "stacked" else []   # others refuse it
+    assert cli.main(["train", "--model", kind, "--sizes", sizes, "--epochs", "1", *pretrain,
+                     "--weight-decay", "1e-4", "--out", str(tmp_path / "a")] + common) == 0
     assert cli.main(["train", "--resume", str(tmp_path / "a" / "last.npz"), "--epochs", "2",
                      "--out", str(tmp_path / "b")] + common) == 0
     assert [opt.weight_decay for opt in made] == [adam_decay, adam_decay]
@@ -190,3 +190,39 @@ def test_override_cannot_change_what_the_saved_model_holds(tmp_path, capsys, mon
                        + common, capsys)
     assert code == 0, err
     assert ta.io.read_checkpoint(tmp_path / "y" / "last.npz").extra["args"]["weight_decay"] == 1e-4
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--model", "ae", "--noise", "masking:0.3"], "--noise is an option of --model denoising"),
+    (["--model", "ae", "--pretrain-epochs", "2"], "--pretrain-epochs is an option of --model stacked"),
+    (["--model", "sparse", "--sizes", "784,16", "--penalty", "l1", "--rho", "0.1"],
+     "--rho sets the KL penalty, but this run's --penalty is l1"),
+    (["--model", "sparse", "--sizes", "784,16", "--l1", "1e-3"],
+     "--l1 sets the L1 penalty, but this run's --penalty is kl"),
+    (["--override"], "without --resume there is nothing to override"),
+])
+def test_a_flag_the_run_would_not_apply_is_refused(argv, words, tmp_path, capsys):
+    """Accepted means applied: a flag of another kind, or of the other penalty, or an
+    --override with nothing to override, stops the command before any work."""
+    code = cli.main(["train", "--data", "builtin", "--limit", "100", "--epochs", "1",
+                     "--out", str(tmp_path / "r"), *argv])
+    assert code == 1 and words in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--sizes", "784,8,2"], "--sizes 784,8,2 differs from the 784,16,2"),
+    (["--model", "denoising"], "--model denoising differs from the ae"),
+    (["--model", "vae"], "--model vae differs from the ae"),
+    (["--noise", "masking:0.3"], "--noise is an option of --model denoising"),
+])
+def test_override_cannot_rebuild_the_resumed_model(argv, words, tmp_path, capsys):
+    """--resume continues the saved model: flags that would need another one are refused
+    even with --override, instead of being reported as applied and then ignored."""
+    common = ["--data", "builtin", "--limit", "100", "--batch-size", "50", "--quiet"]
+    assert cli.main(["train", "--sizes", "784,16,2", "--epochs", "1", "--schedule", "none",
+                     "--out", str(tmp_path / "a")] + common) == 0
+    code = cli.main(["train", "--resume", str(tmp_path / "a" / "last.npz"), "--override",
+                     "--epochs", "2", "--out", str(tmp_path / "b"), *argv] + common)
+    assert code == 1 and words in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

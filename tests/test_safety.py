@@ -183,7 +183,7 @@ TABLE = [
      ["train", "--resume", "ck.npz", "--lr", "0.01"], RunError,
      "--lr 0.01 conflicts with the 0.001 that 'ck.npz' was trained with"),
     ("train --resume with other --sizes", None,
-     ["train", "--resume", "ck.npz", "--sizes", "784,8,2"], RunError, "--sizes 784,8,2 conflicts with the 784,16,2"),
+     ["train", "--resume", "ck.npz", "--sizes", "784,8,2"], RunError, "--sizes 784,8,2 differs from the 784,16,2"),
     ("train --resume with a conflicting --limit", None,
      ["train", "--resume", "ck.npz", "--limit", "500"], RunError, "--limit 500 conflicts"),
 ]

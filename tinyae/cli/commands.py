@@ -138,8 +138,8 @@ def _threads(text):
 def cmd_train(args):
     from .. import io
     from .runs import (DEFAULT_BETA, DEFAULT_SCHEDULE, DEFAULT_SIZES, DEFAULT_WEIGHT_DECAY,
-                       ONECYCLE_LR, ONECYCLE_RECIPE, TRAIN_DEFAULTS, RunFolder, new_run_folder,
-                       resume_flags, saved_flags)
+                       ONECYCLE_LR, ONECYCLE_RECIPE, TRAIN_DEFAULTS, RunFolder,
+                       check_given_flags, new_run_folder, resume_flags, saved_flags)
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
@@ -158,6 +158,7 @@ def cmd_train(args):
     else:
         flags, notes = resume_flags(saved_flags(ckpt), given, args.override,
                                     repr(args.resume))
+    check_given_flags(given, flags, ckpt is not None, args.override)
     if "anneal" in given and flags["schedule"] != "onecycle":
         raise ValueError(f"--anneal {given['anneal']} shapes the descent of --schedule onecycle, "
                          f"but this run's schedule is {flags['schedule']}; add --schedule "
@@ -687,8 +688,10 @@ def build_parser():
                    "training flags, into a new folder (or --out); a flag given that differs "
                    "from the checkpoint's is an error unless --override (default: a new run)")
     t.add_argument("--override", action="store_true",
-                   help="with --resume: let the flags given replace the checkpoint's (the "
-                   "run then differs from an uninterrupted one)")
+                   help="with --resume: let the flags given replace the checkpoint's training "
+                   "flags (--lr, --batch-size, --schedule, --data, --seed, ...; the run then "
+                   "differs from an uninterrupted one); what decides the saved model itself "
+                   "(--model, --sizes, --pretrain-epochs, a kind's own options) cannot change")
     t.add_argument("--force", action="store_true",
                    help="write into an --out folder that holds an earlier run's files")
     t.add_argument("--quiet", action="store_true",

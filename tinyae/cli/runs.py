@@ -146,6 +146,33 @@ KIND_OPTIONS = {"ae": ("weight_decay",), "denoising": ("noise", "weight_decay"),
                 "stacked": ("pretrain_epochs", "weight_decay"), "vae": ("beta", "weight_decay")}
 
 
+# The options that decide which penalty a sparse model pays: the others belong to the other one.
+PENALTY_OPTIONS = {"kl": ("rho", "beta"), "l1": ("l1",)}
+# Flags that decide the saved model itself: --resume continues that model, so a different value
+# cannot be applied, even with --override (a new model needs a new run).
+SHAPES_MODEL = ("model", "sizes", "pretrain_epochs")
+
+
+def check_given_flags(given, flags, resuming, override):
+    """Refuse a given flag that this run would not apply: another kind's option, the other
+    penalty's setting, --override without --resume. ``flags``: the run's (new or restored)."""
+    if override and not resuming:
+        raise RunError("--override changes flags of a resumed run; without --resume there is "
+                       "nothing to override: leave it out")
+    kind, unused = flags["model"], set(MODEL_FLAGS) - {"model", *KIND_OPTIONS[flags["model"]]}
+    if kind == "sparse":
+        unused |= set(PENALTY_OPTIONS["l1" if flags["penalty"] == "kl" else "kl"])
+    for key in sorted(set(given) & unused):
+        owner = next((k for k, opts in KIND_OPTIONS.items() if key in opts and k != kind), None)
+        if kind == "sparse" and key in sum(PENALTY_OPTIONS.values(), ()):
+            raise RunError(f"{_flag(key)} sets the {'KL' if key != 'l1' else 'L1'} penalty, but "
+                           f"this run's --penalty is {flags['penalty']}; leave {_flag(key)} "
+                           "out, or choose that --penalty")
+        raise RunError(f"{_flag(key)} is an option of --model {owner}, and this run is --model "
+                       f"{kind}, which would not use it; leave {_flag(key)} out, or train "
+                       f"--model {owner}")
+
+
 def recorded_flags(flags):
     """The flags a checkpoint records: all but the options of the other model kinds."""
     unused = set(MODEL_FLAGS) - {"model", *KIND_OPTIONS[flags["model"]]}
@@ -245,6 +272,11 @@ def resume_flags(saved, given, override=False, path="the checkpoint"):
         elif key not in given or given[key] == s or key == "epochs" \
                 or (key == "data" and given[key] == "auto"):
             flags[key] = given.get(key, s) if key == "epochs" else s
+        elif key in SHAPES_MODEL:
+            raise RunError(f"{_flag(key)} {_show(given[key])} differs from the {_show(s)} of "
+                           f"{path}, which decides the saved model itself; --resume continues "
+                           f"that model as it is (even with --override); leave {_flag(key)} out "
+                           "to resume, or train a new model with it.")
         elif key in IN_MODEL_CONFIG.get(saved.get("model"), ()):
             raise RunError(f"{_flag(key)} {_show(given[key])} differs from the {_show(s)} of "
                            f"{path}, and it is part of the saved model, which --resume "
