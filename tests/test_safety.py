@@ -519,3 +519,31 @@ def test_overflowing_weights_write_no_nan_codes_images_or_page(tmp_path, capsys,
     assert cli.main(["decode", "ok.npz", "huge.npy", "-o", "d.png"]) == 1
     assert "beyond float32's range" in capsys.readouterr().err
     assert not (tmp_path / "d.png").exists()
+
+
+def test_numbers_read_from_a_checkpoint_have_the_flags_bounds(tmp_path, capsys, monkeypatch):
+    """A crafted run length, a step counter past int64 or a NaN in the history: each is one
+    line at --resume, before training, instead of a run that never ends, a checkpoint the
+    run cannot save again, or a best.npz never written."""
+    from crafted import edit_config, read_npz, npz_bytes
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--data", "builtin", "--limit", "40", "--epochs", "1",
+                     "--schedule", "none", "--out", "a", "--quiet"]) == 0
+    capsys.readouterr()
+
+    def run_length(config):
+        config["extra"]["args"]["epochs"] = 10 ** 12
+
+    def nan_history(config):
+        config["extra"]["history"]["records"][0]["loss"] = float("nan")
+    for change, words in ((run_length, "--epochs 1000000000000 is not valid"),
+                          (nan_history, "holds NaN or an infinite value")):
+        (tmp_path / "b.npz").write_bytes((tmp_path / "a" / "last.npz").read_bytes())
+        edit_config(tmp_path / "b.npz", change)
+        assert cli.main(["train", "--resume", "b.npz", "--quiet"]) == 1
+        assert words in capsys.readouterr().err
+    config, arrays = read_npz((tmp_path / "a" / "last.npz").read_bytes())
+    arrays["optim/t"] = np.array(2 ** 63 + 5, dtype=np.uint64)
+    (tmp_path / "c.npz").write_bytes(npz_bytes(config, arrays))
+    assert cli.main(["train", "--resume", "c.npz", "--quiet"]) == 1
+    assert "not a step count" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from ..data.mnist import load_dataset
 from ..io import safety
 from ..nn.schedules import ANNEALS
 from ..nn.schedules import NAMES as SCHEDULES
+from .runs import MAX_BATCH, MAX_EPOCHS
 
 DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
 MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked", "vae")
@@ -259,9 +260,11 @@ def _train(args, flags, ckpt, out, earlier):
     per_image = ("" if "test_sq_error_per_image" not in m else   # (tests may stub the metrics)
                  f", squared error per image {m['test_sq_error_per_image']:.2f} (PCA-30 "
                  f"{m['pca30_test_sq_error_per_image']:.2f})")
+    where = "" if data_name != "builtin" else (" (on the built-in digits, not MNIST: these "
+                                               "figures do not compare with MNIST's)")
     print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
           f"{m['pca2_test_mse_per_pixel']:.4f}){per_image}; 5-NN accuracy of the codes "
-          f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f})")
+          f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f}){where}")
     print(f"wrote {out}")
     return 0
 
@@ -479,7 +482,8 @@ def cmd_explore(args):
     model = io.load(ckpt)
     X, y, name = _checkpoint_data(args, ckpt)
     size = write_explorer(model, X, y, args.output,
-                          title=f"tinyae explorer: {args.checkpoint}, {len(X):,} {name} {args.split} images")
+                          title=f"tinyae explorer: {Path(args.checkpoint).name}, {len(X):,} "
+                                f"{name} {args.split} images")
     print(f"wrote {args.output} ({size / 2**20:.1f} MiB); open it in a browser")
     return 0
 
@@ -644,10 +648,10 @@ def build_parser():
     t.add_argument("--sizes", type=_sizes, default=keep,
                    help="encoder widths, input to latent (default 784,512,256,64,2; at most "
                    "100,000,000 parameters in all)")
-    t.add_argument("--epochs", type=_positive(int, 100_000), default=keep,
+    t.add_argument("--epochs", type=_positive(int, MAX_EPOCHS), default=keep,
                    help="epochs in all, at most 100,000 (default 20; with --resume: the "
                    "checkpoint's)")
-    t.add_argument("--batch-size", type=_positive(int, 1 << 20), default=keep, help="default 256")
+    t.add_argument("--batch-size", type=_positive(int, MAX_BATCH), default=keep, help="default 256")
     t.add_argument("--lr", type=_positive(float), default=keep,
                    help="Adam learning rate, finite and > 0; the peak of the schedule "
                    "(default 4e-3 with --schedule onecycle, else 1e-3)")
@@ -713,7 +717,7 @@ def build_parser():
                    "0.01); vae: weight of the KL term, >= 0 (default 1, the ELBO)")
     g.add_argument("--l1", type=float, default=keep,
                    help="sparse, l1: weight of the L1 penalty (default 1e-4)")
-    g.add_argument("--pretrain-epochs", type=_positive(int, 100_000), default=keep,
+    g.add_argument("--pretrain-epochs", type=_positive(int, MAX_EPOCHS), default=keep,
                    help="stacked: greedy epochs per level before fine-tuning (default 5)")
     t.set_defaults(run=cmd_train)
 

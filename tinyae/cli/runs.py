@@ -13,6 +13,7 @@ A run's checkpoints record every flag that shapes it (``TRAIN_DEFAULTS``);
 ``resume_flags`` restores them and refuses a different one given on the
 command line unless told to override it.
 """
+import math
 import os
 import socket
 import time
@@ -105,6 +106,8 @@ class RunFolder:
 
 
 # --- resuming: every flag that shapes the run comes back from the checkpoint --------------
+MAX_EPOCHS = 100_000        # --epochs and --pretrain-epochs, given or read from a checkpoint
+MAX_BATCH = 1 << 20         # --batch-size, likewise
 TRAIN_DEFAULTS = {"data": "auto", "sizes": SEED_SIZES, "epochs": 20,
                   "batch_size": 256, "lr": 1e-3, "seed": 0, "limit": None, "validation": "test",
                   "threads": None, "schedule": "none", "warmup": None, "model": "ae",
@@ -200,8 +203,8 @@ def _valid(key, v):
     ok = {"data": lambda: v in ("mnist", "fashion", "builtin"),
           "sizes": lambda: isinstance(v, (list, tuple)) and len(v) >= 2
           and all(type(s) is int and s >= 1 for s in v),
-          "epochs": lambda: type(v) is int and v >= 1,
-          "batch_size": lambda: type(v) is int and v >= 1,
+          "epochs": lambda: type(v) is int and 1 <= v <= MAX_EPOCHS,
+          "batch_size": lambda: type(v) is int and 1 <= v <= MAX_BATCH,
           "lr": lambda: num and 0 < v < float("inf"),
           "seed": lambda: type(v) is int and v >= 0,
           "limit": lambda: v is None or (type(v) is int and v >= 1),
@@ -218,7 +221,7 @@ def _valid(key, v):
           "beta": lambda: num and 0 <= v < float("inf"),
           "l1": lambda: num and 0 <= v < float("inf"),
           "weight_decay": lambda: num and 0 <= v < float("inf"),
-          "pretrain_epochs": lambda: type(v) is int and v >= 1}[key]
+          "pretrain_epochs": lambda: type(v) is int and 1 <= v <= MAX_EPOCHS}[key]
     return ok()
 
 
@@ -370,6 +373,8 @@ def checked_history(ckpt):
                     isinstance(v, (int, float)) and not isinstance(v, bool)
                     for v in numbers + tuple(r.step_lr)):
                 raise TypeError(f"record {r}")
+            if not all(math.isfinite(v) for v in numbers + tuple(r.step_lr)):
+                raise ValueError(f"epoch {r.epoch} holds NaN or an infinite value")
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{ckpt.path!r}: the training history it records is malformed "
                               f"({type(exc).__name__}: {str(exc)[:80]}); the file was altered.") from None

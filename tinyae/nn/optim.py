@@ -47,6 +47,9 @@ class Optimizer:
         self._load(state)
 
 
+MAX_STEPS = 2 ** 53          # Adam's step counter: exact as a float, saved as an int64
+
+
 def _check(ok, message):
     if not ok:
         raise ValueError(message)
@@ -123,6 +126,9 @@ class Adam(Optimizer):
         return state
 
     def _load(self, state):
-        self.t = int(state["t"])
+        t = int(state["t"])
+        if not 0 <= t <= MAX_STEPS:     # it is saved again as an int64: keep it one
+            raise ValueError(f"optimizer state 't' is {t}, not a step count in 0..{MAX_STEPS:,}")
+        self.t = t
         for (name, _, _), m, v in zip(self.params, self.m, self.v):
             m[...], v[...] = state[f"m.{name}"], state[f"v.{name}"]
