@@ -547,3 +547,23 @@ def test_numbers_read_from_a_checkpoint_have_the_flags_bounds(tmp_path, capsys, 
     (tmp_path / "c.npz").write_bytes(npz_bytes(config, arrays))
     assert cli.main(["train", "--resume", "c.npz", "--quiet"]) == 1
     assert "not a step count" in capsys.readouterr().err
+
+
+def test_a_zip_directory_of_too_many_entries_is_refused_before_it_is_read(tmp_path):
+    """zipfile reads the whole central directory into memory on opening: the count in the
+    archive's end record is checked first (ZIP64 too), so the cost stays a few kilobytes."""
+    import io as stdio
+    import zipfile
+    from tinyae.io.check import MAX_MEMBERS
+    for zip64 in (False, True):
+        buf = stdio.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for i in range(MAX_MEMBERS + 1 if not zip64 else 70_000):   # > 65,535: ZIP64
+                z.writestr(f"e{i}", b"")
+        (tmp_path / "many.npz").write_bytes(buf.getvalue())
+        tracemalloc.start()
+        with pytest.raises(CheckpointError, match="zip directory lists"):
+            ta.io.read_checkpoint(tmp_path / "many.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 1 << 20, peak

@@ -23,13 +23,15 @@ import json
 import os
 import secrets
 import socket
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .check import CheckpointError, check_members, expected_arrays, parse_config
+from .check import (MAX_MEMBERS, CheckpointError, check_members, expected_arrays,
+                    parse_config)
 from .safety import describe, kind_of, regular_file
 
 FORMAT = "tinyae-checkpoint"
@@ -170,6 +172,7 @@ def read_checkpoint(path) -> Checkpoint:
     try:
         with open(path, "rb") as f:
             head = f.read(8)
+            _check_directory(f, path)
         with zipfile.ZipFile(path) as z:
             config, shapes = _read_config(z, path)
             ckpt = Checkpoint(path, config)
@@ -203,6 +206,31 @@ def read_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{path!r}: the archive cannot be read ({type(exc).__name__}: "
                               f"{exc}); it is corrupt or not made by tinyae.") from None
     return ckpt
+
+
+def _check_directory(f, path):
+    """Refuse an archive whose directory lists more entries (or bytes) than a checkpoint has,
+    from its end record alone: zipfile would read the whole directory into memory first."""
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(max(0, size - (1 << 16) - 22))
+    tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")                     # end of central directory
+    if at < 0 or len(tail) - at < 22:
+        return                                          # not a zip: zipfile says so below
+    entries, directory_bytes = struct.unpack("<HI", tail[at + 10:at + 16])
+    locator = tail.rfind(b"PK\x06\x07", 0, at)           # ZIP64: the counts live further back
+    if locator >= 0 and len(tail) - locator >= 20:
+        (end64,) = struct.unpack("<Q", tail[locator + 8:locator + 16])
+        if end64 + 56 <= size:
+            f.seek(end64)
+            record = f.read(56)
+            if record[:4] == b"PK\x06\x06":
+                entries, directory_bytes = struct.unpack("<QQ", record[32:48])
+    if entries > MAX_MEMBERS or directory_bytes > MAX_MEMBERS * 1024:
+        raise CheckpointError(f"{path!r}: its zip directory lists {entries:,} entries "
+                              f"({directory_bytes:,} bytes), more than a checkpoint has; the "
+                              "file was altered or is not from tinyae.")
 
 
 def _read_config(z, path):
