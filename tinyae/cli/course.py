@@ -70,7 +70,7 @@ def add_commands(command):
     e = command("exercises", "write student versions of the tutorials, without solutions",
                 "Copy the tutorials without the cells tagged as solutions (the "
                 "'## Solutions' section at the end of each), so trying comes first. "
-                "Nothing is overwritten: OUT must not hold any of the files yet.")
+                "Without --force, OUT must not hold any of the files yet.")
     e.add_argument("action", choices=("strip",), help="strip: remove the solution cells")
     e.add_argument("source", help="the tutorials folder (or one tutorial .py)")
     e.add_argument("-o", "--output", required=True, metavar="OUT",
