@@ -35,7 +35,7 @@ if "TINYAE_DATA_DIR" not in os.environ and _SHARED.is_dir():
 
 def load(split):
     """MNIST ``split`` (the built-in digits when MNIST cannot be had), subset in fast mode."""
-    from .data.mnist import load_dataset
+    from .data import load_dataset
     limit = (3000 if split == "train" else 1000) if FAST else None
     X, y, name = load_dataset("auto", split, limit, progress=False)
     return X, y, name
@@ -43,10 +43,9 @@ def load(split):
 
 def trained_model(epochs=20):
     """The model saved by tutorial 02, or a freshly trained one."""
-    from .io.checkpoint import load as load_model
-    from .io.checkpoint import save
-    from .models.autoencoder import dense_autoencoder
-    from .train.loop import fit
+    from .io import load as load_model, save
+    from .models import dense_autoencoder
+    from .train import fit
     if MODEL_PATH.exists():
         return load_model(MODEL_PATH)
     X, _, _ = load("train")
