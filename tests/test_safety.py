@@ -266,7 +266,7 @@ def test_every_os_error_is_one_line_naming_the_file(error, ws, capsys, monkeypat
     code = {IsADirectoryError: errno.EISDIR, NotADirectoryError: errno.ENOTDIR,
             PermissionError: errno.EACCES, FileExistsError: errno.EEXIST}[error]
 
-    def fail(path):
+    def fail(path, **kwargs):
         raise error(code, os.strerror(code), str(path))
     monkeypatch.setattr(ta.io, "read_checkpoint", fail)
     assert cli.main(["info", "ck.npz"]) == 1
@@ -567,3 +567,22 @@ def test_a_zip_directory_of_too_many_entries_is_refused_before_it_is_read(tmp_pa
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 1 << 20, peak
+
+
+def test_commands_that_only_use_the_model_leave_the_optimiser_unread(tmp_path):
+    """`tinyae info` and the other read-only commands skip Adam's two arrays per weight: the
+    memory of reading a checkpoint is then about that of its weights."""
+    model = ta.dense_autoencoder((784, 512, 2), rng=np.random.default_rng(0))
+    ta.save(model, tmp_path / "ck.npz", optimizer=ta.Adam(model.parameters()))
+    full = ta.io.read_checkpoint(tmp_path / "ck.npz")
+    light = ta.io.read_checkpoint(tmp_path / "ck.npz", optimizer=False)
+    assert set(full.optim) > {"t"} and set(light.optim) == {"t"}    # t is still checked
+    assert light.params.keys() == full.params.keys()
+    tracemalloc.start()
+    ta.io.load(ta.io.read_checkpoint(tmp_path / "ck.npz", optimizer=False))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    weights = sum(p.nbytes for _, p, _ in model.parameters())
+    # read 1x, the model's weights and gradients 2x, one float64 initialiser array 2x
+    # (the optimiser's arrays would add 2x more)
+    assert peak < 4 * weights, (peak, weights)

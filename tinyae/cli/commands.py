@@ -400,7 +400,7 @@ def cmd_encode(args):
     from .. import io
     from ..evaluate import metrics
     _outputs(args, "codes.npy", "npy", {"--labels": args.labels})
-    ckpt = io.read_checkpoint(args.checkpoint)
+    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
     model = io.load(ckpt)
     X, y, _ = _checkpoint_data(args, ckpt)
     with np.errstate(over="ignore", invalid="ignore"):     # judged below, in one line
@@ -425,7 +425,7 @@ def cmd_decode(args):
     from .. import io
     from ..viz import plot
     _outputs(args, "decoded.png", "png")
-    model = io.load(io.read_checkpoint(args.checkpoint))
+    model = io.load(io.read_checkpoint(args.checkpoint, optimizer=False))
     Z = io.load_codes(args.codes, model.latent_width, max_codes=10**7)
     if args.max_images and len(Z) > args.max_images:     # 10,000 codes would make a 17 MB PNG
         print(f"decoding the first {args.max_images:,} of {len(Z):,} codes "
@@ -455,7 +455,7 @@ def cmd_interpolate(args):
     from ..viz import plot
     from ..viz.latent import lerp, slerp
     _outputs(args, "interpolation.png", "png")
-    ckpt = io.read_checkpoint(args.checkpoint)
+    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
     model = io.load(ckpt)
     X, _, _ = _checkpoint_data(args, ckpt)
     for k in (args.source, args.target):
@@ -478,7 +478,7 @@ def cmd_explore(args):
     from .. import io
     from ..viz.explore import write_explorer
     _outputs(args, "explore.html", "html")
-    ckpt = io.read_checkpoint(args.checkpoint)
+    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
     model = io.load(ckpt)
     X, y, name = _checkpoint_data(args, ckpt)
     size = write_explorer(model, X, y, args.output,
@@ -497,7 +497,7 @@ def printable(text):
 def cmd_info(args):
     from .. import io
     from .runs import checked_history
-    ckpt = io.read_checkpoint(args.checkpoint)
+    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
     model = io.load(ckpt)
     history = checked_history(ckpt)
     metrics = ckpt.extra.get("metrics") or {}
@@ -546,7 +546,7 @@ def cmd_robustness(args):
         safety.require_suffix(args.json, ".json", "--json")
         safety.check_outputs({"--json": args.json}, [args.checkpoint], kinds={"--json": "text"},
                              force=args.force)
-    ckpt = io.read_checkpoint(args.checkpoint)
+    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
     model = io.load(ckpt)
     X, _, name = _checkpoint_data(args, ckpt)
     table = robustness.robustness_table(model, X, seed=args.seed)
@@ -581,7 +581,7 @@ def cmd_sample(args):
     from ..evaluate.vae_eval import samples
     from ..viz import plot
     _outputs(args, "samples.png", "png")
-    ckpt = io.read_checkpoint(args.checkpoint)
+    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
     model = io.load(ckpt)
     rng = np.random.default_rng(args.seed)
     X_fit = None

@@ -162,9 +162,12 @@ class Checkpoint:
         return self.config.get("schedule")
 
 
-def read_checkpoint(path) -> Checkpoint:
+def read_checkpoint(path, optimizer: bool = True) -> Checkpoint:
     """Read and validate the archive at ``path`` without building a model.
 
+    ``optimizer=False`` leaves the optimiser's moment arrays unread (their headers
+    are still checked, and its step count read): a command that only uses the
+    model then needs about a third of the memory.
     Raises ``CheckpointError`` for anything that is not a sound tinyae
     checkpoint, ``FileNotFoundError`` when there is no file.
     """
@@ -176,8 +179,10 @@ def read_checkpoint(path) -> Checkpoint:
         with zipfile.ZipFile(path) as z:
             config, shapes = _read_config(z, path)
             ckpt = Checkpoint(path, config)
-            for key, (info, _) in shapes.items():
+            for key, (info, shape) in shapes.items():
                 group, _, name = key.partition("/")
+                if group == "optim" and not optimizer and shape != ():
+                    continue            # a moment array; the step count t is still checked
                 with z.open(info) as f:
                     arr = np.lib.format.read_array(f, allow_pickle=False)
                     if f.read(1):

@@ -12,13 +12,15 @@ import numpy as np
 def he(shape, rng, dtype=np.float32):
     """He (Kaiming) normal init; ``shape`` is (fan_in, fan_out)."""
     fan_in = shape[0]
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    w = rng.standard_normal(shape)
+    w *= np.sqrt(2.0 / fan_in)          # in place: one float64 array at a time, same numbers
+    return w.astype(dtype, copy=False)
 
 
 def glorot(shape, rng, dtype=np.float32):
     """Glorot (Xavier) uniform init; ``shape`` is (fan_in, fan_out)."""
     a = np.sqrt(6.0 / (shape[0] + shape[1]))
-    return rng.uniform(-a, a, size=shape).astype(dtype)
+    return rng.uniform(-a, a, size=shape).astype(dtype, copy=False)
 
 
 INITIALISERS = {"he": he, "glorot": glorot}
