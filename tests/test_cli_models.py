@@ -200,6 +200,7 @@ def test_override_cannot_change_what_the_saved_model_holds(tmp_path, capsys, mon
     (["--model", "sparse", "--sizes", "784,16", "--l1", "1e-3"],
      "--l1 sets the L1 penalty, but this run's --penalty is kl"),
     (["--override"], "without --resume there is nothing to override"),
+    (["--model", "ae", "--beta", "0.5"], "--beta is an option of --model sparse or --model vae"),
 ])
 def test_a_flag_the_run_would_not_apply_is_refused(argv, words, tmp_path, capsys):
     """Accepted means applied: a flag of another kind, or of the other penalty, or an
@@ -226,3 +227,10 @@ def test_override_cannot_rebuild_the_resumed_model(argv, words, tmp_path, capsys
                      "--epochs", "2", "--out", str(tmp_path / "b"), *argv] + common)
     assert code == 1 and words in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_info_on_a_run_stopped_before_its_first_epoch_finished():
+    from tinyae.cli.commands import _which_epoch
+    text = _which_epoch([], 5, "interrupted (SIGTERM) in epoch 1, step 3; the model holds ...")
+    assert text == ("holds the starting weights: the run was interrupted (SIGTERM) in epoch 1, "
+                    "step 3, before any epoch finished")

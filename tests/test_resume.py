@@ -118,3 +118,25 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_keep_the_work_and_exit_non_zero(
               "numba", tmp_path)
     assert r.returncode == 0, r.stderr
     assert state(tmp_path / "B2" / "last.npz")[1] == state(tmp_path / "A" / "last.npz")[1]
+
+
+def test_sigterm_during_the_evaluation_says_where_the_model_is(tmp_path, mnist_dir):
+    driver = r"""
+import os, signal, sys
+from tinyae.cli import commands as cli
+from tinyae.evaluate import metrics
+def evaluate(*a, **k):
+    os.kill(os.getpid(), signal.SIGTERM)        # arrives while the metrics are computed
+    raise AssertionError("SIGTERM should have ended the command")
+metrics.evaluate_autoencoder = evaluate
+sys.exit(cli.main(sys.argv[1:]))
+"""
+    env = {**os.environ, "TINYAE_DATA_DIR": str(mnist_dir)}
+    r = subprocess.run([sys.executable, "-c", driver, "train", *FLAGS, "--epochs", "1",
+                        "--out", "E"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 143, r.stderr
+    assert r.stderr.splitlines()[-1].startswith("tinyae train: stopped by SIGTERM; the trained "
+                                                "model is in")
+    assert state(tmp_path / "E" / "last.npz")[1]          # one finished epoch, saved
+    assert not (tmp_path / "E" / "metrics.json").exists()

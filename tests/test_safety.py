@@ -490,7 +490,7 @@ def test_strings_from_a_checkpoint_reach_the_terminal_as_text(tmp_path, capsys):
     from crafted import edit_config
     path = tmp_path / "ck.npz"
     ta.save(ta.dense_autoencoder((16, 4, 2), rng=np.random.default_rng(0)), path,
-            extra={"metrics": {"data": "\x1b[2J\x1b[31mred"}})
+            extra={"metrics": {"data": "\x1b[2J\x1b[31mred", "k\nforged: 9": 1.0}})
 
     def sneak(config):
         config["tinyae_version"] = "0.1\x1b]0;title\x07"
@@ -499,6 +499,7 @@ def test_strings_from_a_checkpoint_reach_the_terminal_as_text(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b[2J\\x1b[31mred" in out and "0.1\\x1b]0;title\\x07" in out
+    assert "k\\nforged: 9: 1.0000" in out and "\nforged" not in out     # one metric, one line
 
 
 def test_overflowing_weights_write_no_nan_codes_images_or_page(tmp_path, capsys, monkeypatch):

@@ -1,6 +1,7 @@
 """The ``tinyae`` command: train the seed model, then encode, decode, interpolate, inspect;
 check a student's layer and write student versions of the tutorials (``course``)."""
 import argparse
+import contextlib
 import errno
 import json
 import math
@@ -234,39 +235,60 @@ def _train(args, flags, ckpt, out, earlier):
               f"{out / 'last.npz'}); the metrics and figures were not made", file=sys.stderr)
         return 128 + signum
 
-    say = (lambda *a, **k: None) if args.quiet else partial(print, file=sys.stderr, flush=True)
-    say(f"evaluating the last model on {len(X):,} training and {len(Xt):,} test images: "
-        "reconstruction error, the PCA-2 baseline, 5-NN accuracy of the codes; then the figures")
-    started = time.perf_counter()
-    chosen = history.records[-1].threads if history.records else None
-    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=flags["threads"] or chosen)
-    if flags["model"] == "vae":
-        from ..evaluate.vae_eval import evaluate_vae
-        m.update(evaluate_vae(model, X, y, Xt, yt, seed=flags["seed"]))
-    m.update({"data": data_name, "seed": flags["seed"], "epochs": len(history.records)})
-    checkpoints.extra["metrics"] = m
-    checkpoints.save_last(model, optimizer, history)
-    _write_text(out / "history.json", json.dumps(history.to_dict(), indent=2))
-    _write_text(out / "history.csv", history.to_csv())
-    _write_text(out / "metrics.json", json.dumps(m, indent=2))
-    _figures(model, Xt, yt, history, out)
-    if flags["model"] == "vae":
-        _vae_figures(model, flags["seed"], out)
-        print(f"test negative ELBO {m['test_neg_elbo_per_image']:.2f} nats per image "
-              f"(reconstruction {m['test_reconstruction_per_image']:.2f} + KL "
-              f"{m['test_kl_per_image']:.2f}); log p(x) >= {m['test_log_px_iw100']:.2f} "
-              f"(importance-weighted, k=100)")
-    say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
-    per_image = ("" if "test_sq_error_per_image" not in m else   # (tests may stub the metrics)
-                 f", squared error per image {m['test_sq_error_per_image']:.2f} (PCA-30 "
-                 f"{m['pca30_test_sq_error_per_image']:.2f})")
-    where = "" if data_name != "builtin" else (" (on the built-in digits, not MNIST: these "
-                                               "figures do not compare with MNIST's)")
-    print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
-          f"{m['pca2_test_mse_per_pixel']:.4f}){per_image}; 5-NN accuracy of the codes "
-          f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f}){where}")
-    print(f"wrote {out}")
-    return 0
+    with _end_on_signal(f"the trained model is in {out / 'last.npz'} and {out / 'best.npz'}, "
+                        "but the metrics and figures were not made"):
+        say = (lambda *a, **k: None) if args.quiet else partial(print, file=sys.stderr, flush=True)
+        say(f"evaluating the last model on {len(X):,} training and {len(Xt):,} test images: "
+            "reconstruction error, the PCA-2 baseline, 5-NN accuracy of the codes; then the figures")
+        started = time.perf_counter()
+        chosen = history.records[-1].threads if history.records else None
+        m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=flags["threads"] or chosen)
+        if flags["model"] == "vae":
+            from ..evaluate.vae_eval import evaluate_vae
+            m.update(evaluate_vae(model, X, y, Xt, yt, seed=flags["seed"]))
+        m.update({"data": data_name, "seed": flags["seed"], "epochs": len(history.records)})
+        checkpoints.extra["metrics"] = m
+        checkpoints.save_last(model, optimizer, history)
+        _write_text(out / "history.json", json.dumps(history.to_dict(), indent=2))
+        _write_text(out / "history.csv", history.to_csv())
+        _write_text(out / "metrics.json", json.dumps(m, indent=2))
+        _figures(model, Xt, yt, history, out)
+        if flags["model"] == "vae":
+            _vae_figures(model, flags["seed"], out)
+            print(f"test negative ELBO {m['test_neg_elbo_per_image']:.2f} nats per image "
+                  f"(reconstruction {m['test_reconstruction_per_image']:.2f} + KL "
+                  f"{m['test_kl_per_image']:.2f}); log p(x) >= {m['test_log_px_iw100']:.2f} "
+                  f"(importance-weighted, k=100)")
+        say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
+        per_image = ("" if "test_sq_error_per_image" not in m else   # (tests may stub the metrics)
+                     f", squared error per image {m['test_sq_error_per_image']:.2f} (PCA-30 "
+                     f"{m['pca30_test_sq_error_per_image']:.2f})")
+        where = "" if data_name != "builtin" else (" (on the built-in digits, not MNIST: these "
+                                                   "figures do not compare with MNIST's)")
+        print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
+              f"{m['pca2_test_mse_per_pixel']:.4f}){per_image}; 5-NN accuracy of the codes "
+              f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f}){where}")
+        print(f"wrote {out}")
+        return 0
+
+
+@contextlib.contextmanager
+def _end_on_signal(what):
+    """Inside, SIGTERM and SIGHUP end the command at once with one line saying ``what``
+    (every file is written atomically, so none is left half written)."""
+    import signal
+
+    from ..train.stops import SIGNALS
+
+    def end(signum, frame):
+        print(f"tinyae train: stopped by {SIGNALS[signum]}; {what}", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
+    old = {signum: signal.signal(signum, end) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
 
 
 def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
@@ -491,7 +513,7 @@ def cmd_explore(args):
 def printable(text):
     """``text`` with control characters shown as escapes: a checkpoint's strings reach the
     terminal only as text, never as escape sequences that move the cursor or recolour it."""
-    return "".join(c if c.isprintable() or c == "\n" else ascii(c)[1:-1] for c in str(text))
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
 
 
 def cmd_info(args):
@@ -506,12 +528,13 @@ def cmd_info(args):
         raise io.CheckpointError(f"{args.checkpoint!r}: its metrics entry is malformed")
     say(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "
           f"format {ckpt.config.get('format_version')}, dtype {model.dtype}")
-    say(_which_epoch(history.records, ckpt.extra.get("args", {}).get("epochs")))
+    say(_which_epoch(history.records, ckpt.extra.get("args", {}).get("epochs"), history.stopped))
     say(_model_kind(model, ckpt))
     model.summary()
     if history.records:
         terms = any(r.penalty for r in history.records)     # a sparse model: show both terms
-        say("\nepoch  loss      val_loss  seconds  lr (last step)"
+        print()
+        say("epoch  loss      val_loss  seconds  lr (last step)"
               + ("  reconstruction  penalty" if terms else ""))
         for r in history.records:
             val = "" if r.val_loss is None else f"{r.val_loss:.5f}"
@@ -563,8 +586,11 @@ def cmd_robustness(args):
     return 0
 
 
-def _which_epoch(records, planned):
+def _which_epoch(records, planned, stopped=None):
     """A sentence saying which epoch's weights the checkpoint holds (best.npz: an early one)."""
+    if not records and stopped:
+        return f"holds the starting weights: the run was {stopped.split(';')[0]}, before any " \
+               "epoch finished"
     if not records:
         return "holds weights that were never trained with tinyae train (no history)"
     last, of = records[-1], f" of {planned}" if planned else ""

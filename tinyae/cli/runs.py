@@ -166,7 +166,8 @@ def check_given_flags(given, flags, resuming, override):
     if kind == "sparse":
         unused |= set(PENALTY_OPTIONS["l1" if flags["penalty"] == "kl" else "kl"])
     for key in sorted(set(given) & unused):
-        owner = next((k for k, opts in KIND_OPTIONS.items() if key in opts and k != kind), None)
+        owner = " or --model ".join(k for k, opts in KIND_OPTIONS.items()
+                                    if key in opts and k != kind)
         if kind == "sparse" and key in sum(PENALTY_OPTIONS.values(), ()):
             raise RunError(f"{_flag(key)} sets the {'KL' if key != 'l1' else 'L1'} penalty, but "
                            f"this run's --penalty is {flags['penalty']}; leave {_flag(key)} "
