@@ -510,11 +510,15 @@ def test_overflowing_weights_write_no_nan_codes_images_or_page(tmp_path, capsys,
     model.encoder[0].params["W"][...] = 3e38
     ta.save(model, "big.npz")
     for argv in (["encode", "big.npz", "--data", "builtin", "--limit", "20", "-o", "z.npy"],
-                 ["explore", "big.npz", "--data", "builtin", "--limit", "20", "-o", "e.html"]):
+                 ["explore", "big.npz", "--data", "builtin", "--limit", "20", "-o", "e.html"],
+                 ["robustness", "big.npz", "--data", "builtin", "--limit", "20", "-o", "r.png"],
+                 ["interpolate", "big.npz", "--data", "builtin", "--limit", "20", "--from", "0",
+                  "--to", "1", "-o", "i.png"],
+                 ["sample", "big.npz", "--data", "builtin", "--limit", "20", "-o", "s.png"]):
         assert cli.main(argv) == 1
         err = capsys.readouterr().err
         assert "NaN or infinite" in err and "nothing was written" in err, err
-    assert not (tmp_path / "z.npy").exists() and not (tmp_path / "e.html").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.suffix in (".npy", ".html", ".png")]
     ta.save(ta.dense_autoencoder((784, 8, 2), rng=np.random.default_rng(0)), "ok.npz")
     np.save("huge.npy", np.full((4, 2), 1e300))
     assert cli.main(["decode", "ok.npz", "huge.npy", "-o", "d.png"]) == 1

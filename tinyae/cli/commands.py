@@ -483,14 +483,17 @@ def cmd_interpolate(args):
     for k in (args.source, args.target):
         if not 0 <= k < len(X):
             raise ValueError(f"image index {k} is out of range: the {args.split} set has {len(X)} images")
-    z1, z2 = model.encode(X[args.source]), model.encode(X[args.target])
-    if args.slerp:              # the arc bends around the centre of the codes, not the origin
-        center = metrics.batched(model.encode, X).mean(axis=0)
-        path = slerp(z1, z2, args.steps, center=center).astype(model.dtype)
-    else:
-        path = lerp(z1, z2, args.steps).astype(model.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):     # judged below, in one line
+        z1, z2 = model.encode(X[args.source]), model.encode(X[args.target])
+        if args.slerp:          # the arc bends around the centre of the codes, not the origin
+            center = metrics.batched(model.encode, X).mean(axis=0)
+            path = slerp(z1, z2, args.steps, center=center).astype(model.dtype)
+        else:
+            path = lerp(z1, z2, args.steps).astype(model.dtype)
+        images = model.decode(path)
     kind = "spherical" if args.slerp else "linear"
-    plot.image_strip(model.decode(path), path=args.output,
+    _require_finite(images, "decoded images", "the model's weights overflow on this path")
+    plot.image_strip(images, path=args.output,
                      title=f"{kind} interpolation, {args.split} image {args.source} to {args.target}")
     print(f"wrote {args.output}")
     return 0
@@ -572,6 +575,9 @@ def cmd_robustness(args):
     ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
     model = io.load(ckpt)
     X, _, name = _checkpoint_data(args, ckpt)
+    with np.errstate(over="ignore", invalid="ignore"):     # a probe: judged in one line
+        probe = model.reconstruct(X[:64])
+    _require_finite(probe, "reconstructions of a probe batch", "the model's weights overflow")
     table = robustness.robustness_table(model, X, seed=args.seed)
     copy = robustness.copy_errors(model, n=min(len(X), 1000), seed=args.seed)
     kind = (ckpt.extra.get("args") or {}).get("model", type(model).__name__)
@@ -613,7 +619,12 @@ def cmd_sample(args):
     X_fit = None
     if not hasattr(model, "sample"):       # a plain autoencoder: a Gaussian fitted to its codes
         X_fit, _, _ = _checkpoint_data(args, ckpt)
-    images = samples(model, args.n, rng, X_fit)
+    with np.errstate(over="ignore", invalid="ignore"):     # judged below, in one line
+        if X_fit is not None:           # the codes a Gaussian is fitted to must be finite
+            _require_finite(model.reconstruct(X_fit[:64]), "reconstructions of a probe batch",
+                            "the model's weights overflow")
+        images = samples(model, args.n, rng, X_fit)
+    _require_finite(images, "samples", "the model's weights overflow")
     how = ("from the prior N(0, I)" if X_fit is None else
            f"from a Gaussian fitted to the codes of {len(X_fit):,} {args.split} images")
     plot.image_grid(images, args.columns, path=args.output, title=f"{len(images)} samples {how}")
