@@ -315,7 +315,7 @@ def build_model(flags):
     """A new model of kind ``flags["model"]`` (ae, denoising, sparse, stacked, vae) from the flags.
 
     A stacked model is a dense autoencoder here; the run trains its levels greedily
-    (``tinyae.stacked.pretrain``) before ``fit`` fine-tunes it.
+    (``tinyae.train.stacked.pretrain``) before ``fit`` fine-tunes it.
     """
     import tinyae as ta
     rng, sizes = np.random.default_rng(flags["seed"]), flags["sizes"]

@@ -119,7 +119,7 @@ def batched(fn, X, batch_size=2048, threads=None):
     """fn applied to X in batches, results stacked: keeps peak memory small.
 
     BLAS threads as in ``fit``: ``threads`` fixed, or "auto" (the default,
-    or ``TINYAE_THREADS``) measured on the first batches (``tinyae.threads``).
+    or ``TINYAE_THREADS``) measured on the first batches (``tinyae.train.threads``).
     """
     from ..train.threads import blas_threads
     parts = []

@@ -9,7 +9,7 @@ Both are an ``Autoencoder`` (an ``encoder`` and a ``decoder``, each a
 ``fit`` asks every model for both hooks: ``corrupt(X, rng)`` (when the model
 has one) makes the inputs of a step, and ``penalty()`` is added to the loss.
 The stacked autoencoder is trained differently, not built differently: see
-``tinyae.stacked``.
+``tinyae.train.stacked``.
 """
 import math
 

@@ -16,7 +16,7 @@ class EpochRecord:
     val_loss: float | None
     seconds: float
     lr: float                           # the lr of the epoch's last step
-    threads: int | None = None      # BLAS threads at the end of the epoch (tinyae.threads)
+    threads: int | None = None      # BLAS threads at the end of the epoch (tinyae.train.threads)
     reconstruction: float | None = None        # None in records saved before the split
     penalty: float = 0.0
     step_lr: list = field(default_factory=list)     # the lr of each step of the epoch

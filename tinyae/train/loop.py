@@ -75,8 +75,8 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
             ``TINYAE_BACKEND`` or "numba". Same numbers, different speed.
         threads: BLAS threads for the matmuls: a count, or "auto" (the
             default, or ``TINYAE_THREADS``): measured while training, see
-            ``tinyae.threads``. The caller's setting is restored on return.
-        schedule: None (constant lr), a ``tinyae.schedules`` name such as
+            ``tinyae.train.threads``. The caller's setting is restored on return.
+        schedule: None (constant lr), a ``tinyae.nn.schedules`` name such as
             "onecycle" (built over all ``epochs`` with the optimiser's lr as the
             peak) or a ``Schedule``; it sets ``optimizer.lr`` after every step.
     """
