@@ -283,14 +283,14 @@ def test_a_bad_tag_names_its_file(tmp_path):
 
 def test_an_interrupted_strip_leaves_no_half_set(tmp_path, monkeypatch):
     from tinyae import exercises
-    real, calls = exercises._write_atomically, []
+    real, calls = exercises.atomic_write, []
 
     def interrupted(*args):
         calls.append(args)
         if len(calls) == 3:
             raise KeyboardInterrupt
         real(*args)
-    monkeypatch.setattr(exercises, "_write_atomically", interrupted)
+    monkeypatch.setattr(exercises, "atomic_write", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_student_versions(ROOT / "tutorials", tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []

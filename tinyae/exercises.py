@@ -15,12 +15,11 @@ header, as jupytext writes cell metadata::
 ``tinyae exercises strip SRC -o OUT`` command).
 """
 import json
-import os
 import re
-import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .io.checkpoint import atomic_write
 
 SOLUTION_TAG = "solution"
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")          # a line with its own ending, byte for byte
@@ -109,22 +108,6 @@ def _read(path, src):
                          f"save it as UTF-8 or move it out of {src}") from None
 
 
-def _write_atomically(path, text, mode, replace=False):
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-        os.chmod(tmp, mode)
-        if path.exists() and not replace:   # appeared since the check: still never overwrite
-            raise ValueError(f"{path} appeared while writing; choose an empty folder or remove {path}")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_student_versions(src, out, force=False) -> list:
     """Write copies of the tutorials in ``src`` without their solution cells to folder ``out``.
 
@@ -166,7 +149,7 @@ def write_student_versions(src, out, force=False) -> list:
     written = []
     try:
         for path, target, text in zip(sources, targets, texts):
-            _write_atomically(target, text, stat.S_IMODE(path.stat().st_mode), force)
+            atomic_write(target, lambda f, text=text: f.write(text.encode("utf-8")))
             written.append(target)
     except BaseException:           # Ctrl-C, a full disk: no half set of student versions
         for target in written:

@@ -526,7 +526,10 @@ def cmd_info(args):
     model = io.load(ckpt)
     history = checked_history(ckpt)
     metrics = ckpt.extra.get("metrics") or {}
-    say = lambda text: print(printable(text))           # noqa: E731 (text read from the file)
+
+    def say(text):                                      # text read from the file
+        print(printable(text))
+
     if not isinstance(metrics, dict):
         raise io.CheckpointError(f"{args.checkpoint!r}: its metrics entry is malformed")
     say(f"{args.checkpoint}: tinyae {ckpt.config.get('tinyae_version')}, "

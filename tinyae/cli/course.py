@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 CHECK_HELP = ("Gradient-check a layer you wrote, and check it against the layer contract "
               "(backward returns dx, gradients add up with +=, inputs left alone, float64 "
@@ -116,9 +117,12 @@ def cmd_check(args):
     return 0 if grade.passed else 1
 
 
-def _check_json_path(path, spec):
-    from pathlib import Path
+def _first_byte(path):
+    with open(path, "rb") as f:
+        return f.read(1)
 
+
+def _check_json_path(path, spec):
     from ..testing import LayerSpecError
     out, source = Path(path), Path(str(spec).rpartition(":")[0])
     if out.is_dir():
@@ -127,7 +131,7 @@ def _check_json_path(path, spec):
         raise LayerSpecError(f"--json {path}: give a file name ending in .json")
     if out.exists() and out.resolve() == source.resolve():
         raise LayerSpecError(f"--json {path} is the layer's own file; choose another name")
-    if out.exists() and out.read_bytes()[:1] not in (b"{", b"["):
+    if out.exists() and _first_byte(out) not in (b"{", b"["):
         raise LayerSpecError(f"--json {path} exists and is not a JSON file; choose another "
                              "name")
 

@@ -9,7 +9,7 @@ Dense(30000, 30000) is refused after reading a few hundred bytes.
 import json
 import math
 
-from ..models.autoencoder import MAX_PARAMETERS
+from ..models.autoencoder import MAX_PARAMETERS, number
 from ..models.variants import MODELS
 from ..nn.layers import LAYERS
 
@@ -68,14 +68,10 @@ def parse_config(path, text, fmt, version):
     opt = config.get("optimizer")
     if opt is not None:
         lr = opt.get("lr") if isinstance(opt, dict) else None
-        if not isinstance(opt, dict) or not isinstance(opt.get("type"), str) or not _number(lr) \
+        if not isinstance(opt, dict) or not isinstance(opt.get("type"), str) or not number(lr) \
                 or not (math.isfinite(lr) and lr > 0):
             _fail(path, f"the optimizer entry {str(opt)[:80]} is not a type with a finite lr > 0")
     return config
-
-
-def _number(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def expected_arrays(path, config):

@@ -147,6 +147,11 @@ class Autoencoder:
         return f"{type(self).__name__}(\n encoder={self.encoder!r},\n decoder={self.decoder!r}\n)"
 
 
+def number(x):
+    """A JSON number (an int or float, not a bool): what a config's setting must be."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def model_penalty(model) -> float:
     """``model.penalty()`` for its last forward, or 0.0 for a model without one."""
     penalty = getattr(model, "penalty", None)

@@ -24,7 +24,7 @@ from ..nn.functional import bce_with_logits, sigmoid
 from ..nn.layers import Dense, Sequential, layer_from_config, layer_parameters, zero_grads
 from ..nn.losses import Loss
 from .autoencoder import (SEED_SIZES, Autoencoder, dense_autoencoder, input_row, layer_rows,
-                          print_table)
+                          number, print_table)
 
 
 class BernoulliNLL(Loss):
@@ -211,8 +211,7 @@ class VariationalAutoencoder(Autoencoder):
     @classmethod
     def check_options(cls, cfg):
         beta = cfg.get("beta", 1.0)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) \
-                or not 0 <= beta < math.inf:
+        if not number(beta) or not 0 <= beta < math.inf:
             raise ValueError(f"beta {beta!r} is not a number >= 0")
 
     @classmethod

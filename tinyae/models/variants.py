@@ -18,7 +18,7 @@ import numpy as np
 from ..nn.corrupt import Corruption, parse
 from ..nn.layers import ACTIVATION_LAYERS, Sequential, Sigmoid
 from ..nn.penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
-from .autoencoder import SEED_SIZES, Autoencoder, dense_autoencoder
+from .autoencoder import SEED_SIZES, Autoencoder, dense_autoencoder, number
 from .vae import VariationalAutoencoder
 
 # UFLDL's weight decay lambda = 3e-3 weighs half the squared error summed over an
@@ -152,11 +152,6 @@ class SparseAutoencoder(Autoencoder):
         decay = cfg.get("weight_decay", 0.0)
         if not number(decay) or not 0 <= decay < math.inf:
             raise ValueError(f"weight_decay {decay!r} is not a number >= 0")
-
-
-def number(x):
-    """A JSON number (an int or float, not a bool)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _ends_in_sigmoid(net):

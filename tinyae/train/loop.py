@@ -35,7 +35,7 @@ from .callbacks import Checkpointer, EarlyStopper, EarlyStopping  # noqa: F401 (
 from .history import EpochRecord, History, comparable_val_losses  # noqa: F401
 from .progress import Progress, interactive  # noqa: F401
 from .stops import (EpochStart, Stop, StepFailed, TrainingDiverged, broken,  # noqa: F401
-                    diverged, own_rng)
+                    diverged, interrupted, own_rng)
 from .threads import blas_threads
 
 
@@ -113,10 +113,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                 show.close()
             if stop.requested:                  # a resumed run repeats this epoch whole
                 start.go_back()
-                history.stopped = (f"interrupted ({stop.name}) in epoch {epoch}, step "
-                                   f"{run.steps}; the model holds the weights from the start "
-                                   f"of epoch {epoch}, so a resumed run repeats that epoch "
-                                   "from its start")
+                history.stopped = interrupted(stop.name, epoch, run.steps)
                 break
             val, val_penalty = (loss_terms(path.model, Xv, path.loss) if Xv is not None
                                 else (None, None))

@@ -10,6 +10,12 @@ import numpy as np
 SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
+def interrupted(name, epoch, step):
+    """``history.stopped`` for a run a signal stopped; ``stopped_by_signal`` reads it back."""
+    return (f"interrupted ({name}) in epoch {epoch}, step {step}; the model holds the weights "
+            f"from the start of epoch {epoch}, so a resumed run repeats that epoch from its start")
+
+
 def stopped_by_signal(history):
     """SIGTERM or SIGHUP when one of them stopped the run (``history.stopped`` says so);
     None for Ctrl-C, after which a command goes on to evaluate, or no stop at all."""
