@@ -86,16 +86,23 @@ def test_train_help_documents_every_kind(capsys):
 
 
 @pytest.mark.parametrize("flags, msg", [
-    (["--model", "sparse", "--rho", "1.5"], r"rho .* must be in \(0, 1\), got 1.5"),
-    (["--model", "sparse", "--penalty", "l1", "--l1", "-1"], r"weight must be >= 0"),
-    (["--model", "sparse", "--weight-decay", "-0.5"], r"weight_decay .* >= 0 .*got -0.5"),
-    (["--weight-decay", "-0.5"], r"weight_decay must be a finite number >= 0, got -0.5"),
-    (["--weight-decay", "inf"], r"weight_decay must be a finite number >= 0, got inf"),
+    (["--model", "sparse", "--rho", "1.5"], r"--rho: wants a number in \(0, 1\), got '1.5'"),
+    (["--model", "sparse", "--penalty", "l1", "--l1", "-1"], r"--l1: wants a number >= 0 and "
+     r"finite, got '-1'"),
+    (["--model", "sparse", "--weight-decay", "-0.5"], r"--weight-decay: wants a number >= 0 .*"
+     r"got '-0.5'"),
+    (["--weight-decay", "inf"], r"--weight-decay: wants a number >= 0 and finite, got 'inf'"),
+    (["--model", "vae", "--sizes", "784,8,2", "--beta", "inf"], r"--beta: wants a number >= 0 "
+     r"and finite, got 'inf'"),
 ])
 def test_bad_model_options_are_clear_errors(flags, msg, tmp_path, capsys):
-    code, _, err = run(["train", "--data", "builtin", "--limit", "50", "--epochs", "1",
-                        "--out", str(tmp_path / "r"), "--quiet"] + flags, capsys)
-    assert code == 1 and err.startswith("tinyae train: error:")
+    """The flags' own parsers refuse them (exit 2) before anything is read or written; the same
+    parsers judge the values a checkpoint records (tinyae.cli.flags.valid)."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--data", "builtin", "--limit", "50", "--epochs", "1",
+                  "--out", str(tmp_path / "r"), "--quiet"] + flags)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and not (tmp_path / "r").exists()
     import re
     assert re.search(msg, err), err
 
@@ -234,3 +241,56 @@ def test_info_on_a_run_stopped_before_its_first_epoch_finished():
     text = _which_epoch([], 5, "interrupted (SIGTERM) in epoch 1, step 3; the model holds ...")
     assert text == ("holds the starting weights: the run was interrupted (SIGTERM) in epoch 1, "
                     "step 3, before any epoch finished")
+
+
+def test_a_new_kind_is_one_registry_entry(tmp_path, capsys, monkeypatch):
+    """A kind added to tinyae.models.kinds.KINDS alone is a --model choice with its defaults,
+    recorded in the checkpoint, shown by --help, resumed, and its flags policed like any other."""
+    from tinyae.models import kinds
+    narrow = kinds.Kind("narrow", "a plain autoencoder with an 8-wide hidden layer",
+                        kinds.KINDS["ae"].build, options=("weight_decay",),
+                        defaults={"sizes": (784, 8, 2)})
+    monkeypatch.setitem(kinds.KINDS, "narrow", narrow)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    assert "narrow     a plain autoencoder with an 8-wide" in capsys.readouterr().out
+    base = ["--data", "builtin", "--limit", "50", "--quiet"]
+    code, _, err = run(["train", "--model", "narrow", "--epochs", "1",
+                        "--out", str(tmp_path / "a")] + base, capsys)
+    assert code == 0, err
+    saved = ta.io.read_checkpoint(tmp_path / "a" / "last.npz").extra["args"]
+    assert saved["model"] == "narrow" and saved["sizes"] == [784, 8, 2]
+    assert saved["schedule"] == "none" and "noise" not in saved       # the common defaults
+    code, _, err = run(["train", "--model", "narrow", "--noise", "masking:0.3", "--epochs", "1",
+                        "--out", str(tmp_path / "b")] + base, capsys)
+    assert code == 1 and "--noise is an option of --model denoising" in err
+    code, _, err = run(["train", "--resume", str(tmp_path / "a" / "last.npz"), "--epochs", "2",
+                        "--out", str(tmp_path / "c"), "--quiet"], capsys)
+    assert code == 0, err
+    assert len(ta.io.read_checkpoint(tmp_path / "c" / "last.npz").extra["history"]["records"]) == 2
+
+
+@pytest.mark.parametrize("kind, cls", [("conv", ta.Autoencoder),
+                                       ("conv-vae", ta.VariationalAutoencoder)])
+def test_convolutional_kinds_train_resume_and_refuse_dense_sizes(kind, cls, tmp_path, capsys,
+                                                                 monkeypatch):
+    """--model conv and conv-vae: one entry each in tinyae.models.kinds; --sizes gives only
+    the code width (784,Z), the run records it, resume continues the same model."""
+    monkeypatch.setattr(cli, "_figures", lambda *a: None)
+    base = ["--data", "builtin", "--limit", "40", "--batch-size", "20", "--quiet"]
+    code, _, err = run(["train", "--model", kind, "--sizes", "784,64,2", "--epochs", "1",
+                        "--out", str(tmp_path / "bad")] + base, capsys)
+    assert code == 1 and f"--model {kind} takes --sizes 784,Z" in err
+    code, _, err = run(["train", "--model", kind, "--sizes", "784,3", "--epochs", "1",
+                        "--out", str(tmp_path / "a")] + base, capsys)
+    assert code == 0, err
+    ckpt = ta.io.read_checkpoint(tmp_path / "a" / "last.npz")
+    model = ta.load(ckpt)
+    assert type(model) is cls and model.latent_width == 3
+    assert ckpt.extra["args"]["model"] == kind and ckpt.extra["args"]["sizes"] == [784, 3]
+    assert any(isinstance(layer, ta.Conv2D) for layer in
+               (model.encoder if kind == "conv" else model.encoder.layers))
+    code, _, err = run(["train", "--resume", str(tmp_path / "a" / "last.npz"), "--epochs", "2",
+                        "--out", str(tmp_path / "b"), "--quiet"], capsys)
+    assert code == 0, err
+    assert len(ta.io.read_checkpoint(tmp_path / "b" / "last.npz").extra["history"]["records"]) == 2

@@ -13,6 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import watched_page
 
 import tinyae as ta
 from tinyae.cli import commands as cli
@@ -111,38 +112,9 @@ def test_cli_explore_writes_the_page(tmp_path, capsys, monkeypatch):
 
 
 # --- the page in a real browser --------------------------------------------------------
-def _chromium():
-    """(sync_playwright, executable) or a skip (a failure when CI=true)."""
-    exe = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if exe and sync_playwright:
-        return sync_playwright, exe
-    why = ("Debian's chromium is not installed (apt-get install -y chromium)" if not exe else
-           "the playwright package is missing (pip install -e '.[test]')")
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI must run the browser tests: {why}")
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_playwright, exe = _chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
 def open_page(browser, path):
-    """The page at a file URL, recording every request and every error it makes."""
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    seen = {"requests": [], "errors": []}
-    page.on("request", lambda r: seen["requests"].append(r.url))
-    page.on("pageerror", lambda e: seen["errors"].append(str(e)))
-    page.on("console", lambda m: m.type == "error" and seen["errors"].append(m.text))
+    """The explorer page at a file path, loaded, with every request and error it made."""
+    page, seen = watched_page(browser)
     page.goto(path.as_uri())
     page.wait_for_function("window.tinyae && window.tinyae.ready", timeout=20_000)
     return page, seen
@@ -237,3 +209,42 @@ def test_each_activations_javascript_is_its_numpy_forward(layer):
     assert out.returncode == 0, out.stderr
     np.testing.assert_allclose(json.loads(out.stdout), layer.forward(np.array([v]))[0],
                                rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("build", ["conv_autoencoder", "keras_conv_autoencoder"])
+def test_a_convolutional_decoder_runs_in_the_page(build, browser, digits, tmp_path):
+    """The page runs ConvTranspose2D, Conv2D, Reshape and Flatten as tinyae.nn.conv does:
+    at a code the page decodes, the image equals model.decode (the keras model's 1,568-D
+    codes are mapped by PCA, as any wide code)."""
+    from tinyae.models import conv
+    X, y = digits
+    model = getattr(conv, build)(rng=np.random.default_rng(0))
+    for _, p, _ in model.parameters():
+        p += np.random.default_rng(1).normal(0, 0.05, p.shape).astype(p.dtype)  # biases too
+    path = tmp_path / "explore.html"
+    write_explorer(model, X[:200], y[:200], path)
+    page, seen = open_page(browser, path)
+    for point in ([0.3, -0.2], [-1.0, 0.5]):
+        x = np.array(page.evaluate("([a, b]) => window.tinyae.decodeAt(a, b)", point))
+        code = np.array(page.evaluate("window.tinyae.lastCode"), model.dtype)
+        assert x.shape == (784,) and code.shape == (model.latent_width,)
+        assert np.max(np.abs(x - model.decode(code[None])[0])) < 1e-4
+    assert seen["errors"] == []
+
+
+@pytest.mark.parametrize("build", ["dense", "conv"])
+def test_a_vae_is_drawn_as_its_decode_draws_it(build, browser, digits, tmp_path):
+    """A VAE's decoder ends in logits and its decode applies the sigmoid: the page does too
+    (it drew the logits, clipped, before)."""
+    from tinyae.models.conv import conv_variational_autoencoder
+    X, y = digits
+    rng = np.random.default_rng(0)
+    model = (ta.variational_autoencoder((784, 32, 2), rng=rng) if build == "dense" else
+             conv_variational_autoencoder(rng=rng))
+    path = tmp_path / "explore.html"
+    write_explorer(model, X[:200], y[:200], path)
+    page, seen = open_page(browser, path)
+    x = np.array(page.evaluate("([a, b]) => window.tinyae.decodeAt(a, b)", [0.5, -0.5]))
+    code = np.array(page.evaluate("window.tinyae.lastCode"), model.dtype)
+    assert np.max(np.abs(x - model.decode(code[None])[0])) < 1e-4
+    assert 0 < x.min() and x.max() < 1 and seen["errors"] == []

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinyae as ta
-from tinyae.cli.runs import RunError, checked_history, resume_flags
+from tinyae.cli.flags import RunError
+from tinyae.cli.flags import resume as resume_flags
+from tinyae.cli.runs import checked_history
 from tinyae.data import DataError, read_idx
 from tinyae.io import CheckpointError
 

@@ -106,7 +106,13 @@ def _model_with(layer_cls):
 
     import tinyae as ta
     rng = np.random.default_rng(0)
-    extra = [] if layer_cls is ta.Dense else [layer_cls()]
+    # Layers with required settings: rows of 4 as (1, 2, 2) images through them, back to rows.
+    images = {ta.Conv2D: lambda: [ta.Conv2D(1, 1, 3, padding=1, rng=rng)],
+              ta.ConvTranspose2D: lambda: [ta.ConvTranspose2D(1, 1, 3, padding=1, rng=rng)],
+              ta.MaxPool2D: lambda: [ta.MaxPool2D(1)], ta.Reshape: lambda: []}
+    extra = ([] if layer_cls is ta.Dense else
+             [ta.Reshape((1, 2, 2)), *images[layer_cls](), ta.Flatten()] if layer_cls in images
+             else [layer_cls()])
     return ta.Autoencoder(ta.Sequential(ta.Dense(6, 4, rng=rng), *extra, ta.Dense(4, 2, rng=rng)),
                           ta.Sequential(ta.Dense(2, 6, rng=rng)))
 
@@ -119,7 +125,8 @@ def _kinds():
     return {"Autoencoder": ta.dense_autoencoder((6, 4, 2), rng=rng),
             "DenoisingAutoencoder": ta.denoising_autoencoder((6, 4, 2), "masking:0.3", rng=rng),
             "SparseAutoencoder": ta.sparse_autoencoder((6, 4), rng=rng),
-            "VariationalAutoencoder": ta.variational_autoencoder((6, 4, 2), beta=0.5, rng=rng)}
+            "VariationalAutoencoder": ta.variational_autoencoder((6, 4, 2), beta=0.5, rng=rng),
+            "ContractiveAutoencoder": ta.contractive_autoencoder((6, 4), lam=1e-3, rng=rng)}
 
 
 def test_every_registered_layer_and_kind_round_trips(tmp_path):

@@ -9,7 +9,8 @@ checks the loader (scaling, order, the test split) and the metric together.
 import numpy as np
 
 from tinyae.data import load_mnist
-from tinyae.evaluate.metrics import PCA, sq_error_per_image
+from tinyae.evaluate.metrics import sq_error_per_image
+from tinyae.models.pca import PCA
 
 
 def test_pca30_on_mnist_gives_the_papers_13_87(mnist_dir):

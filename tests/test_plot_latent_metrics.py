@@ -4,7 +4,8 @@ import pytest
 from matplotlib.figure import Figure
 
 import tinyae as ta
-from tinyae.evaluate.metrics import PCA, bce_per_image, knn_accuracy, mse_per_pixel
+from tinyae.evaluate.metrics import bce_per_image, knn_accuracy, mse_per_pixel
+from tinyae.models.pca import PCA
 from tinyae.train import EpochRecord, History
 from tinyae.viz import plot
 from tinyae.viz.latent import fit_gaussian, grid, latent_range, lerp, sample_gaussian, slerp

@@ -140,3 +140,13 @@ sys.exit(cli.main(sys.argv[1:]))
                                                 "model is in")
     assert state(tmp_path / "E" / "last.npz")[1]          # one finished epoch, saved
     assert not (tmp_path / "E" / "metrics.json").exists()
+    # the line names the command that makes what is missing; it makes them from the checkpoint
+    assert f"tinyae evaluate {os.path.join('E', 'last.npz')}" in r.stderr.splitlines()[-1]
+    r = subprocess.run([sys.executable, "-m", "tinyae", "evaluate", "E/last.npz"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "E" / "metrics.json").read_text())
+    assert m["epochs"] == 1 and m["data"] == "mnist" and 0 < m["test_mse_per_pixel"] < 1
+    assert 0 < m["pca2_test_mse_per_pixel"] < 1 and 0 <= m["knn5_accuracy_latent"] <= 1
+    for name in ("history.json", "history.csv", "reconstructions.png", "latent.png", "loss.png"):
+        assert (tmp_path / "E" / name).stat().st_size > 0

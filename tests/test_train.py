@@ -175,7 +175,7 @@ def test_best_checkpoint_ignores_records_from_before_val_loss_counted_the_penalt
 
 
 def test_progress_bar_is_real(digits, capsys, monkeypatch):
-    from tinyae.train import progress
+    from tinyae import progress
     monkeypatch.setattr(progress, "interactive", lambda: True)          # as on a terminal
     fit(small_model(), digits, epochs=1, batch_size=128, progress=True)
     err = capsys.readouterr().err
@@ -183,7 +183,7 @@ def test_progress_bar_is_real(digits, capsys, monkeypatch):
 
 
 def test_progress_in_a_log_is_one_line_per_epoch(digits, capsys, monkeypatch):
-    from tinyae.train import progress
+    from tinyae import progress
     monkeypatch.setattr(progress, "interactive", lambda: False)         # stderr is a file or pipe
     fit(small_model(), digits, epochs=2, batch_size=128, progress=True)
     err = capsys.readouterr().err

@@ -25,6 +25,9 @@ FIGURES = {
     "11_autograd": ["11_graph_small.png", "11_graph_seed.png"],
     "12_learning_rate_schedules": ["12_schedules.png", "12_noisy_quadratic.png",
                                    "12_with_and_without.png"],
+    "13_convolution_by_hand": ["13_edges.png", "13_transposed.png"],
+    "14_convolutional_autoencoder": ["14_latent_maps.png", "14_reconstructions.png",
+                                     "14_vae_latent_map.png", "14_vae_samples.png"],
 }
 
 

@@ -400,9 +400,10 @@ def test_cli_train_info_sample(tmp_path, capsys):
 
 
 def test_cli_vae_bad_input(tmp_path, capsys):
-    assert main(["train", "--model", "vae", "--beta", "-1", "--data", "builtin", "--limit", "50",
-                 "--epochs", "1", "--out", str(tmp_path / "a"), "--quiet"]) == 1
-    assert "beta" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:                # the flag's parser: before any work
+        main(["train", "--model", "vae", "--beta", "-1", "--data", "builtin", "--limit", "50",
+              "--epochs", "1", "--out", str(tmp_path / "a"), "--quiet"])
+    assert e.value.code == 2 and "--beta: wants a number >= 0" in capsys.readouterr().err
     assert main(["train", "--model", "vae", "--sizes", "784,2", "--data", "builtin", "--limit",
                  "50", "--epochs", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 1
     assert "three positive widths" in capsys.readouterr().err

@@ -242,6 +242,100 @@ class Tensor:
     def T(self):
         return Tensor(self.data.T, parents=(self,), op="T", backward=lambda g: (g.T,))
 
+    def transpose(self, *axes):
+        """Axes permuted; the gradient is permuted back (the inverse permutation)."""
+        back = np.argsort(axes)
+        return Tensor(self.data.transpose(axes), parents=(self,), op="transpose",
+                      backward=lambda g: (g.transpose(back),))
+
+    def __getitem__(self, index):
+        """x[index]; each picked entry's gradient goes back to where it was picked from."""
+        shape = self.shape
+
+        def backward(g):
+            dx = np.zeros(shape, g.dtype)
+            np.add.at(dx, index, g)                     # add.at: an entry picked twice adds twice
+            return (dx,)
+        return Tensor(self.data[index], parents=(self,), op="getitem", backward=backward)
+
+    def max(self, axis=-1):
+        """The largest entry along ``axis``; the gradient goes to it alone (the first, on ties)."""
+        at = np.expand_dims(self.data.argmax(axis=axis), axis)
+
+        def backward(g):
+            dx = np.zeros(self.shape, g.dtype)
+            np.put_along_axis(dx, at, np.expand_dims(g, axis), axis=axis)
+            return (dx,)
+        return Tensor(np.take_along_axis(self.data, at, axis=axis).squeeze(axis), parents=(self,),
+                      op="max", backward=backward)
+
+    # --- images (N, C, H, W): the pieces of a convolution -----------------------------
+    def pad(self, widths):
+        """np.pad with zeros, ``widths`` = ((before, after), ...) per axis; backward: the middle."""
+        middle = tuple(slice(a, n + a) for (a, _), n in zip(widths, self.shape))
+        return Tensor(np.pad(self.data, widths), parents=(self,), op="pad",
+                      backward=lambda g: (g[middle],))
+
+    def dilate(self, stride):
+        """stride - 1 zeros between neighbouring pixels of the last two axes; backward: pick."""
+        sh, sw = stride
+        *lead, H, W = self.shape
+        y = np.zeros((*lead, (H - 1) * sh + 1, (W - 1) * sw + 1), self.dtype)
+        y[..., ::sh, ::sw] = self.data
+        return Tensor(y, parents=(self,), op="dilate", backward=lambda g: (g[..., ::sh, ::sw],))
+
+    def windows(self, kernel, stride):
+        """Every kh x kw window of the last two axes: (N, C, H, W) -> (N, C, Ho, Wo, kh, kw).
+
+        A gather: win[..., h, w, i, j] = x[..., h sh + i, w sw + j]. Its backward
+        scatters each window's gradient back with np.add.at (overlaps add).
+        """
+        (kh, kw), (sh, sw), shape = kernel, stride, self.shape
+        win = np.lib.stride_tricks.sliding_window_view(self.data, (kh, kw), axis=(-2, -1))
+        win = win[..., ::sh, ::sw, :, :]
+        Ho, Wo = win.shape[-4:-2]
+        rows = (np.arange(Ho) * sh)[:, None] + np.arange(kh)          # (Ho, kh): h sh + i
+        cols = (np.arange(Wo) * sw)[:, None] + np.arange(kw)          # (Wo, kw): w sw + j
+
+        def backward(g):
+            dx = np.zeros(shape, g.dtype)
+            np.add.at(dx, (Ellipsis, rows[:, None, :, None], cols[None, :, None, :]), g)
+            return (dx,)
+        return Tensor(win, parents=(self,), op="windows", backward=backward)
+
+    def conv2d(self, W, b, stride=(1, 1), padding=(0, 0)):
+        """A convolution as the tape sees it: pad, windows, one matmul (im2col), plus b.
+
+        x (N, C, H, W), W (O, C, kh, kw), b (O,) -> (N, O, Ho, Wo), as ``nn.Conv2D``.
+        """
+        ph, pw = padding
+        win = self.pad(((0, 0), (0, 0), (ph, ph), (pw, pw))).windows(W.shape[2:], stride)
+        N, C, Ho, Wo, kh, kw = win.shape
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
+        y = cols @ W.reshape(W.shape[0], C * kh * kw).T                  # (N Ho Wo, O)
+        return y.reshape(N, Ho, Wo, W.shape[0]).transpose(0, 3, 1, 2) + b.reshape(-1, 1, 1)
+
+    def conv_transpose2d(self, W, b, stride=(1, 1), padding=(0, 0), output_padding=(0, 0)):
+        """A transposed convolution by its other formula: dilate x by the stride, pad it
+        by kernel - 1 (and ``output_padding`` at the end), convolve with the kernel
+        flipped and its channel axes swapped, crop ``padding``; plus b.
+
+        x (N, C, H, W), W (C, O, kh, kw), b (O,) -> (N, O, Ho, Wo), as ``nn.ConvTranspose2D``.
+        (``nn.ConvTranspose2D`` overlap-adds instead; the two formulas must agree.)
+        """
+        (kh, kw), (ph, pw), (oh, ow) = W.shape[2:], padding, output_padding
+        full = self.dilate(stride).pad(((0, 0), (0, 0), (kh - 1, kh - 1 + oh),
+                                        (kw - 1, kw - 1 + ow)))
+        flipped = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)            # (O, C, kh, kw)
+        zero = Tensor(np.zeros(W.shape[1], W.dtype), requires_grad=False)
+        y = full.conv2d(flipped, zero)                                   # (N, O, Hp, Wp)
+        return y[:, :, ph:y.shape[2] - ph, pw:y.shape[3] - pw] + b.reshape(-1, 1, 1)
+
+    def max_pool2d(self, kernel, stride):
+        """The largest entry of each window: (N, C, H, W) -> (N, C, Ho, Wo)."""
+        win = self.windows(kernel, stride)                               # (N, C, Ho, Wo, kh, kw)
+        return win.reshape(*win.shape[:4], kernel[0] * kernel[1]).max(axis=-1)
+
 
 # --- helpers for the operations ------------------------------------------------------
 def _checked(node, grads):

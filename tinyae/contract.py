@@ -17,6 +17,7 @@ import copy
 
 import numpy as np
 
+from .nn.layers import layer_parameters
 from .report import Finding, GradcheckReport
 
 NOISE_SEED = 20061          # every random generator a checked object holds restarts here
@@ -100,7 +101,6 @@ def zero_all(layer):
 
 def named_arrays(layer):
     """(dotted name, param, grad) for every parameter, read from the owners' dicts now."""
-    from .nn.layers import layer_parameters
     return list(layer_parameters(layer))
 
 

@@ -18,6 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import load_dataset
+from .io import load as load_model
+from .io import save
+from .models import dense_autoencoder
+from .train import fit
+
 _CHECKOUT = Path(__file__).resolve().parents[1]          # the repository, for an editable install
 _TUTORIALS = _CHECKOUT / "tutorials"
 OUT = Path(os.environ.get("TINYAE_TUTORIAL_OUT") or
@@ -35,7 +41,6 @@ if "TINYAE_DATA_DIR" not in os.environ and _SHARED.is_dir():
 
 def load(split):
     """MNIST ``split`` (the built-in digits when MNIST cannot be had), subset in fast mode."""
-    from .data import load_dataset
     limit = (3000 if split == "train" else 1000) if FAST else None
     X, y, name = load_dataset("auto", split, limit, progress=False)
     return X, y, name
@@ -43,9 +48,6 @@ def load(split):
 
 def trained_model(epochs=20):
     """The model saved by tutorial 02, or a freshly trained one."""
-    from .io import load as load_model, save
-    from .models import dense_autoencoder
-    from .train import fit
     if MODEL_PATH.exists():
         return load_model(MODEL_PATH)
     X, _, _ = load("train")
@@ -72,7 +74,7 @@ def show(fig, name):
     fig.savefig(buffer, format="png", dpi=100)
     path.write_bytes(buffer.getvalue())
     if in_notebook():
-        from IPython.display import Image, display
+        from IPython.display import Image, display     # only inside a notebook
         display(Image(data=buffer.getvalue(), format="png"))
     else:
         print(f"saved {path}")

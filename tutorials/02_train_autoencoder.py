@@ -15,7 +15,8 @@
 import numpy as np
 
 import tinyae as ta
-from tinyae.evaluate.metrics import PCA, batched, mse_per_pixel
+from tinyae.evaluate.metrics import batched, mse_per_pixel
+from tinyae.models.pca import PCA
 from tinyae.train import fit
 from tinyae.tutorial import FAST, MODEL_PATH, exercise, load, show
 from tinyae.viz import plot

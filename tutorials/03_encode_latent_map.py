@@ -9,7 +9,8 @@
 # %%
 import numpy as np
 
-from tinyae.evaluate.metrics import PCA, batched, knn_accuracy
+from tinyae.evaluate.metrics import batched, knn_accuracy
+from tinyae.models.pca import PCA
 from tinyae.tutorial import exercise, load, show, trained_model
 from tinyae.viz import plot
 

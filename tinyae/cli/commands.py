@@ -6,6 +6,7 @@ import errno
 import json
 import math
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -15,54 +16,34 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import data, io
 from ..data.mnist import load_dataset
+from ..evaluate import metrics, robustness
+from ..evaluate.vae_eval import evaluate_vae, quantile_grid_figure, samples
 from ..io import safety
-from ..nn.schedules import ANNEALS
-from ..nn.schedules import NAMES as SCHEDULES
-from .runs import MAX_BATCH, MAX_EPOCHS
+from ..io.checkpoint import CheckpointError, atomic_write
+from ..models.contractive import ContractiveAutoencoder
+from ..models.kinds import KINDS
+from ..models.vae import VariationalAutoencoder
+from ..models.variants import DenoisingAutoencoder, SparseAutoencoder
+from ..nn import schedules
+from ..train import loop, stacked
+from ..train.history import comparable_val_losses
+from ..train.stops import SIGNALS, stopped_by_signal
+from ..version import __version__
+from ..viz import plot
+from ..viz.explore import write_explorer
+from ..viz.latent import latent_range, lerp, slerp
+from . import course, export   # tinyae check / exercises; tinyae export / import
+from . import anomaly         # tinyae anomaly
+from . import flags as policy
+from .flags import DATA_CHOICES, positive, seed
+from .runs import RunFolder, checked_history, encoder_sizes, model_and_state, new_run_folder
 
-DATA_CHOICES = ("auto", "mnist", "fashion", "builtin")
-MODEL_CHOICES = ("ae", "denoising", "sparse", "stacked", "vae")
 MAX_STEPS = 100             # images in an interpolation strip
 MAX_COLUMNS = 100           # columns (and rows) of a decoded grid
+ANNEALING = ("onecycle", "cosine", "step")     # schedules that end near lr 0
 FIGURES = ("reconstructions.png", "latent.png", "grid.png", "interpolation.png", "loss.png")
-
-
-def _sizes(text):
-    try:
-        sizes = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--sizes wants comma-separated integers like "
-                                         f"784,512,256,64,2; got {text!r}") from None
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("--sizes needs at least two positive widths")
-    return sizes
-
-
-def _validation(text):
-    if text in ("test", "none"):
-        return text
-    try:
-        fraction = float(text)
-    except ValueError:
-        fraction = -1
-    if not 0 < fraction < 1:
-        raise argparse.ArgumentTypeError(f"--validation wants test, none or a fraction in (0, 1), "
-                                         f"got {text!r}")
-    return fraction
-
-
-MIN_LIMIT = 10      # the 5-NN accuracy after training needs more than 5 training codes
-
-
-def _train_limit(text):
-    value = _positive(int)(text)
-    if value < MIN_LIMIT:
-        raise argparse.ArgumentTypeError(
-            f"{value} images are too few to train and measure: the 5-NN accuracy of the codes "
-            f"needs more than 5 training images and validation holds some out; give "
-            f"--limit {MIN_LIMIT} or more")
-    return value
 
 
 def _at_least(low):
@@ -77,94 +58,23 @@ def _at_least(low):
     return parse
 
 
-def _positive(kind, most=None):
-    """argparse type: a finite number > 0 (and at most ``most``)."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            what = "a whole number" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
-        if most is not None and value > most:
-            raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {text}")
-        return value
-    return parse
-
-
-def _beta2(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"wants a number in [0, 1), e.g. 0.999, got {text!r}")
-    return value + 0.0                          # -0 is 0
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"wants a whole number >= 0, got {text!r}")
-    return value
-
-
 def _steps(text):
-    value = _positive(int, MAX_STEPS)(text)
+    value = positive(int, MAX_STEPS)(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"needs at least 2 steps (both ends), got {text}")
     return value
 
 
-def _noise(text):
-    from ..nn.corrupt import parse
-    try:
-        return parse(text).spec
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _threads(text):
-    from ..train.threads import thread_setting
-    try:
-        return thread_setting(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 # --- train ---------------------------------------------------------------------------
 def cmd_train(args):
-    from .. import io
-    from .runs import (DEFAULT_BETA, DEFAULT_SCHEDULE, DEFAULT_SIZES, DEFAULT_WEIGHT_DECAY,
-                       ONECYCLE_LR, ONECYCLE_RECIPE, TRAIN_DEFAULTS, RunFolder,
-                       check_given_flags, new_run_folder, resume_flags, saved_flags)
-    given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if hasattr(args, k)}   # typed flags
+    given = {k: getattr(args, k) for k in policy.DEFAULTS if hasattr(args, k)}   # typed flags
     ckpt = io.read_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
-        flags, notes = {**TRAIN_DEFAULTS, **given}, []
-        if "sizes" not in given:                        # a sparse model's default is UFLDL's
-            flags["sizes"] = DEFAULT_SIZES.get(flags["model"], TRAIN_DEFAULTS["sizes"])
-        if "schedule" not in given:
-            flags["schedule"] = DEFAULT_SCHEDULE.get(flags["model"], TRAIN_DEFAULTS["schedule"])
-        if flags["schedule"] == "onecycle":             # the peak, descent, beta2 measured with it
-            recipe = {"lr": ONECYCLE_LR, **ONECYCLE_RECIPE.get(flags["model"], {})}
-            flags.update({k: v for k, v in recipe.items() if k not in given})
-        if "beta" not in given:                         # --beta weighs a different term per kind
-            flags["beta"] = DEFAULT_BETA.get(flags["model"], TRAIN_DEFAULTS["beta"])
-        if "weight_decay" not in given:
-            flags["weight_decay"] = DEFAULT_WEIGHT_DECAY.get(flags["model"], 0.0)
+        flags, notes = policy.new_run(given), []
     else:
-        flags, notes = resume_flags(saved_flags(ckpt), given, args.override,
-                                    repr(args.resume))
-    check_given_flags(given, flags, ckpt is not None, args.override)
-    if "anneal" in given and flags["schedule"] != "onecycle":
-        raise ValueError(f"--anneal {given['anneal']} shapes the descent of --schedule onecycle, "
-                         f"but this run's schedule is {flags['schedule']}; add --schedule "
-                         "onecycle, or leave --anneal out.")
+        flags, notes = policy.resume(policy.saved_flags(ckpt), given, args.override,
+                                     repr(args.resume))
+    policy.check_given(given, flags, ckpt is not None, args.override)
     out = Path(args.out) if args.out else new_run_folder()
     with RunFolder(out, created=not args.out) as run:
         kinds = {"last.npz": "npz", "best.npz": "npz", "history.json": "text",
@@ -183,45 +93,50 @@ def cmd_train(args):
 
 
 def _train(args, flags, ckpt, out, earlier):
-    from ..evaluate import metrics
-    from ..train.loop import Checkpointer, fit, resolve_backend
-    from ..train.stops import SIGNALS, stopped_by_signal
-    from .runs import encoder_sizes, model_and_state, recorded_flags
     model, optimizer, history = model_and_state(flags, ckpt)     # a size error comes first
     X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
     Xt, yt, _ = load_dataset(data_name, "test", flags["limit"], progress=False)
     if model.input_width != X.shape[1]:
         raise ValueError(f"the model takes {model.input_width} features per image but the "
                          f"{data_name} images have {X.shape[1]}; check --sizes")
-    if len(history.records) >= flags["epochs"]:
-        raise ValueError(f"{args.resume!r} already holds {len(history.records)} epochs; ask for "
-                         f"more with --epochs (e.g. --epochs {len(history.records) + 10}).")
     if "best.npz" in earlier:                   # --force: no best.npz of another run stays
         (out / "best.npz").unlink()
-    backend = resolve_backend()                 # TINYAE_BACKEND: same maths, other rounding
+    backend = loop.resolve_backend()                 # TINYAE_BACKEND: same maths, other rounding
     saved = (ckpt.extra.get("args") or {}) if ckpt else {}
     if ckpt and saved.get("backend", backend) != backend:
         print(f"tinyae train: {args.resume!r} was trained on the {saved['backend']} backend and "
               f"continues on {backend}: the same maths, but not bit for bit the same numbers "
               f"(TINYAE_BACKEND={saved['backend']} to match).", file=sys.stderr)
-    run_args = {**recorded_flags(flags), "data": data_name,
+    run_args = {**policy.recorded(flags), "data": data_name,
                 "sizes": encoder_sizes(model, flags["sizes"]), "backend": backend}
     extra = {"args": run_args}
-    if flags["model"] == "stacked" and ckpt is None:    # greedy levels first, then fit fine-tunes
+    kind = KINDS[flags["model"]]
+    if kind.pretrain and ckpt is None:          # greedy levels first, then fit fine-tunes
         extra["pretraining"] = _pretrain(model, X, flags, args.quiet)
     elif ckpt is not None and "pretraining" in ckpt.extra:
         extra["pretraining"] = ckpt.extra["pretraining"]
     schedule = _schedule(flags, optimizer, len(X), len(history.records), ckpt)
-    checkpoints = Checkpointer(out, extra=extra, history=history, schedule=schedule)
+    if len(history.records) >= flags["epochs"]:
+        more = len(history.records) + 10
+        final = optimizer.lr                    # where the restored schedule left it
+        if flags["schedule"] in ANNEALING and final < flags["lr"] / 100:
+            raise ValueError(
+                f"{args.resume!r} already holds {len(history.records)} epochs, and its "
+                f"{flags['schedule']} schedule has brought the lr down to {final:.1g}, where more epochs would barely move the weights; go on at a "
+                f"constant lr with --epochs {more} --override --schedule none --lr 1e-4, or "
+                "train a new run with more --epochs.")
+        raise ValueError(f"{args.resume!r} already holds {len(history.records)} epochs; ask for "
+                         f"more with --epochs (e.g. --epochs {more}).")
+    checkpoints = loop.Checkpointer(out, extra=extra, history=history, schedule=schedule)
     if not args.quiet:
-        what = "fine-tuning stacked" if flags["model"] == "stacked" else f"training {flags['model']}"
+        what = f"fine-tuning {kind.name}" if kind.pretrain else f"training {kind.name}"
         descent = f", {flags['anneal']} descent" if flags["schedule"] == "onecycle" else ""
         print(f"{what} {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
               f"images) for {flags['epochs']} epochs, lr schedule {flags['schedule']} (peak "
               f"{flags['lr']:g}{descent}), Adam beta2 {flags['adam_beta2']}; writing to {out}",
               file=sys.stderr)
     validation = {"test": (Xt,), "none": None}.get(flags["validation"], flags["validation"])
-    history = fit(model, X, epochs=flags["epochs"], batch_size=flags["batch_size"],
+    history = loop.fit(model, X, epochs=flags["epochs"], batch_size=flags["batch_size"],
                   optimizer=optimizer, validation=validation, seed=flags["seed"], history=history,
                   callbacks=[checkpoints], progress=not args.quiet, threads=flags["threads"],
                   schedule=schedule)
@@ -232,54 +147,100 @@ def _train(args, flags, ckpt, out, earlier):
         checkpoints.save_last(model, optimizer, history)
         print(f"tinyae train: stopped by {SIGNALS[signum]}; {out / 'last.npz'} holds "
               f"{len(history.records)} finished epochs (go on with tinyae train --resume "
-              f"{out / 'last.npz'}); the metrics and figures were not made", file=sys.stderr)
+              f"{out / 'last.npz'}); the metrics and figures were not made (tinyae evaluate "
+              f"{out / 'last.npz'} makes them)", file=sys.stderr)
         return 128 + signum
 
     with _end_on_signal(f"the trained model is in {out / 'last.npz'} and {out / 'best.npz'}, "
-                        "but the metrics and figures were not made"):
+                        "but the metrics and figures were not made (make them with: tinyae "
+                        f"evaluate {out / 'last.npz'})"):
         say = (lambda *a, **k: None) if args.quiet else partial(print, file=sys.stderr, flush=True)
-        say(f"evaluating the last model on {len(X):,} training and {len(Xt):,} test images: "
-            "reconstruction error, the PCA-2 baseline, 5-NN accuracy of the codes; then the figures")
-        started = time.perf_counter()
         chosen = history.records[-1].threads if history.records else None
-        m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=flags["threads"] or chosen)
-        if flags["model"] == "vae":
-            from ..evaluate.vae_eval import evaluate_vae
-            m.update(evaluate_vae(model, X, y, Xt, yt, seed=flags["seed"]))
-        m.update({"data": data_name, "seed": flags["seed"], "epochs": len(history.records)})
+        started = time.perf_counter()
+        m = _measure(model, (X, y, Xt, yt, data_name), flags["seed"], flags["threads"] or chosen,
+                     len(history.records), say)
         checkpoints.extra["metrics"] = m
         checkpoints.save_last(model, optimizer, history)
-        _write_text(out / "history.json", json.dumps(history.to_dict(), indent=2))
-        _write_text(out / "history.csv", history.to_csv())
-        _write_text(out / "metrics.json", json.dumps(m, indent=2))
-        _figures(model, Xt, yt, history, out)
-        if flags["model"] == "vae":
-            _vae_figures(model, flags["seed"], out)
-            print(f"test negative ELBO {m['test_neg_elbo_per_image']:.2f} nats per image "
-                  f"(reconstruction {m['test_reconstruction_per_image']:.2f} + KL "
-                  f"{m['test_kl_per_image']:.2f}); log p(x) >= {m['test_log_px_iw100']:.2f} "
-                  f"(importance-weighted, k=100)")
-        say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
-        per_image = ("" if "test_sq_error_per_image" not in m else   # (tests may stub the metrics)
-                     f", squared error per image {m['test_sq_error_per_image']:.2f} (PCA-30 "
-                     f"{m['pca30_test_sq_error_per_image']:.2f})")
-        where = "" if data_name != "builtin" else (" (on the built-in digits, not MNIST: these "
-                                                   "figures do not compare with MNIST's)")
-        print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
-              f"{m['pca2_test_mse_per_pixel']:.4f}){per_image}; 5-NN accuracy of the codes "
-              f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f}){where}")
-        print(f"wrote {out}")
+        _results(model, history, m, Xt, yt, flags["seed"], out, say, started)
         return 0
+
+
+def _measure(model, data_sets, seed, threads, epochs, say):
+    """The metrics of a trained model: reconstruction errors, the PCA baselines, the 5-NN
+    accuracy of the codes (and a VAE's ELBO and log p(x))."""
+    X, y, Xt, yt, data_name = data_sets
+    say(f"evaluating the last model on {len(X):,} training and {len(Xt):,} test images: "
+        "reconstruction error, the PCA-2 baseline, 5-NN accuracy of the codes; then the figures")
+    m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=threads)
+    if isinstance(model, VariationalAutoencoder):
+        m.update(evaluate_vae(model, X, y, Xt, yt, seed=seed))
+    return {**m, "data": data_name, "seed": seed, "epochs": epochs}
+
+
+def _results(model, history, m, Xt, yt, seed, out, say, started):
+    """Write a run's history, metrics and figures into ``out`` and print its summary
+    (``started``: when the evaluation began, for the time it took)."""
+    _write_text(out / "history.json", json.dumps(history.to_dict(), indent=2))
+    _write_text(out / "history.csv", history.to_csv())
+    _write_text(out / "metrics.json", json.dumps(m, indent=2))
+    _figures(model, Xt, yt, history, out)
+    if isinstance(model, VariationalAutoencoder):
+        _vae_figures(model, seed, out)
+        print(f"test negative ELBO {m['test_neg_elbo_per_image']:.2f} nats per image "
+              f"(reconstruction {m['test_reconstruction_per_image']:.2f} + KL "
+              f"{m['test_kl_per_image']:.2f}); log p(x) >= {m['test_log_px_iw100']:.2f} "
+              f"(importance-weighted, k=100)")
+    say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
+    per_image = ("" if "test_sq_error_per_image" not in m else   # (tests may stub the metrics)
+                 f", squared error per image {m['test_sq_error_per_image']:.2f} (PCA-30 "
+                 f"{m['pca30_test_sq_error_per_image']:.2f})")
+    where = "" if m["data"] != "builtin" else (" (on the built-in digits, not MNIST: these "
+                                               "figures do not compare with MNIST's)")
+    print(f"test MSE per pixel {m['test_mse_per_pixel']:.4f} (PCA-2 "
+          f"{m['pca2_test_mse_per_pixel']:.4f}){per_image}; 5-NN accuracy of the codes "
+          f"{m['knn5_accuracy_latent']:.3f} (PCA-2 {m['knn5_accuracy_pca2']:.3f}){where}")
+    print(f"wrote {out}")
+
+
+def cmd_evaluate(args):
+    """The metrics and figures of a run's checkpoint, as ``tinyae train`` makes them at its end:
+    for a run stopped before they were made (SIGTERM during the evaluation, say)."""
+    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent
+    kinds = {"history.json": "text", "history.csv": "text", "metrics.json": "text",
+             **dict.fromkeys(FIGURES, "png")}
+    if isinstance(ckpt.config.get("model"), dict) and \
+            ckpt.config["model"].get("type") == "VariationalAutoencoder":
+        kinds.update({"samples.png": "png", "quantile_grid.png": "png"})
+    model, history = io.load(ckpt, release=True), checked_history(ckpt)
+    saved = ckpt.extra.get("args") if isinstance(ckpt.extra.get("args"), dict) else {}
+    data_name = args.data or (saved.get("data") if saved.get("data") in DATA_CHOICES else "auto")
+    limit = saved.get("limit") if policy.valid("limit", saved.get("limit")) else None
+    run_seed = saved.get("seed") if policy.valid("seed", saved.get("seed")) else 0
+    with RunFolder(out):
+        existing = [name for name in kinds if (out / name).exists()]
+        if existing and not args.force:
+            raise safety.UnsafePathError(
+                f"{str(out)!r} already holds {', '.join(existing)}; add --force to replace them, "
+                "or choose another --out")
+        safety.check_outputs({name: out / name for name in kinds}, inputs=[args.checkpoint],
+                             kinds=kinds, force=args.force)
+        X, y, data_name = load_dataset(data_name, "train", limit, progress=False)
+        Xt, yt, _ = load_dataset(data_name, "test", limit, progress=False)
+        if model.input_width != X.shape[1]:
+            raise ValueError(f"the model takes {model.input_width} features per image but the "
+                             f"{data_name} images have {X.shape[1]}; choose --data")
+        _probe(model, X)
+        say, started = partial(print, file=sys.stderr, flush=True), time.perf_counter()
+        m = _measure(model, (X, y, Xt, yt, data_name), run_seed, None, len(history.records), say)
+        _results(model, history, m, Xt, yt, run_seed, out, say, started)
+    return 0
 
 
 @contextlib.contextmanager
 def _end_on_signal(what):
     """Inside, SIGTERM and SIGHUP end the command at once with one line saying ``what``
     (every file is written atomically, so none is left half written)."""
-    import signal
-
-    from ..train.stops import SIGNALS
-
     def end(signum, frame):
         print(f"tinyae train: stopped by {SIGNALS[signum]}; {what}", file=sys.stderr, flush=True)
         raise SystemExit(128 + signum)
@@ -296,11 +257,8 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
 
     A new one starts at the step the run has reached (``done_epochs`` epochs).
     """
-    from ..io.checkpoint import CheckpointError
-    from ..nn import schedules
-    from .runs import TRAIN_DEFAULTS
     saved_args = ckpt.extra.get("args", {}) if ckpt else {}
-    same_curve = all(flags[k] == saved_args.get(k, TRAIN_DEFAULTS[k])
+    same_curve = all(flags[k] == saved_args.get(k, policy.DEFAULTS[k])
                      for k in ("schedule", "lr", "warmup", "anneal", "batch_size", "validation",
                                "limit"))
     if ckpt is not None and ckpt.schedule is not None and same_curve:
@@ -339,8 +297,7 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
 
 def _pretrain(model, X, flags, quiet):
     """Greedy layer-wise training of a stacked model, before its fine-tuning by fit."""
-    from ..train.stacked import pretrain
-    histories = pretrain(model, X, flags["pretrain_epochs"], batch_size=flags["batch_size"],
+    histories = stacked.pretrain(model, X, flags["pretrain_epochs"], batch_size=flags["batch_size"],
                          lr=flags["lr"], betas=(0.9, flags["adam_beta2"]), seed=flags["seed"],
                          progress=not quiet)
     return [h.to_dict() for h in histories]
@@ -348,9 +305,6 @@ def _pretrain(model, X, flags, quiet):
 
 def _figures(model, Xt, yt, history, out):
     """The five figures of a training run, from the test set."""
-    from ..evaluate import metrics
-    from ..viz import plot
-    from ..viz.latent import latent_range, lerp
     Z = metrics.batched(model.encode, Xt)
     plot.reconstructions(Xt[:10], model.decode(Z[:10]), path=out / "reconstructions.png")
     if Z.shape[1] == 2:
@@ -361,18 +315,21 @@ def _figures(model, Xt, yt, history, out):
         plot.latent_scatter(Z, yt, path=out / "latent.png")
     i, j = 0, int(np.argmax(yt != yt[0]))                # two test images of different digits
     decoded = model.decode(lerp(Z[i], Z[j], 10).astype(model.dtype))
-    t = [f"t={k / 9:.2g}" for k in range(10)]
-    plot.image_strip(np.vstack([Xt[i], decoded, Xt[j]]), labels=[f"image {i}", *t, f"image {j}"],
-                     path=out / "interpolation.png",
-                     title=f"test image {i} (a {yt[i]}) to test image {j} (a {yt[j]}): the originals "
-                     "at both ends, the decoded path Z_t = Z_1 (1 - t) + Z_2 t between them")
+    _path_strip(Xt[i], decoded, Xt[j], (f"image {i}", f"image {j}"), out / "interpolation.png",
+                f"test image {i} (a {yt[i]}) to test image {j} (a {yt[j]}): the originals at "
+                "both ends, the decoded path Z_t = Z_1 (1 - t) + Z_2 t between them")
     plot.loss_curves(history, path=out / "loss.png")
+
+
+def _path_strip(x1, decoded, x2, names, path, title):
+    """The two originals at the ends, the decoded path between them, each step labelled t."""
+    t = [f"t={k / (len(decoded) - 1):.2g}" for k in range(len(decoded))]
+    plot.image_strip(np.vstack([x1, decoded, x2]), labels=[names[0], *t, names[1]], path=path,
+                     title=title)
 
 
 def _vae_figures(model, seed, out):
     """A VAE's own figures: prior samples and, for a 2-D code, the quantile grid."""
-    from ..evaluate.vae_eval import quantile_grid_figure
-    from ..viz import plot
     images = model.sample(64, np.random.default_rng(seed))
     plot.image_grid(images, 8, path=out / "samples.png", title="decoded samples from N(0, I)")
     if model.latent_width == 2:
@@ -380,7 +337,6 @@ def _vae_figures(model, seed, out):
 
 
 def _write_text(path, text):
-    from ..io.checkpoint import atomic_write
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
@@ -394,7 +350,6 @@ def _checkpoint_data(args, ckpt):
 
 def _data_files(args):
     """Paths of the data files a command may read (so that no output lands on one)."""
-    from .. import data
     if not hasattr(args, "data"):
         return []
     sets = {"mnist": [data.MNIST], "fashion": [data.FASHION_MNIST], "builtin": []}
@@ -419,11 +374,9 @@ def _outputs(args, default, kind, extra=None):
 
 
 def cmd_encode(args):
-    from .. import io
-    from ..evaluate import metrics
     _outputs(args, "codes.npy", "npy", {"--labels": args.labels})
     ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt)
+    model = io.load(ckpt, release=True)       # the weights held once, in the model
     X, y, _ = _checkpoint_data(args, ckpt)
     with np.errstate(over="ignore", invalid="ignore"):     # judged below, in one line
         Z = metrics.batched(model.encode, X)
@@ -443,11 +396,17 @@ def _require_finite(a, what, why):
                          "nothing was written")
 
 
+def _probe(model, X):
+    """Refuse weights that overflow, judged on the reconstructions of a probe batch, before
+    any work (and without the RuntimeWarnings the overflow would print)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        probe = model.reconstruct(X[:64])
+    _require_finite(probe, "reconstructions of a probe batch", "the model's weights overflow")
+
+
 def cmd_decode(args):
-    from .. import io
-    from ..viz import plot
     _outputs(args, "decoded.png", "png")
-    model = io.load(io.read_checkpoint(args.checkpoint, optimizer=False))
+    model = io.load(io.read_checkpoint(args.checkpoint, optimizer=False), release=True)
     Z = io.load_codes(args.codes, model.latent_width, max_codes=10**7)
     if args.max_images and len(Z) > args.max_images:     # 10,000 codes would make a 17 MB PNG
         print(f"decoding the first {args.max_images:,} of {len(Z):,} codes "
@@ -464,7 +423,7 @@ def cmd_decode(args):
         Z = Z.astype(model.dtype)
         _require_finite(Z, "codes", f"a code beyond {model.dtype}'s range (about "
                         f"{np.finfo(model.dtype).max:.1e})")
-        images = model.decode(Z)
+        images = metrics.batched(model.decode, Z)      # in batches: a wide decoder stays small
     _require_finite(images, "decoded images", "the decoder's weights overflow on these codes")
     plot.image_grid(images, columns, path=args.output)
     print(f"decoded {len(images):,} codes into {args.output}")
@@ -472,13 +431,9 @@ def cmd_decode(args):
 
 
 def cmd_interpolate(args):
-    from .. import io
-    from ..evaluate import metrics
-    from ..viz import plot
-    from ..viz.latent import lerp, slerp
     _outputs(args, "interpolation.png", "png")
     ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt)
+    model = io.load(ckpt, release=True)       # the weights held once, in the model
     X, _, _ = _checkpoint_data(args, ckpt)
     for k in (args.source, args.target):
         if not 0 <= k < len(X):
@@ -493,18 +448,20 @@ def cmd_interpolate(args):
         images = model.decode(path)
     kind = "spherical" if args.slerp else "linear"
     _require_finite(images, "decoded images", "the model's weights overflow on this path")
-    plot.image_strip(images, path=args.output,
-                     title=f"{kind} interpolation, {args.split} image {args.source} to {args.target}")
+    formula = ("Z_t = Z_1 (1 - t) + Z_2 t" if not args.slerp else
+               "along the arc from Z_1 to Z_2 around the codes' mean")
+    _path_strip(X[args.source], images, X[args.target],
+                (f"image {args.source}", f"image {args.target}"), args.output,
+                f"{kind} interpolation, {args.split} image {args.source} to {args.target}: the "
+                f"originals at both ends, the decoded path {formula} between them")
     print(f"wrote {args.output}")
     return 0
 
 
 def cmd_explore(args):
-    from .. import io
-    from ..viz.explore import write_explorer
     _outputs(args, "explore.html", "html")
     ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt)
+    model = io.load(ckpt, release=True)       # the weights held once, in the model
     X, y, name = _checkpoint_data(args, ckpt)
     size = write_explorer(model, X, y, args.output,
                           title=f"tinyae explorer: {Path(args.checkpoint).name}, {len(X):,} "
@@ -520,10 +477,8 @@ def printable(text):
 
 
 def cmd_info(args):
-    from .. import io
-    from .runs import checked_history
     ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt)
+    model = io.load(ckpt, release=True)       # the weights held once, in the model
     history = checked_history(ckpt)
     metrics = ckpt.extra.get("metrics") or {}
 
@@ -556,31 +511,26 @@ def cmd_info(args):
 
 def _model_kind(model, ckpt):
     """One line: the model's class, the --model it was trained as, and its options."""
-    from ..models.variants import DenoisingAutoencoder, SparseAutoencoder
     kind = (ckpt.extra.get("args") or {}).get("model")
     detail = ""
-    if isinstance(model, SparseAutoencoder):
+    if isinstance(model, (SparseAutoencoder, ContractiveAutoencoder)):
         detail = f", code penalty {model.code_penalty!r}" + (
-            f", weight decay {model.weight_decay:.2g}" if model.weight_decay else "")
+            f", weight decay {model.weight_decay:.2g}" if getattr(model, "weight_decay", 0) else "")
     elif isinstance(model, DenoisingAutoencoder):
         detail = f", noise {model.noise.spec}"
     return f"model: {type(model).__name__}" + (f" (--model {kind})" if kind else "") + detail
 
 
 def cmd_robustness(args):
-    from .. import io
-    from ..evaluate import robustness
     _outputs(args, "robustness.png", "png")
     if args.json:
         safety.require_suffix(args.json, ".json", "--json")
         safety.check_outputs({"--json": args.json}, [args.checkpoint], kinds={"--json": "text"},
                              force=args.force)
     ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt)
+    model = io.load(ckpt, release=True)       # the weights held once, in the model
     X, _, name = _checkpoint_data(args, ckpt)
-    with np.errstate(over="ignore", invalid="ignore"):     # a probe: judged in one line
-        probe = model.reconstruct(X[:64])
-    _require_finite(probe, "reconstructions of a probe batch", "the model's weights overflow")
+    _probe(model, X)
     table = robustness.robustness_table(model, X, seed=args.seed)
     copy = robustness.copy_errors(model, n=min(len(X), 1000), seed=args.seed)
     kind = (ckpt.extra.get("args") or {}).get("model", type(model).__name__)
@@ -604,7 +554,6 @@ def _which_epoch(records, planned, stopped=None):
         return "holds weights that were never trained with tinyae train (no history)"
     last, of = records[-1], f" of {planned}" if planned else ""
     text = f"holds the weights after epoch {last.epoch}{of}"
-    from ..train.loop import comparable_val_losses
     val = last.whole_val_loss           # None, or one of comparable_val_losses(records)
     if val is not None and val <= min(comparable_val_losses(records)):
         text += f" (validation loss {val:.5f}, the lowest up to then)"
@@ -612,20 +561,16 @@ def _which_epoch(records, planned, stopped=None):
 
 
 def cmd_sample(args):
-    from .. import io
-    from ..evaluate.vae_eval import samples
-    from ..viz import plot
     _outputs(args, "samples.png", "png")
     ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt)
+    model = io.load(ckpt, release=True)       # the weights held once, in the model
     rng = np.random.default_rng(args.seed)
     X_fit = None
     if not hasattr(model, "sample"):       # a plain autoencoder: a Gaussian fitted to its codes
         X_fit, _, _ = _checkpoint_data(args, ckpt)
+    if X_fit is not None:               # the codes a Gaussian is fitted to must be finite
+        _probe(model, X_fit)
     with np.errstate(over="ignore", invalid="ignore"):     # judged below, in one line
-        if X_fit is not None:           # the codes a Gaussian is fitted to must be finite
-            _require_finite(model.reconstruct(X_fit[:64]), "reconstructions of a probe batch",
-                            "the model's weights overflow")
         images = samples(model, args.n, rng, X_fit)
     _require_finite(images, "samples", "the model's weights overflow")
     how = ("from the prior N(0, I)" if X_fit is None else
@@ -645,7 +590,6 @@ SAFETY_EPILOG = ("Files: no command writes over one of its inputs (the checkpoin
 
 
 def build_parser():
-    from .. import __version__
     p = argparse.ArgumentParser(prog="tinyae", description="Train and explore a NumPy autoencoder.",
                                 epilog=SAFETY_EPILOG)
     p.add_argument("--version", action="version", version=f"tinyae {__version__}")
@@ -661,111 +605,17 @@ def build_parser():
         return q
 
     t = command("train", "train an autoencoder and write checkpoint, metrics, figures",
-                "Train an autoencoder (default: the seed model, the autoencoder of the blog\n"
-                "post tinyae started from: 784-512-256-64-2, ReLU, sigmoid out, MSE, Adam) and\n"
-                "write last.npz, best.npz, history, metrics.json and figures to --out. The\n"
-                "flags that shape the run are stored in the checkpoints; --resume restores\n"
-                "them all.\n\n"
-                "model kinds (--model):\n"
-                "  ae         the plain autoencoder\n"
-                "  denoising  trained on corrupted inputs with clean targets (--noise)\n"
-                "  sparse     a penalty on the code: KL sparsity on a sigmoid code (--rho,\n"
-                "             --beta) or L1 on a ReLU code (--penalty l1 --l1), plus weight\n"
-                "             decay (--weight-decay); default sizes 784,196\n"
-                "  stacked    each level H0-H1-H0, H1-H2-H1, ... trained greedily for\n"
-                "             --pretrain-epochs on the codes below it, then all levels\n"
-                "             fine-tuned together for --epochs\n"
-                "  vae        variational: Gaussian code (mu, logvar heads), loss = BCE summed\n"
-                "             over pixels + --beta * KL(q(z|x) || N(0, I)) per image; needs 3+\n"
-                "             sizes, e.g. 784,400,20 (pytorch/examples)")
+                policy.description())
     t.formatter_class = argparse.RawDescriptionHelpFormatter      # keeps the kinds' table
     t.epilog = textwrap.fill(SAFETY_EPILOG, 79)                  # raw text is not wrapped
-    keep = argparse.SUPPRESS                # absent unless given: --resume tells given from default
-    t.add_argument("--model", choices=MODEL_CHOICES, default=keep,
-                   help="model kind (default ae; see above)")
-    t.add_argument("--data", choices=DATA_CHOICES, default=keep,
-                   help="auto: MNIST, else the built-in digits (default); mnist never falls back")
-    t.add_argument("--sizes", type=_sizes, default=keep,
-                   help="encoder widths, input to latent (default 784,512,256,64,2; at most "
-                   "100,000,000 parameters in all)")
-    t.add_argument("--epochs", type=_positive(int, MAX_EPOCHS), default=keep,
-                   help="epochs in all, at most 100,000 (default 20; with --resume: the "
-                   "checkpoint's)")
-    t.add_argument("--batch-size", type=_positive(int, MAX_BATCH), default=keep, help="default 256")
-    t.add_argument("--lr", type=_positive(float), default=keep,
-                   help="Adam learning rate, finite and > 0; the peak of the schedule "
-                   "(default 4e-3 with --schedule onecycle, else 1e-3)")
-    t.add_argument("--schedule", choices=SCHEDULES, default=keep,
-                   help="learning-rate schedule over the run (default onecycle for --model ae, "
-                   "none for the other kinds): onecycle = linear warm-up over 30%% of the "
-                   "steps, then down to ~0 (--anneal); cosine = cosine from --lr down to ~0; "
-                   "step = lr / 10 after each third; warmup = linear warm-up, then "
-                   "constant; none = constant lr. --resume continues the saved curve; epochs "
-                   "past its end train at its final lr")
-    t.add_argument("--anneal", choices=ANNEALS, default=keep,
-                   help="how onecycle comes down from its peak: along a cosine or a straight "
-                   "line (torch's anneal_strategy; default linear for --model ae, cos for the "
-                   "other kinds)")
-    t.add_argument("--adam-beta2", type=_beta2, default=keep, metavar="BETA2",
-                   help="Adam's second-moment decay, in [0, 1) (default 0.99 for --model ae "
-                   "under onecycle, else 0.999 as in torch.optim.Adam)")
-    t.add_argument("--warmup", type=_positive(float), metavar="EPOCHS", default=keep,
-                   help="warm-up length in epochs for onecycle and warmup, may be a fraction "
-                   "(default: 30%% of training for onecycle, 5%% for warmup)")
-    t.add_argument("--weight-decay", type=float, default=keep, metavar="LAMBDA",
-                   help="L2 weight decay, >= 0. sparse: (LAMBDA / 2) * sum of the squared "
-                   "weights joins the penalty (default 7.7e-6: UFLDL's 3e-3 at the per-pixel "
-                   "scale of the MSE); the other kinds: Adam's weight_decay, LAMBDA * p added to "
-                   "every gradient as in torch.optim.Adam (default 0)")
-    t.add_argument("--seed", type=_seed, default=keep,
-                   help="seed for the initial weights and the shuffling (default 0)")
-    t.add_argument("--validation", type=_validation, default=keep, metavar="test|none|FRACTION",
-                   help="what best.npz is chosen on: the test split (default), none, or a "
-                   "fraction of the training set held out")
-    t.add_argument("--limit", type=_train_limit, default=keep,
-                   help=f"use only the first N images of each split, at least {MIN_LIMIT} "
-                   "(default: all)")
-    t.add_argument("--out", help="output folder (default: a new runs/<timestamp>); refused "
-                   "while another run writes to it, or when it holds an earlier run (unless --force)")
-    t.add_argument("--resume", metavar="CKPT",
-                   help="continue from a checkpoint, with its optimiser state and all its "
-                   "training flags, into a new folder (or --out); a flag given that differs "
-                   "from the checkpoint's is an error unless --override (default: a new run)")
-    t.add_argument("--override", action="store_true",
-                   help="with --resume: let the flags given replace the checkpoint's training "
-                   "flags (--lr, --batch-size, --schedule, --data, --seed, ...; the run then "
-                   "differs from an uninterrupted one); what decides the saved model itself "
-                   "(--model, --sizes, --pretrain-epochs, a kind's own options) cannot change")
-    t.add_argument("--force", action="store_true",
-                   help="write into an --out folder that holds an earlier run's files")
-    t.add_argument("--quiet", action="store_true",
-                   help="print only the final metrics and the output folder: no header, "
-                   "progress bar, epoch lines or evaluation line (errors and warnings still show)")
-    t.add_argument("--threads", type=_threads, metavar="N|auto", default=keep,
-                   help="BLAS threads for the matmuls (default auto: chosen by timing steps "
-                        "while training, re-checked every few hundred steps; or TINYAE_THREADS)")
-    g = t.add_argument_group("model options (each used by one --model kind)")
-    g.add_argument("--noise", type=_noise, default=keep, metavar="KIND:LEVEL",
-                   help="denoising: gaussian:STD (clipped to [0, 1]), masking:FRACTION or "
-                   "salt_and_pepper:FRACTION (default gaussian:0.5)")
-    g.add_argument("--penalty", choices=("kl", "l1"), default=keep,
-                   help="sparse: kl (sigmoid code, UFLDL) or l1 (ReLU code) (default kl)")
-    g.add_argument("--rho", type=float, default=keep,
-                   help="sparse, kl: target mean activation, in (0, 1) (default 0.05)")
-    g.add_argument("--beta", type=float, default=keep,
-                   help="sparse, kl: penalty weight, relative to the per-pixel MSE (default "
-                   "0.01); vae: weight of the KL term, >= 0 (default 1, the ELBO)")
-    g.add_argument("--l1", type=float, default=keep,
-                   help="sparse, l1: weight of the L1 penalty (default 1e-4)")
-    g.add_argument("--pretrain-epochs", type=_positive(int, MAX_EPOCHS), default=keep,
-                   help="stacked: greedy epochs per level before fine-tuning (default 5)")
+    policy.add_arguments(t)
     t.set_defaults(run=cmd_train)
 
     def data_args(q):
         q.add_argument("--data", choices=DATA_CHOICES, help="data set (default: the one trained on)")
         q.add_argument("--split", choices=("train", "test"), default="test",
                        help="which split (default test)")
-        q.add_argument("--limit", type=_positive(int), help="use only the first N images (default: all)")
+        q.add_argument("--limit", type=positive(int), help="use only the first N images (default: all)")
 
     def output_args(q, default, kind):
         q.add_argument("-o", "--output", help=f"the {kind} file to write (default {default})")
@@ -783,13 +633,24 @@ def build_parser():
     d.add_argument("checkpoint", help=checkpoint_help)
     d.add_argument("codes", help=".npy array of shape (N, latent size)")
     output_args(d, "decoded.png", ".png")
-    d.add_argument("--columns", type=_positive(int, MAX_COLUMNS),
+    d.add_argument("--columns", type=positive(int, MAX_COLUMNS),
                    help=f"columns of the grid, at most {MAX_COLUMNS} (default: about square; "
                    f"at most {MAX_COLUMNS} rows)")
     d.add_argument("--max-images", type=_at_least(0), default=400, metavar="N",
                    help=f"decode at most the first N codes, 0 for all up to "
                    f"{MAX_COLUMNS * MAX_COLUMNS:,} (default 400: a 20 x 20 grid)")
     d.set_defaults(run=cmd_decode)
+
+    v = command("evaluate", "make a run's metrics and figures from its checkpoint",
+                "Measure a checkpoint as tinyae train does at the end of a run (metrics.json, "
+                "history, figures), on the data and --limit the run recorded: for a run "
+                "stopped before they were made.")
+    v.add_argument("checkpoint", help=checkpoint_help)
+    v.add_argument("--out", help="folder to write into (default: the checkpoint's folder)")
+    v.add_argument("--data", choices=DATA_CHOICES, help="data set (default: the one trained on)")
+    v.add_argument("--force", action="store_true",
+                   help="replace the metrics, history and figures already in the folder")
+    v.set_defaults(run=cmd_evaluate)
 
     i = command("interpolate", "decode the path between two images' codes")
     i.add_argument("checkpoint", help=checkpoint_help)
@@ -821,7 +682,7 @@ def build_parser():
                 "inputs and a row of reconstructions for each.")
     r.add_argument("checkpoint", help=checkpoint_help)
     data_args(r)
-    r.add_argument("--seed", type=_seed, default=0, help="seed of the noise (default 0)")
+    r.add_argument("--seed", type=seed, default=0, help="seed of the noise (default 0)")
     output_args(r, "robustness.png", ".png")
     r.add_argument("--json", help="also write the numbers to this .json file (default: none)")
     r.set_defaults(run=cmd_robustness)
@@ -831,12 +692,12 @@ def build_parser():
                 "prior, so its codes of the training images are fitted with one Gaussian and "
                 "that is sampled (compare the two side by side).")
     s.add_argument("checkpoint", help=checkpoint_help)
-    s.add_argument("-n", type=_positive(int, MAX_COLUMNS * MAX_COLUMNS), default=64,
+    s.add_argument("-n", type=positive(int, MAX_COLUMNS * MAX_COLUMNS), default=64,
                    help="how many images, at most 10,000 (default 64)")
     output_args(s, "samples.png", ".png")
-    s.add_argument("--columns", type=_positive(int, MAX_COLUMNS),
+    s.add_argument("--columns", type=positive(int, MAX_COLUMNS),
                    help=f"columns of the grid, at most {MAX_COLUMNS} (default: about square)")
-    s.add_argument("--seed", type=_seed, default=0, help="seed of the random codes (default 0)")
+    s.add_argument("--seed", type=seed, default=0, help="seed of the random codes (default 0)")
     data_args(s)
     s.set_defaults(run=cmd_sample, split="train")
 
@@ -845,8 +706,9 @@ def build_parser():
     n.add_argument("checkpoint", help=checkpoint_help)
     n.set_defaults(run=cmd_info)
 
-    from . import course  # check a student's layer; student versions of tutorials
     course.add_commands(command)
+    anomaly.add_commands(command)
+    export.add_commands(command)
     return p
 
 
@@ -870,6 +732,10 @@ def error_message(exc):
         return f"{where}: {fix}"
     if isinstance(exc, (ValueError, OSError, FloatingPointError)):   # tinyae's own errors
         return str(exc)
+    if isinstance(exc, MemoryError):
+        return ("out of memory: this machine could not give the command the memory it asked "
+                "for (README, Safety: what each command needs); use smaller --sizes, "
+                "--batch-size or --limit, or close other programs")
     return (f"unexpected {type(exc).__name__}: {exc}; please report it with the output of "
             "the same command with --debug")
 

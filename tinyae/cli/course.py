@@ -7,8 +7,13 @@ writes the tutorials without their solutions.
 import argparse
 import json
 import math
+import signal
 import sys
 from pathlib import Path
+
+from ..exercises import write_student_versions
+from ..io.checkpoint import atomic_write
+from ..testing import LayerSpecError, grade_layer, load_layer
 
 CHECK_HELP = ("Gradient-check a layer you wrote, and check it against the layer contract "
               "(backward returns dx, gradients add up with +=, inputs left alone, float64 "
@@ -85,7 +90,6 @@ def add_commands(command):
 
 
 def cmd_check(args):
-    from ..testing import LayerSpecError, grade_layer, load_layer
     try:
         make = load_layer(args.layer)
         if args.json:
@@ -104,7 +108,6 @@ def cmd_check(args):
               f"{exc}", file=sys.stderr)
         return 2
     if args.json:
-        from ..io.checkpoint import atomic_write
         text = json.dumps(grade.to_dict(), indent=1)
         atomic_write(args.json, lambda f: f.write(text.encode()))
     fatal = next((f for _, _, r in grade.runs for f in r.findings if f.fatal), None)
@@ -123,7 +126,6 @@ def _first_byte(path):
 
 
 def _check_json_path(path, spec):
-    from ..testing import LayerSpecError
     out, source = Path(path), Path(str(spec).rpartition(":")[0])
     if out.is_dir():
         raise LayerSpecError(f"--json {path} is a folder; give a file name ending in .json")
@@ -137,9 +139,7 @@ def _check_json_path(path, spec):
 
 
 def cmd_exercises(args):
-    import signal
 
-    from ..exercises import write_student_versions
 
     def stop(signum, frame):        # SIGTERM as Ctrl-C: the files written so far are removed
         raise KeyboardInterrupt

@@ -21,7 +21,7 @@ SEEDS = {"train": 0, "test": 1}
 @lru_cache(maxsize=1)
 def glyphs():
     """(fonts, 10, MASTER, MASTER) float32 masks: each digit centred, 20/28 of the height."""
-    import matplotlib
+    import matplotlib               # here: matplotlib takes half a second to import
     from matplotlib.font_manager import FontProperties
     from matplotlib.path import Path
     from matplotlib.textpath import TextPath

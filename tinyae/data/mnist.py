@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import interactive
+from .digits import load_builtin_digits
+
 
 class DataError(ValueError):
     """A data file that is missing, corrupt, or not what its name says."""
@@ -188,9 +191,7 @@ def download(url, dest, checksum, progress=True, timeout=30):
 
 def _progress_bar(total, name, enabled):
     """A byte-count bar on a terminal or in Jupyter; nothing in a log (no carriage-return frames)."""
-    from tqdm.auto import tqdm
-
-    from ..train.progress import interactive
+    from tqdm.auto import tqdm          # tqdm only when a download starts (it imports IPython's parts)
     live = enabled and interactive()
     if enabled and not live:                 # a log gets one line instead of the frames
         print(f"downloading {name}" + (f" ({total:,} bytes)" if total else ""), file=sys.stderr)
@@ -292,7 +293,6 @@ def load_dataset(kind, split, limit=None, progress=True):
     digits (saying so on stderr); "mnist" never falls back. ``limit`` keeps
     the first images only.
     """
-    from .digits import load_builtin_digits
     if kind == "builtin":
         (X, y), name = load_builtin_digits(split), "builtin"
     elif kind == "fashion":

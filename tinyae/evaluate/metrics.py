@@ -1,5 +1,8 @@
-"""Numbers that say how good an autoencoder is, and the PCA baseline it must beat."""
+"""Numbers that say how good an autoencoder is, against the PCA baseline it must beat."""
 import numpy as np
+
+from ..models.pca import PCA
+from ..train.threads import batched
 
 
 def mse_per_pixel(X, X_rec) -> float:
@@ -18,50 +21,6 @@ def bce_per_image(X, X_rec, eps=1e-7) -> float:
     p = np.clip(np.asarray(X_rec, np.float64), eps, 1 - eps)
     X = np.asarray(X, np.float64)
     return float(-np.mean(np.sum(X * np.log(p) + (1 - X) * np.log1p(-p), axis=1)))
-
-
-class PCA:
-    """Principal component analysis: the best *linear* k-dimensional code.
-
-    The components are the top-k eigenvectors of the covariance C = X_c^T X_c / (N - 1)
-    of the centred data X_c = X - mu; a (D, D) eigenproblem (784 x 784 for MNIST)
-    instead of an SVD of the whole (N, D) data, so fitting 60,000 images takes a second.
-
-    encode: Z = (X - mu) V_k      decode: X' = Z V_k^T + mu
-    """
-
-    def __init__(self, k=2):
-        self.k = k
-
-    def fit(self, X, chunk=8192):
-        X = np.asarray(X)
-        if not np.issubdtype(X.dtype, np.floating):           # e.g. uint8 pixels: no wrap-around
-            X = X.astype(np.float64)
-        n, width = X.shape
-        self.mean = X.mean(axis=0, dtype=np.float64)
-        C = np.zeros((width, width))
-        for i in range(0, n, chunk):              # X_c^T X_c in slices: no (N, D) float64 copy
-            Xc = X[i:i + chunk] - self.mean.astype(X.dtype)
-            C += Xc.T @ Xc
-        C /= max(n - 1, 1)
-        eigenvalues, V = np.linalg.eigh(C)        # ascending order
-        V = V[:, ::-1][:, :self.k]                # (D, k), largest variance first
-        # An eigenvector's sign is arbitrary: make each one's largest entry positive.
-        V *= np.sign(V[np.abs(V).argmax(axis=0), np.arange(V.shape[1])])
-        self.components, self.variances = V, eigenvalues[::-1][:self.k]
-        return self
-
-    def encode(self, X):
-        return (np.asarray(X, np.float64) - self.mean) @ self.components
-
-    def decode(self, Z):
-        return Z @ self.components.T + self.mean
-
-    def first(self, k):
-        """The PCA with only the first ``k`` of these components (no refitting)."""
-        pca = PCA(k)
-        pca.mean, pca.components, pca.variances = self.mean, self.components[:, :k], self.variances[:k]
-        return pca
 
 
 def knn_accuracy(Z_train, y_train, Z_test, y_test, k=5, window=None) -> float:
@@ -113,21 +72,6 @@ def _nearest(Z, Q, k, chunk=500):
         d = np.sum(q * q, axis=1)[:, None] - 2 * q @ Z.T + sq[None, :]      # |q - z|^2, (c, N)
         out[i:i + chunk] = np.argpartition(d, k - 1, axis=1)[:, :k]
     return out
-
-
-def batched(fn, X, batch_size=2048, threads=None):
-    """fn applied to X in batches, results stacked: keeps peak memory small.
-
-    BLAS threads as in ``fit``: ``threads`` fixed, or "auto" (the default,
-    or ``TINYAE_THREADS``) measured on the first batches (``tinyae.train.threads``).
-    """
-    from ..train.threads import blas_threads
-    parts = []
-    with blas_threads(threads, probe_steps=1, every=10**9) as chooser:   # one probe, no re-probe
-        for i in range(0, len(X), batch_size):
-            xb = X[i:i + batch_size]
-            parts.append(chooser.run(lambda: fn(xb), len(xb)))
-    return np.concatenate(parts)
 
 
 def evaluate_autoencoder(model, X_train, y_train, X_test, y_test, k=5, threads=None):

@@ -23,6 +23,7 @@
 import numpy as np
 
 from ..nn import corrupt
+from ..viz.plot import image_grid
 from .metrics import batched, sq_error_per_image
 
 # name -> distortion(X, rng); the four inputs of the robustness table.
@@ -117,7 +118,6 @@ def format_table(table, copy=None) -> str:
 
 def figure(model, X, n: int = 8, seed: int = 0, path=None, title=None):
     """A row of inputs and a row of reconstructions for each distortion, then the copy inputs."""
-    from ..viz.plot import image_grid
     rng = np.random.default_rng(seed)
     X = X[:n]
     images, labels = [], []

@@ -12,6 +12,8 @@ from statistics import NormalDist
 import numpy as np
 
 from ..nn.functional import bce_with_logits
+from ..viz import plot
+from ..viz.latent import fit_gaussian, sample_gaussian
 from .metrics import batched, knn_accuracy, mse_per_pixel
 
 LOG_2PI = np.log(2 * np.pi)
@@ -99,7 +101,6 @@ def quantile_grid(n=20):
 
 def quantile_grid_figure(model, n=20, path=None, title="decoded Gaussian quantiles"):
     """Decode ``quantile_grid(n)`` of a 2-D code; ticks at the quantiles' z values."""
-    from ..viz import plot
     if model.latent_width != 2:
         raise ValueError(f"the quantile grid needs a 2-D code; this model's code has "
                          f"{model.latent_width} dimensions")
@@ -118,15 +119,16 @@ def quantile_grid_figure(model, n=20, path=None, title="decoded Gaussian quantil
 
 
 def samples(model, n, rng, X_fit=None):
-    """n new images: prior samples from a VAE; from a plain autoencoder, decoded draws
-    from a Gaussian fitted to its codes of ``X_fit``."""
-    if hasattr(model, "sample"):
-        return model.sample(n, rng)
+    """n new images: prior samples from a VAE (``model.sample``'s draws); from a plain
+    autoencoder, decoded draws from a Gaussian fitted to its codes of ``X_fit``. Decoded
+    in batches, so a wide decoder's activations stay small for any n."""
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"samples: n must be a positive integer, got {n!r}")
+    if hasattr(model, "sample"):        # the codes model.sample(n, rng) draws, in batches
+        Z = rng.standard_normal((int(n), model.latent_width)).astype(model.dtype)
+        return batched(model.decode, Z)
     if X_fit is None:
         raise ValueError("a plain autoencoder has no prior: pass X_fit, the images whose codes "
                          "the Gaussian is fitted to")
-    from ..viz.latent import fit_gaussian, sample_gaussian
     mean, cov = fit_gaussian(batched(model.encode, X_fit))
-    return model.decode(sample_gaussian(mean, cov, int(n), rng).astype(model.dtype))
+    return batched(model.decode, sample_gaussian(mean, cov, int(n), rng).astype(model.dtype))

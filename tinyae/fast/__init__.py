@@ -3,6 +3,7 @@
     tinyae/layers.py, losses.py, optim.py    the definition: plain NumPy, one formula a line
     tinyae/fast/kernels.py                   the same formulas fused into Numba loops
     tinyae/fast/engine.py                    accelerate(model): a view of a model on those kernels
+    tinyae/fast/conv.py, conv_kernels.py     the convolutions: im2col / col2im loops, BLAS products
     tinyae/fast/matmul.py                    a matmul written to teach how BLAS is organised
 
 ``fit`` trains on this path by default and on the plain one with

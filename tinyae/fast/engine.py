@@ -7,6 +7,10 @@ updates the view's weights and the other way round:
 - every ``Sequential`` part becomes a ``FastSequential``: a Dense followed by
   a stock activation runs as one matmul plus one fused loop (bias and
   activation forward; activation gradient and bias gradient backward);
+- a stock ``Conv2D`` or ``ConvTranspose2D`` (and the stock activation after
+  it) runs as im2col or col2im plus one matmul and one fused loop, a
+  ``MaxPool2D`` as one loop each way (``conv.py``); ``Reshape`` and ``Flatten``
+  are views already and run as they are;
 - any other object that follows the layer contract (a student's own layer)
   runs through its own ``forward``/``backward`` in the middle of it;
 - the model object itself is a shallow copy, so its own ``forward`` and
@@ -26,11 +30,13 @@ import copy
 
 import numpy as np
 
+from ..nn.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape
 from ..nn.layers import (Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh,
                          as_float_batch, zero_grads)
 from ..nn.losses import MSE
 from ..nn.optim import Adam
 from . import kernels as K
+from .conv import MaxPoolStep, step_class
 
 # The activations the kernels know, by exact type: a subclass may change the maths.
 CODES = {Identity: K.IDENTITY, ReLU: K.RELU, LeakyReLU: K.LEAKY_RELU, Sigmoid: K.SIGMOID,
@@ -142,16 +148,32 @@ class LayerStep:
         return self.layer.backward(dy)
 
 
+def _windowed(layer):
+    """The step class (conv.py) for a stock convolution with float32 or float64 weights."""
+    if not (is_stock(layer, Conv2D) or is_stock(layer, ConvTranspose2D)):
+        return None
+    return step_class(layer) if layer.params["W"].dtype in (np.float32, np.float64) else None
+
+
 def plan(layers):
-    """The steps of a layer list: (Dense, stock activation) pairs fused, the rest as they are."""
+    """The steps of a layer list: (Dense or convolution, stock activation) pairs fused,
+    max pooling as its own loop, the rest as they are."""
     steps, i = [], 0
     while i < len(layers):
         layer = layers[i]
         nxt = layers[i + 1] if i + 1 < len(layers) else None
+        fused = nxt is not None and _activation_code(nxt) is not None
         if is_stock(layer, Dense):
-            fused = nxt is not None and _activation_code(nxt) is not None
             steps.append(DenseStep(layer, nxt if fused else None))
             i += 2 if fused else 1
+        elif _windowed(layer) is not None:
+            code = _activation_code(nxt) if fused else K.IDENTITY
+            alpha = getattr(nxt, "negative_slope", 0.0) if fused else 0.0
+            steps.append(_windowed(layer)(layer, code, alpha, Buffers()))
+            i += 2 if fused else 1
+        elif is_stock(layer, MaxPool2D):
+            steps.append(MaxPoolStep(layer, Buffers()))
+            i += 1
         elif isinstance(layer, Sequential):
             steps.append(LayerStep(FastSequential(layer)))
             i += 1
@@ -161,18 +183,28 @@ def plan(layers):
     return steps
 
 
+def _is_view(step):
+    return isinstance(step, LayerStep) and (is_stock(step.layer, Reshape)
+                                            or is_stock(step.layer, Flatten))
+
+
 class FastSequential(Sequential):
     """A ``Sequential`` on the fast path: the same layers (and arrays), fused steps.
 
     Outputs are reused arrays, valid until the next ``forward``.
     ``need_input_grad = False`` skips the first layer's dx (nobody needs the
-    gradient with respect to the data) and makes ``backward`` return None.
+    gradient with respect to the data) and makes ``backward`` return None; a
+    stock ``Reshape`` or ``Flatten`` in front has no parameters, so the layer
+    after it counts as the first (a convolution behind ``Reshape``).
     """
 
     def __init__(self, seq):
         super().__init__(*seq.layers)
         self.steps = plan(self.layers)
         self.need_input_grad = True
+        self.first = 0                       # the first step with parameters, past views
+        while self.first < len(self.steps) - 1 and _is_view(self.steps[self.first]):
+            self.first += 1
 
     def forward(self, x):
         for step in self.steps:
@@ -182,8 +214,9 @@ class FastSequential(Sequential):
 
     def backward(self, dout):
         self._check_dout(dout)
-        for k in range(len(self.steps) - 1, -1, -1):
-            dout = self.steps[k].backward(dout, need_dx=k > 0 or self.need_input_grad)
+        stop = 0 if self.need_input_grad else self.first
+        for k in range(len(self.steps) - 1, stop - 1, -1):
+            dout = self.steps[k].backward(dout, need_dx=k > stop or self.need_input_grad)
         return dout
 
     def zero_grad(self):
@@ -191,12 +224,15 @@ class FastSequential(Sequential):
             step.zero_grad()
 
 
-def _dense_steps(net):
+def _filling_steps(net):
+    """The steps, at any depth, that may skip zero_grad's fill: (step, its layer)."""
     for step in getattr(net, "steps", ()):
         if isinstance(step, DenseStep):
-            yield step
-        else:
-            yield from _dense_steps(step.layer)
+            yield step, step.dense
+        elif hasattr(step, "skip_fill"):
+            yield step, step.layer
+        elif isinstance(step, LayerStep):
+            yield from _filling_steps(step.layer)
 
 
 def accelerate(model):
@@ -219,14 +255,13 @@ def accelerate(model):
         first = getattr(fast, getattr(model, "input_part", None) or "", None)
         if isinstance(first, FastSequential):     # never set attributes on a student's object
             first.need_input_grad = False
-    # A Dense used twice (tied or repeated) gets two backward calls a step: the
+    # A layer used twice (tied or repeated) gets two backward calls a step: the
     # second must add to the first, so neither may skip the zero fill.
     parts = [fast] if isinstance(fast, FastSequential) else [
         p for p in vars(fast).values() if isinstance(p, FastSequential)]
-    steps = [s for p in parts for s in _dense_steps(p)]
     seen = {}
-    for s in steps:
-        seen.setdefault(id(s.dense.grads["W"]), []).append(s)
+    for s, layer in (pair for p in parts for pair in _filling_steps(p)):
+        seen.setdefault(id(layer.grads["W"]), []).append(s)
     for group in seen.values():
         if len(group) > 1:
             for s in group:

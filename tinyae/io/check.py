@@ -91,8 +91,7 @@ def expected_arrays(path, config):
     params = {}
     width = _layer(path, model.get("encoder"), "encoder.", None, 0, params)
     if not params:
-        _fail(path, "the encoder has no Dense layer")
-    d_in = next(iter(params.values()))[0]
+        _fail(path, "the encoder has no layer with weights")
     try:                # a VAE's heads sit between the encoder and the code
         width = kind.code_width(model, lambda c, prefix, w: _layer(path, c, prefix, w, 0, params),
                                 width)
@@ -101,9 +100,17 @@ def expected_arrays(path, config):
     n_enc = len(params)
     out = _layer(path, model.get("decoder"), "decoder.", width, 0, params)
     if len(params) == n_enc:
-        _fail(path, "the decoder has no Dense layer")
-    if out != d_in:
-        _fail(path, f"the decoder ends with {out} features but the encoder takes {d_in}")
+        _fail(path, "the decoder has no layer with weights")
+    if type(out) is not int:
+        _fail(path, f"the decoder ends with samples of shape {out}, not rows of features")
+    # The decoder's rows are what the encoder reads: walk the encoder again from them, so
+    # each of its layers checks what it is given (a Dense its in_features, a Reshape its
+    # size, a Conv2D its channels and image size).
+    try:
+        _walk(model.get("encoder"), "encoder.", out, 0, {})
+    except ValueError as exc:
+        _fail(path, f"the decoder ends with {out} features, which the encoder does not take "
+                    f"({exc})")
     total = sum(math.prod(s) for s in params.values())
     if total > MAX_PARAMETERS:
         raise CheckpointError(f"{path!r} describes a model with {total:,} parameters, more than "
@@ -120,24 +127,33 @@ def expected_arrays(path, config):
 
 
 def _layer(path, cfg, prefix, width, depth, params):
-    """Add the parameter shapes of one layer config to ``params``; return its output width."""
+    """Add the parameter shapes of one layer config to ``params``; return its output width
+    (an int for rows, a tuple for images, None when not known)."""
+    try:
+        return _walk(cfg, prefix, width, depth, params)
+    except ValueError as exc:
+        _fail(path, str(exc))
+
+
+def _walk(cfg, prefix, width, depth, params):
+    """``_layer``'s walk; ``ValueError`` naming the layer for a config it refuses."""
     if not isinstance(cfg, dict) or not isinstance(cfg.get("type"), str):
-        _fail(path, f"layer {prefix.rstrip('.')} is not described by a config with a type")
+        raise ValueError(f"layer {prefix.rstrip('.')} is not described by a config with a type")
     kind, keys = cfg["type"], set(cfg) - {"type"}
     if kind == "Sequential":
         layers = cfg.get("layers")
         if keys != {"layers"} or not isinstance(layers, list) or depth >= MAX_DEPTH \
                 or len(layers) > 1000:
-            _fail(path, f"{prefix.rstrip('.')}: a Sequential needs a list of at most 1,000 "
-                        f"layers, nested at most {MAX_DEPTH} deep")
+            raise ValueError(f"{prefix.rstrip('.')}: a Sequential needs a list of at most "
+                             f"1,000 layers, nested at most {MAX_DEPTH} deep")
         for i, c in enumerate(layers):
-            width = _layer(path, c, f"{prefix}{i}.", width, depth + 1, params)
+            width = _walk(c, f"{prefix}{i}.", width, depth + 1, params)
         return width
     if kind not in LAYERS:
-        _fail(path, f"unknown layer type {kind!r} (known: {sorted(LAYERS)})")
+        raise ValueError(f"unknown layer type {kind!r} (known: {sorted(LAYERS)})")
     try:                # the class says what its config may hold and which arrays it makes
         shapes, width = LAYERS[kind].shapes_from_config(cfg, width)
     except (ValueError, TypeError) as exc:
-        _fail(path, f"{prefix.rstrip('.')}: {exc}")
+        raise ValueError(f"{prefix.rstrip('.')}: {exc}") from None
     params.update({prefix + k: shape for k, shape in shapes.items()})
     return width

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..version import __version__
+from ..models.variants import MODELS, model_from_config
+from ..nn import init as initialisers
 from .check import (MAX_MEMBERS, CheckpointError, check_members, expected_arrays,
                     parse_config)
 from .safety import describe, kind_of, regular_file
@@ -124,7 +127,6 @@ def save(model, path, *, optimizer=None, extra=None, schedule=None):
     ``.npz`` is appended when missing. Returns the path written. Weights that
     are NaN or infinite are refused: such a checkpoint could never be used.
     """
-    from .. import __version__
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
@@ -287,8 +289,11 @@ def _read_config(z, path):
     return config, shapes
 
 
-def load_weights(model, ckpt):
-    """Copy the parameters of ``ckpt`` into ``model``, checking names and shapes."""
+def load_weights(model, ckpt, release=False):
+    """Copy the parameters of ``ckpt`` into ``model``, checking names and shapes.
+
+    ``release``: drop each array from ``ckpt.params`` once copied, so that the weights are
+    held once (in the model), not twice, by the time the last one is copied."""
     if not isinstance(ckpt, Checkpoint):
         ckpt = read_checkpoint(ckpt)
     expected = {name: p for name, p, _ in model.parameters()}
@@ -310,22 +315,27 @@ def load_weights(model, ckpt):
             raise CheckpointError(f"{ckpt.path!r}: {name} has shape {arr.shape} but the model "
                                   f"needs {p.shape}; the checkpoint is from a different architecture.")
         p[...] = arr
+        if release:
+            del ckpt.params[name], arr
     return model
 
 
-def load(path):
-    """Build the model saved at ``path`` (or in a ``Checkpoint`` already read) with its weights."""
-    from ..models.variants import MODELS, model_from_config
+def load(path, release=False):
+    """Build the model saved at ``path`` (or in a ``Checkpoint`` already read) with its weights.
+
+    ``release``: a ``Checkpoint`` passed in gives its arrays up to the model (its ``params``
+    are emptied); a path is always read this way."""
     ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
     cfg = ckpt.config.get("model") or {}
     if cfg.get("type") not in MODELS:
         raise CheckpointError(f"{ckpt.path!r} holds a model of type {cfg.get('type')!r}, "
                               f"which tinyae.load cannot build (it builds {sorted(MODELS)})")
     try:
-        model = model_from_config(cfg, rng=np.random.default_rng(0))
+        with initialisers.skipped():        # the weights are about to be loaded: no draw
+            model = model_from_config(cfg, rng=np.random.default_rng(0))
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"{ckpt.path!r}: the model config cannot be built ({exc})") from None
-    return load_weights(model, ckpt)
+    return load_weights(model, ckpt, release=release or not isinstance(path, Checkpoint))
 
 
 MAX_CODES = 10_000          # codes decoded at once by `tinyae decode` (a 100 x 100 grid)

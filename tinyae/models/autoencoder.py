@@ -159,8 +159,15 @@ def model_penalty(model) -> float:
 
 
 # --- the summary table: one row per layer -------------------------------------------
+def batch_shape(width):
+    """The shape of a batch of samples of ``width`` (an int, a tuple for images, or None),
+    as Keras prints it: "(None, 784)", "(None, 32, 28, 28)", "(None, ?)"."""
+    dims = width if isinstance(width, tuple) else ("?" if width is None else width,)
+    return f"(None, {', '.join(map(str, dims))})"
+
+
 def input_row(width):
-    return ("Input", f"(None, {width})", 0)
+    return ("Input", batch_shape(width), 0)
 
 
 def layer_rows(part, net, width):
@@ -169,21 +176,21 @@ def layer_rows(part, net, width):
     for i, layer in enumerate(net.layers if isinstance(net, Sequential) else [net]):
         width = output_width(layer, width)
         n = sum(p.size for _, p, _ in layer_parameters(layer))
-        rows.append((f"{part}.{i} {type(layer).__name__}",
-                     f"(None, {'?' if width is None else width})", n))
+        rows.append((f"{part}.{i} {type(layer).__name__}", batch_shape(width), n))
     return rows, width
 
 
 def print_table(rows, total, print_fn=print):
     """Print (name, shape, parameters) rows under a header, then the total."""
     w = max(len(r[0]) for r in rows) + 2
-    line = "-" * (w + 30)
-    print_fn(f"{'Layer':<{w}}{'Output shape':<16}{'Params':>14}")
+    s = max(16, max(len(r[1]) for r in rows) + 2)          # images: (None, 32, 28, 28)
+    line = "-" * (w + s + 14)
+    print_fn(f"{'Layer':<{w}}{'Output shape':<{s}}{'Params':>14}")
     print_fn(line)
     for name, shape, n in rows:
-        print_fn(f"{name:<{w}}{shape:<16}{n:>14,}")
+        print_fn(f"{name:<{w}}{shape:<{s}}{n:>14,}")
     print_fn(line)
-    print_fn(f"{'Total params':<{w + 16}}{total:>14,}")
+    print_fn(f"{'Total params':<{w + s}}{total:>14,}")
 
 
 def dense_autoencoder(sizes=SEED_SIZES, activation: str = "relu", output: str = "sigmoid",

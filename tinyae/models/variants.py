@@ -19,6 +19,7 @@ from ..nn.corrupt import Corruption, parse
 from ..nn.layers import ACTIVATION_LAYERS, Sequential, Sigmoid
 from ..nn.penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
 from .autoencoder import SEED_SIZES, Autoencoder, dense_autoencoder, number
+from .contractive import ContractiveAutoencoder
 from .vae import VariationalAutoencoder
 
 # UFLDL's weight decay lambda = 3e-3 weighs half the squared error summed over an
@@ -191,7 +192,7 @@ def denoising_autoencoder(sizes=SEED_SIZES, noise="gaussian:0.5", *,
 
 
 MODELS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, SparseAutoencoder,
-                                        VariationalAutoencoder)}
+                                        VariationalAutoencoder, ContractiveAutoencoder)}
 
 
 def model_from_config(cfg, rng=None):

@@ -5,30 +5,63 @@ so deep stacks neither explode nor vanish at the start of training.
 
     he       N(0, 2 / fan_in)                  for ReLU-like layers
     glorot   U(-a, a), a = sqrt(6 / (fan_in + fan_out))   for tanh, sigmoid, linear
+
+``shape`` is a Dense weight's (fan_in, fan_out) or a convolution kernel's
+(out_channels, in_channels, kh, kw), whose fans count the kernel's taps.
 """
+import contextlib
+
 import numpy as np
 
 
+def fans(shape):
+    """(fan_in, fan_out): inputs and outputs each weight meets, for a 2-D or 4-D ``shape``."""
+    if len(shape) == 4:                           # (out, in, kh, kw): kh kw taps per channel
+        taps = shape[2] * shape[3]
+        return shape[1] * taps, shape[0] * taps
+    return shape[0], shape[1]
+
+
 def he(shape, rng, dtype=np.float32):
-    """He (Kaiming) normal init; ``shape`` is (fan_in, fan_out)."""
-    fan_in = shape[0]
+    """He (Kaiming) normal init."""
+    fan_in = fans(shape)[0]
     w = rng.standard_normal(shape)
     w *= np.sqrt(2.0 / fan_in)          # in place: one float64 array at a time, same numbers
     return w.astype(dtype, copy=False)
 
 
 def glorot(shape, rng, dtype=np.float32):
-    """Glorot (Xavier) uniform init; ``shape`` is (fan_in, fan_out)."""
-    a = np.sqrt(6.0 / (shape[0] + shape[1]))
+    """Glorot (Xavier) uniform init."""
+    a = np.sqrt(6.0 / sum(fans(shape)))
     return rng.uniform(-a, a, size=shape).astype(dtype, copy=False)
 
 
 INITIALISERS = {"he": he, "glorot": glorot}
+_skipping = False
+
+
+def zeros(shape, rng, dtype=np.float32):
+    """All zeros: pages the OS hands out as they are first written (no memory before)."""
+    return np.zeros(shape, dtype)
+
+
+@contextlib.contextmanager
+def skipped():
+    """Inside, every initialiser gives ``zeros``: for a model built only to have its weights
+    loaded (``tinyae.load``), a random draw would be wasted time and, for a large model,
+    twice its weights in memory (the float64 draw). Not for use across threads."""
+    global _skipping
+    before, _skipping = _skipping, True
+    try:
+        yield
+    finally:
+        _skipping = before
 
 
 def get(name):
-    """The initialiser called ``name``."""
+    """The initialiser called ``name`` (``zeros`` inside ``skipped()``)."""
     try:
-        return INITIALISERS[name]
+        init = INITIALISERS[name]
     except KeyError:
         raise ValueError(f"unknown init {name!r}; choose one of {sorted(INITIALISERS)}") from None
+    return zeros if _skipping else init

@@ -73,18 +73,28 @@ class Layer:
         return {"type": type(self).__name__}
 
     def output_width(self, width):
-        """Features out, given ``width`` features in (used by ``summary``)."""
+        """Width out, given ``width`` in (used by ``summary``): an int for rows (N, D),
+        a tuple for images (C, H, W), None when not known."""
         return width
 
     @classmethod
     def shapes_from_config(cls, cfg, width):
         """(parameter shapes, width out) of the layer ``cfg`` describes, for ``width``
-        features in, without building it: what a checkpoint may hold is checked with this
-        before anything is allocated. ``ValueError`` for a config this class never writes."""
+        in, without building it: what a checkpoint may hold is checked with this
+        before anything is allocated. ``ValueError`` for a config this class never writes.
+
+        A width is the shape of one sample: an int D for rows (N, D), a tuple such
+        as (C, H, W) for images (``nn/conv.py``), None when not known."""
         extra = set(cfg) - {"type"}
         if extra:
             raise ValueError(f"unexpected settings {sorted(extra)} for {cls.__name__}")
         return {}, width
+
+    @classmethod
+    def from_config(cls, cfg, rng=None, dtype=np.float32):
+        """The layer ``config()`` describes (``cfg`` without its "type"); a layer with
+        weights takes ``rng`` and ``dtype`` too."""
+        return cls(**cfg)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
@@ -161,7 +171,9 @@ class Dense(Layer):
         self.params["W"] = initialisers.get(init)((self.in_features, self.out_features), rng, dtype)
         if bias:
             self.params["b"] = np.zeros(self.out_features, dtype=dtype)
-        self.grads = {k: np.zeros_like(p) for k, p in self.params.items()}
+        # np.zeros, not zeros_like: the OS hands out zero pages as they are first written, so a
+        # model that is only used (never trained) costs no memory for its gradients.
+        self.grads = {k: np.zeros(p.shape, p.dtype) for k, p in self.params.items()}
 
     def forward(self, x):
         W = self.params["W"]
@@ -339,14 +351,15 @@ def zero_grads(layer):
 def input_width(layer):
     """Features the layer reads: its ``in_features``, else the side of the first 2-D weight
     ``W`` met in order that its forward accepts (layers before it keep the width); None
-    when none says."""
+    when none says, or at a layer that takes samples of any size first (``in_features``
+    None: a convolution, a pooling, a Flatten)."""
     for part in (layer.layers if isinstance(layer, Sequential) else [layer]):
         if isinstance(part, Sequential):
             width = input_width(part)
             if width is not None:
                 return width
         elif hasattr(part, "in_features"):
-            return int(part.in_features)
+            return None if part.in_features is None else int(part.in_features)
         elif np.ndim(getattr(part, "params", {}).get("W")) == 2:
             return _width_that_runs(part)
     return None
@@ -366,18 +379,20 @@ def _width_that_runs(layer):
 
 
 def output_width(layer, width):
-    """Features out for ``width`` in: the layer's ``output_width``, else measured with a
-    forward on two rows of zeros (a student's layer); None when that cannot be known."""
+    """Width out for ``width`` in (an int, or a tuple for images): the layer's
+    ``output_width``, else measured with a forward on two samples of zeros (a student's
+    layer); None when that cannot be known."""
     if hasattr(layer, "output_width"):
         return layer.output_width(width)
     if width is None:
         return None
     dtype = next((p.dtype for p in layer.params.values()), np.float64)
     try:
-        y = layer.forward(np.zeros((2, width), dtype))
+        y = layer.forward(np.zeros((2, *np.atleast_1d(width)), dtype))
     except Exception:           # a layer that cannot take zeros still gets its row: width '?'
         return None
-    return np.shape(y)[1] if np.ndim(y) == 2 else None
+    shape = np.shape(y)[1:]
+    return None if not shape else shape[0] if len(shape) == 1 else tuple(shape)
 
 
 # --- containers --------------------------------------------------------------------
@@ -439,6 +454,7 @@ class Sequential(Layer):
         return f"Sequential({inner}\n)"
 
 
+# Every layer class a config may name; nn/conv.py adds its own.
 LAYERS = {cls.__name__: cls for cls in (Dense, Identity, ReLU, LeakyReLU, Sigmoid, Tanh)}
 ACTIVATION_LAYERS = {"identity": Identity, "relu": ReLU, "leaky_relu": LeakyReLU,
                      "sigmoid": Sigmoid, "tanh": Tanh}
@@ -455,4 +471,4 @@ def layer_from_config(cfg, rng=None, dtype=np.float32):
                      init=cfg.get("init", "he"), rng=rng, dtype=dtype)
     if kind not in LAYERS:
         raise ValueError(f"unknown layer type {kind!r} in config; known: {sorted(LAYERS)}")
-    return LAYERS[kind](**cfg)
+    return LAYERS[kind].from_config(cfg, rng, dtype)

@@ -67,7 +67,7 @@ class SGD(Optimizer):
         _check(0 <= weight_decay < float("inf"),
                f"weight_decay must be a finite number >= 0, got {weight_decay}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
-        self.velocity = [np.zeros_like(p) for _, p, _ in self.params]
+        self.velocity = [np.zeros(p.shape, p.dtype) for _, p, _ in self.params]
 
     def step(self):
         for (_, p, g), v in zip(self.params, self.velocity):
@@ -103,8 +103,10 @@ class Adam(Optimizer):
         _check(0 <= weight_decay < float("inf"),
                f"weight_decay must be a finite number >= 0, got {weight_decay}")
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
-        self.m = [np.zeros_like(p) for _, p, _ in self.params]
-        self.v = [np.zeros_like(p) for _, p, _ in self.params]
+        # np.zeros, not zeros_like: zero pages cost no memory until the first step writes
+        # them, so an optimiser about to load a checkpoint's moments holds them once.
+        self.m = [np.zeros(p.shape, p.dtype) for _, p, _ in self.params]
+        self.v = [np.zeros(p.shape, p.dtype) for _, p, _ in self.params]
         self.t = 0
 
     def step(self):

@@ -3,7 +3,8 @@
 A model that penalises its code (the sparse autoencoder here, the variational
 one next) computes the penalty in its forward, reports it from ``penalty()``
 and adds ``backward()`` to the gradient that reaches the code; ``fit`` then
-minimises "reconstruction loss + model.penalty()".
+minimises "reconstruction loss + model.penalty()". The contractive penalty
+also reads the code layer's weight: ``forward(Z, W)``, ``backward() -> (dZ, dW)``.
 
 Scale: tinyae's MSE is a mean over all N*D pixels, and these penalties are
 means over the N images of the batch, so a weight here is relative to the
@@ -117,7 +118,78 @@ class KLSparsity(Penalty):
         return {"type": "KLSparsity", "rho": self.rho, "beta": self.beta}
 
 
-PENALTIES = {"L1Activity": L1Activity, "KLSparsity": KLSparsity}
+class Contractive(Penalty):
+    """Rifai et al. (ICML 2011): the squared Frobenius norm of the code layer's Jacobian.
+
+    The code layer is h = a(x W + b), W (D, H) stored as ``Dense`` stores it, so
+    dh_j/dx_i = a'(z_j) W_ij and, per image,
+
+        ||J_f(x)||_F^2 = sum_j a'(z_j)^2 sum_i W_ij^2 = sum_j a'(z_j)^2 w_j,   w_j = sum_i W_ij^2
+
+    with a'(z) read off the code: sigmoid a' = h (1 - h); ReLU a' = 1[h > 0].
+    (For a deeper encoder this is the Jacobian of its last layer, as Rifai's
+    one-layer encoder has it.)
+
+    forward:   P = lam / N sum_n sum_j a'_nj^2 w_j
+    backward:  dH_nj = lam / N * 2 h(1 - h)(1 - 2h) w_j     (sigmoid: d[h(1-h)]/dh = 1 - 2h)
+               dH_nj = 0                                 (ReLU: 1[h > 0] is flat in h)
+               dW_ij = 2 lam W_ij * (1/N) sum_n a'_nj^2  (through w_j only: a' is a function
+                                                          of h, whose own path to W the
+                                                          model's backward follows via dH)
+    Args:
+        weight: lam >= 0.
+        activation: "sigmoid" or "relu", the code layer's.
+    Shapes:
+        H (N, H) the code, W (D, H) the code layer's weight.
+    """
+
+    ACTIVATIONS = ("sigmoid", "relu")
+
+    def __init__(self, weight: float = 1e-5, activation: str = "sigmoid"):
+        weight = float(weight)
+        if not (weight >= 0 and np.isfinite(weight)):
+            raise ValueError(f"Contractive: weight (lambda) must be a finite number >= 0 (0 turns "
+                             f"the penalty off), got {weight:g}")
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"Contractive: activation must be one of {self.ACTIVATIONS} (the "
+                             f"code layer's), got {activation!r}")
+        self.weight, self.activation = weight, activation
+
+    def __call__(self, H, W):
+        return self.forward(H, W)
+
+    def _slope(self, H):
+        """a'(z) from the code h = a(z): (N, H)."""
+        if self.activation == "sigmoid":
+            return H * (1 - H)
+        return (H > 0).astype(H.dtype)
+
+    def forward(self, H, W) -> float:
+        H, W = _check_code(H, "Contractive"), np.asarray(W)
+        if W.ndim != 2 or W.shape[1] != H.shape[1]:
+            raise ValueError(f"Contractive: W must be the code layer's weight, shape (D, "
+                             f"{H.shape[1]}) for codes of shape {H.shape}; got {W.shape}")
+        w = np.einsum("ij,ij->j", W, W)                       # (H,) sum_i W_ij^2
+        slope2 = self._slope(H) ** 2                          # (N, H)
+        self._cache = (H, W, w, slope2)
+        return self.weight * float((slope2 @ w).sum()) / len(H)
+
+    def backward(self):
+        """(dH, dW): the gradients with respect to the code and to the code layer's weight."""
+        H, W, w, slope2 = self._saved()
+        scale = H.dtype.type(self.weight / len(H))
+        if self.activation == "sigmoid":
+            dH = scale * 2 * H * (1 - H) * (1 - 2 * H) * w        # (N, H)
+        else:
+            dH = np.zeros_like(H)
+        dW = W.dtype.type(2 * self.weight) * W * slope2.mean(axis=0)   # (D, H)
+        return dH, dW
+
+    def config(self):
+        return {"type": "Contractive", "weight": self.weight, "activation": self.activation}
+
+
+PENALTIES = {"L1Activity": L1Activity, "KLSparsity": KLSparsity, "Contractive": Contractive}
 
 
 def penalty_from_config(cfg):

@@ -33,7 +33,7 @@ from ..nn.losses import MSE
 from ..nn.optim import Adam
 from .callbacks import Checkpointer, EarlyStopper, EarlyStopping  # noqa: F401 (public here too)
 from .history import EpochRecord, History, comparable_val_losses  # noqa: F401
-from .progress import Progress, interactive  # noqa: F401
+from ..progress import Progress, interactive  # noqa: F401
 from .stops import (EpochStart, Stop, StepFailed, TrainingDiverged, broken,  # noqa: F401
                     diverged, interrupted, own_rng)
 from .threads import blas_threads
@@ -280,7 +280,7 @@ class _Path:
 def _training_path(model, loss, optimizer, backend):
     if backend == "numpy":
         return _Path(model, loss, optimizer.step, lambda X, idx, out: np.take(X, idx, axis=0))
-    from .. import fast
+    from .. import fast             # here, not at the top: it imports Numba (a second or two)
     return _Path(fast.accelerate(model), fast.fast_loss(loss), fast.fast_step(optimizer),
                  fast.gather_rows)
 

@@ -21,9 +21,11 @@ import sys
 
 import numpy as np
 
-from ..evaluate.metrics import batched
 from ..models.autoencoder import Autoencoder, dense_autoencoder
 from ..nn.layers import Dense, Sequential
+from ..nn.optim import Adam
+from .loop import fit
+from .threads import batched
 
 
 def _groups(net):
@@ -73,8 +75,6 @@ def pretrain(model, X, epochs: int, *, batch_size: int = 256, lr: float = 1e-3,
     Level k trains for ``epochs`` epochs (Adam with ``lr`` and ``betas``, MSE) on the
     codes of the levels below it, which stay fixed from then on.
     """
-    from ..nn.optim import Adam
-    from .loop import fit
     histories, codes = [], X
     levels = split_levels(model)
     for k, level in enumerate(levels, start=1):

@@ -17,7 +17,12 @@ import json
 
 import numpy as np
 
-from ..nn.layers import Dense
+from ..io.checkpoint import atomic_write
+from ..models.pca import PCA
+from ..nn.conv import Conv2D, ConvTranspose2D, Flatten, Reshape
+from ..models.vae import VariationalAutoencoder
+from ..nn.layers import Dense, Sigmoid
+from ..train.threads import batched
 from .latent import latent_range
 
 
@@ -32,28 +37,53 @@ def _b64(a):
 
 
 def decoder_spec(model):
-    """The decoder as a JSON-ready list: {"W", "b", "in", "out"} per Dense, {"act"} per activation."""
-    spec = []
-    for layer in getattr(model.decoder, "layers", [model.decoder]):
-        if type(layer) is Dense:
+    """The decoder as a JSON-ready list, one entry per layer the page runs: a Dense's
+    {"in", "out", "W", "b"}; a convolution's {"conv": "Conv2D" or "ConvTranspose2D", "W",
+    "b", its settings and the image size it reads}; an activation's {"act", "alpha"}.
+    Reshape and Flatten keep a sample's numbers in the same (C, H, W) order: nothing to run."""
+    spec, width = [], model.latent_width
+    for layer in _page_layers(model):
+        kind = type(layer)
+        if kind is Dense:
             W = layer.params["W"]                                         # (in, out)
             b = layer.params.get("b", np.zeros(W.shape[1], W.dtype))
             spec.append({"in": W.shape[0], "out": W.shape[1], "W": _b64(W), "b": _b64(b)})
+        elif kind in (Conv2D, ConvTranspose2D):
+            spec.append(_conv_spec(layer, width))
         elif _js(layer):
-            spec.append({"act": type(layer).__name__,
+            spec.append({"act": kind.__name__,
                          "alpha": float(getattr(layer, "negative_slope", 0.0))})
-        else:
-            raise ValueError(f"tinyae explore runs Dense layers and activations whose class "
-                             f"gives its JavaScript (js) in the browser; the decoder has a "
-                             f"{type(layer).__name__}, which the page cannot run")
+        elif kind not in (Reshape, Flatten):
+            raise ValueError(f"tinyae explore runs Dense, Conv2D and ConvTranspose2D layers, "
+                             f"Reshape, Flatten and activations whose class gives its "
+                             f"JavaScript (js) in the browser; the decoder has a {kind.__name__}, "
+                             "which the page cannot run")
+        width = layer.output_width(width)
     return spec
+
+
+def _page_layers(model):
+    """The layers from a code to an image: the decoder's, and for a VAE, whose decoder ends
+    in logits, the sigmoid its ``decode`` applies."""
+    layers = list(getattr(model.decoder, "layers", [model.decoder]))
+    return layers + [Sigmoid()] if isinstance(model, VariationalAutoencoder) else layers
+
+
+def _conv_spec(layer, width):
+    """A convolution for the page: weights, settings, and the (C, H, W) it reads."""
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    oph, opw = getattr(layer, "output_padding", (0, 0))
+    _, out_h, out_w = layer.output_width(width)
+    return {"conv": type(layer).__name__, "W": _b64(layer.params["W"]),
+            "b": _b64(layer.params["b"]), "cin": layer.in_channels, "cout": layer.out_channels,
+            "hin": width[1], "win": width[2], "hout": out_h, "wout": out_w,
+            "kh": kh, "kw": kw, "sh": sh, "sw": sw, "ph": ph, "pw": pw, "oph": oph, "opw": opw}
 
 
 def js_activations(model):
     """The ``ACT`` table of the page: each of the decoder's activations as a JavaScript
     function of (v, a), from its class's ``js`` expression."""
-    layers = getattr(model.decoder, "layers", [model.decoder])
-    kinds = {type(layer).__name__: _js(layer) for layer in layers if _js(layer)}
+    kinds = {type(layer).__name__: _js(layer) for layer in _page_layers(model) if _js(layer)}
     return "\n".join(f"  {name}: (v, a) => ({js})," for name, js in sorted(kinds.items()))
 
 
@@ -70,7 +100,6 @@ def map_plane(Z):
     if width == 1:
         return (np.column_stack([Z[:, 0], np.zeros(len(Z))]), np.zeros(1), np.array([[1.0, 0.0]]),
                 "1-D codes: the horizontal axis is z1; the vertical position does not matter.")
-    from ..evaluate.metrics import PCA
     pca = PCA(2).fit(Z)
     return (pca.encode(Z), pca.mean, pca.components,
             f"{width}-D codes: the map is the plane of their first two principal components "
@@ -120,8 +149,6 @@ def explorer_html(model, Z, labels, title="tinyae latent-space explorer"):
 
 def write_explorer(model, X, labels, path, title="tinyae latent-space explorer"):
     """Encode X, then write the page to ``path`` (atomically). Returns the page's size in bytes."""
-    from ..evaluate.metrics import batched
-    from ..io.checkpoint import atomic_write
     with np.errstate(over="ignore", invalid="ignore"):     # non-finite codes are refused
         Z = batched(model.encode, X)
     page = explorer_html(model, Z, labels, title).encode("utf-8")
@@ -189,9 +216,38 @@ function dense(x, l) {
 const ACT = {                                               // from each class's js
 __ACT__
 };
+// Convolutions, as in tinyae.nn.conv, on one sample stored (C, H, W) row by row:
+// Conv2D  y[o, i, j] = b[o] + sum_{c,u,v} x[c, i sh - ph + u, j sw - pw + v] W[o, c, u, v]
+// ConvTranspose2D: each x[c, i, j] adds x W[c, o, u, v] to y[o, i sh - ph + u, j sw - pw + v]
+function conv(x, l) {
+  const y = new Float64Array(l.cout * l.hout * l.wout), hw = l.hout * l.wout;
+  for (let o = 0; o < l.cout; o++) y.fill(l.b[o], o * hw, (o + 1) * hw);
+  const t = l.conv === "ConvTranspose2D";
+  for (let c = 0; c < l.cin; c++)
+    for (let o = 0; o < l.cout; o++) {
+      const w = t ? (c * l.cout + o) * l.kh * l.kw : (o * l.cin + c) * l.kh * l.kw;
+      for (let u = 0; u < l.kh; u++) for (let v = 0; v < l.kw; v++) {
+        const k = l.W[w + u * l.kw + v];
+        if (k === 0) continue;
+        const [H, Wd] = t ? [l.hin, l.win] : [l.hout, l.wout];   // the loops run over these
+        for (let i = 0; i < H; i++) {
+          const r = i * l.sh - l.ph + u;
+          if (r < 0 || r >= (t ? l.hout : l.hin)) continue;
+          for (let j = 0; j < Wd; j++) {
+            const q = j * l.sw - l.pw + v;
+            if (q < 0 || q >= (t ? l.wout : l.win)) continue;
+            if (t) y[(o * l.hout + r) * l.wout + q] += x[(c * l.hin + i) * l.win + j] * k;
+            else y[(o * l.hout + i) * l.wout + j] += x[(c * l.hin + r) * l.win + q] * k;
+          }
+        }
+      }
+    }
+  return y;
+}
 function decodeCode(z) {                                    // z: the full code (latent width)
   let x = Float64Array.from(z);
   for (const l of layers) {
+    if (l.conv) { x = conv(x, l); continue; }
     if (!l.act) { x = dense(x, l); continue; }
     const a = l.alpha, f = ACT[l.act];
     for (let j = 0; j < x.length; j++) x[j] = f(x[j], a);

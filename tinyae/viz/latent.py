@@ -50,6 +50,9 @@ def grid(x_range, y_range, n=20):
 def fit_gaussian(Z):
     """Mean and covariance of the codes: the simplest model of the latent distribution."""
     Z = np.asarray(Z, np.float64)
+    if len(Z) < 2:          # a covariance needs two codes: one gives 0/0 (NaN), then no samples
+        raise ValueError(f"a Gaussian is fitted to the codes of at least 2 images; got {len(Z)}: "
+                         "use more images (a larger --limit)")
     return Z.mean(axis=0), np.atleast_2d(np.cov(Z, rowvar=False))
 
 

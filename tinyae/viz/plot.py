@@ -6,11 +6,12 @@ headless and in notebooks alike.
 import numpy as np
 
 from ..io.checkpoint import atomic_write
+from ..models.pca import PCA
 from .latent import grid, latent_range
 
 
 def _figure(w, h):
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure    # at the first figure: half a second to import
     return Figure(figsize=(w, h), layout="constrained")
 
 
@@ -53,7 +54,6 @@ def _two_d(Z):
         return np.column_stack([Z[:, 0], np.zeros(len(Z))]), ("z1", ""), " (1-D codes)"
     if Z.shape[1] == 2:
         return Z, ("z1", "z2"), ""
-    from ..evaluate.metrics import PCA
     return PCA(2).fit(Z).encode(Z), ("PC1", "PC2"), f" ({Z.shape[1]}-D codes: first two principal components)"
 
 
@@ -100,11 +100,22 @@ def decoded_grid(model, ranges, n=20, path=None, title="decoded latent grid"):
     return _save(fig, path)
 
 
+LARGE_GRID = 25     # images a side beyond which a grid is written pixel for pixel
+
+
 def image_grid(images, ncols=None, path=None, title="", row_labels=None):
-    """Images (N, 784) in a grid of ``ncols`` columns (default: about square)."""
+    """Images (N, 784) in a grid of ``ncols`` columns (default: about square).
+
+    A grid of more than ``LARGE_GRID`` images a side is written pixel for pixel with Pillow,
+    without title or labels, and returned as a ``PIL.Image``: drawn by matplotlib, a
+    100 x 100 grid took 1.1 to 3.5 GB (float RGBA copies of a 3,000-pixel canvas); this way
+    it takes tens of MB.
+    """
     images = np.asarray(images)
     ncols = ncols or int(np.ceil(np.sqrt(len(images))))
     nrows = int(np.ceil(len(images) / ncols))
+    if max(ncols, nrows) > LARGE_GRID:
+        return _pixel_grid(tile(images, ncols), path)
     fig = _figure(max(2.5, ncols * 0.6 + (1.0 if row_labels else 0)), max(1.5, nrows * 0.6 + 0.4))
     ax = fig.subplots()
     ax.imshow(tile(images, ncols), cmap="gray", vmin=0, vmax=1)
@@ -115,6 +126,23 @@ def image_grid(images, ncols=None, path=None, title="", row_labels=None):
         ax.set_yticks([])
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def filters(W, n=64, path=None, title="filters: the weights into each hidden unit"):
+    """The first ``n`` columns of a weight matrix W (784, H) as images, each scaled to [0, 1]
+    by its own min and max (an RBM's ``W``, a first ``Dense``'s ``params["W"]``)."""
+    W = np.asarray(W, dtype=np.float64)[:, :n].T                      # (n, 784)
+    low = W.min(axis=1, keepdims=True)
+    span = np.maximum(W.max(axis=1, keepdims=True) - low, 1e-12)       # a constant unit: grey 0
+    return image_grid((W - low) / span, path=path, title=title)
+
+
+def _pixel_grid(canvas, path):
+    from PIL import Image           # matplotlib's own dependency; imported with the figures
+    image = Image.fromarray(np.round(np.clip(canvas, 0, 1) * 255).astype(np.uint8))   # mode L
+    if path is not None:
+        atomic_write(path, lambda f: image.save(f, format="PNG"))
+    return image
 
 
 def image_strip(images, path=None, title="", labels=None):
@@ -137,7 +165,7 @@ def loss_curves(history, path=None, title="training and validation loss", ax=Non
     The lr curve (right axis) places step k of epoch e (S steps) at e - 1 + (k + 1) / S.
     ``ax``: draw into this Axes instead of a new figure (e.g. to put runs side by side).
     """
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator   # with the figure's (see _figure)
     fig = _figure(5.5, 3.5) if ax is None else ax.figure
     ax = fig.subplots() if ax is None else ax
     epochs = [r.epoch for r in history.records]

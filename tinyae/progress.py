@@ -1,6 +1,7 @@
-"""What a person sees while ``fit`` runs: a bar per epoch where it can redraw itself, and one
-line per finished epoch (the only output in a log file or pipe)."""
+"""What a person sees during long work (a download, ``fit``): a bar where it can redraw
+itself, and one line per finished step of work (the only output in a log file or pipe)."""
 import sys
+from importlib.util import find_spec
 
 
 def interactive():
@@ -17,7 +18,6 @@ def interactive():
     if sys.stderr is not None and sys.stderr.isatty():
         return True
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    from importlib.util import find_spec
     if not (shell is not None and "IPKernelApp" in getattr(shell, "config", {})
             and find_spec("ipywidgets") is not None):
         return False

@@ -1,0 +1,262 @@
+"""The convolution steps of the fast path: im2col, one BLAS product, a fused epilogue.
+
+A convolution is a matrix product once every window is a column (``conv_kernels``):
+
+    Conv2D           cols = im2col(x)                  (C kh kw, N Ho Wo)
+                     y    = act(W2 @ cols + b)         W2 = W as (O, C kh kw)
+      backward       dz = dy * act'(y);  dW2 (+)= dz cols^T;  dx = col2im(W2^T dz)
+    ConvTranspose2D  the same two halves swapped (a transposed convolution is a
+                     convolution's backward): y = act(col2im(W2^T x) + b), W2 = W
+                     as (C, O kh kw); its backward takes windows with im2col
+
+Images stay NCHW between steps, so a student's layer or ``Flatten`` can sit
+anywhere; a product's (O, N, L) channels become (N, O, L) images inside the
+loop that adds the bias and applies the activation, which reads them anyway.
+Each step computes what ``tinyae/nn/conv.py`` does, up to the order of BLAS's
+sums (tests/test_fast_conv.py).
+"""
+import numpy as np
+
+from ..nn.conv import ConvTranspose2D, as_images
+from . import conv_kernels as C
+from . import kernels as K
+
+
+def _activate(y, b, code, alpha, z, buffers):
+    """y (N, O, L) <- act(z + b) from the product's z (O, N, L): the bias and the stock
+    activation in one pass (two for sigmoid and tanh, whose exp and tanh NumPy computes
+    fastest)."""
+    t = y.dtype.type
+    C.bias_act(z, b, code if code in (K.RELU, K.LEAKY_RELU) else K.IDENTITY, t(alpha), y)
+    flat = y.reshape(-1, y.shape[-1])                               # (N O, L)
+    if code == K.SIGMOID:
+        e = buffers("e", flat.shape, flat.dtype)
+        np.negative(np.abs(flat, out=e), out=e)
+        np.exp(e, out=e)
+        K.sigmoid_from_exp(flat, e, t(1), np.finfo(flat.dtype).tiny)
+    elif code == K.TANH:
+        np.tanh(flat, out=flat)
+
+
+def _act_grad(y, dy, code, alpha, buffers):
+    """dz = dy * act'(y) (N, O, L), written with the output y; dy itself for IDENTITY."""
+    if code == K.IDENTITY:
+        return dy
+    t, dz = dy.dtype.type, buffers("dz", dy.shape, dy.dtype)
+    y2, dy2, dz2 = (a.reshape(-1, a.shape[-1]) for a in (y, dy, dz))    # (N O, L)
+    K.act_grad(y2, dy2, code, t(alpha), t(1), np.finfo(dy.dtype).tiny, dz2)
+    return dz
+
+
+def _checked_dout(layer, y, dy):
+    """dy as a C-contiguous array like the output y, refused before any loop reads it."""
+    if y is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward() was called before forward(): "
+                           "run forward on a batch first, since backward uses what it kept.")
+    if np.shape(dy) != y.shape:                       # the loops do not check bounds
+        raise ValueError(f"{layer!r}.backward(): dout has shape {np.shape(dy)}, expected the "
+                         f"output's {y.shape}")
+    return np.ascontiguousarray(dy, dtype=y.dtype)
+
+
+class _WindowedStep:
+    """What the two convolution steps share: the activation, the buffers, dW written or added.
+
+    As ``DenseStep``: after ``zero_grad`` the next backward *writes* dW and db
+    (it overwrites every entry, so the fill is skipped), unless ``skip_fill``
+    was cleared because the layer's arrays are used twice.
+    """
+
+    def __init__(self, layer, code, alpha, buffers):
+        self.layer, self.code, self.alpha, self.buffers = layer, code, alpha, buffers
+        self.skip_fill, self.write, self.y = True, False, None
+
+    def zero_grad(self):
+        if self.skip_fill:
+            self.write = True
+        else:
+            self.layer.zero_grad()
+
+    def _settings(self):
+        return (*self.layer.kernel_size, *self.layer.stride, *self.layer.padding)
+
+    def _input(self, x):
+        """x checked as the plain layer checks it; (x, its output's (O, Ho, Wo))."""
+        x = as_images(x, self.layer.in_channels, self.layer.params["W"].dtype, self.layer)
+        shape = self.layer.output_width(x.shape[1:])            # refuses bad sizes first
+        return np.ascontiguousarray(x), shape                   # the kernels read image planes
+
+    def _dout(self, dy):
+        return _checked_dout(self.layer, self.y, dy)
+
+    def _weight_grad(self, a, b):
+        """dW (+)= a @ b, as the (rows of W, the rest) matrix W2; straight into dW when writing."""
+        g = self.layer.grads["W"]
+        g2 = g.reshape(len(g), -1)                    # a view: grads are C-contiguous
+        if self.write:
+            np.matmul(a, b, out=g2)
+        else:
+            g2 += np.matmul(a, b, out=self.buffers("dW", g2.shape, g2.dtype))
+
+
+class ConvStep(_WindowedStep):
+    """y = act(conv(x, W) + b) and its backward, for one ``Conv2D`` and the activation after it.
+
+    Shapes: x (N, C, H, W);  cols (C kh kw, N Ho Wo);  W2 (O, C kh kw);  y (N, O, Ho, Wo)
+    """
+
+    def forward(self, x):
+        W, b = self.layer.params["W"], self.layer.params["b"]
+        x, (O, Ho, Wo) = self._input(x)
+        N, M = len(x), len(x) * Ho * Wo
+        self.cols = self.buffers("cols", (W[0].size, M), W.dtype)
+        C.im2col(x, *self._settings(), Ho, Wo, self.cols)
+        z = np.matmul(W.reshape(O, -1), self.cols,
+                      out=self.buffers("z", (O, M), W.dtype))               # (O, N Ho Wo)
+        y = self.buffers("y", (N, O, Ho, Wo), W.dtype)
+        _activate(y.reshape(N, O, -1), b, self.code, self.alpha, z.reshape(O, N, -1),
+                  self.buffers)
+        self.x_shape, self.y = x.shape, y
+        return y
+
+    def backward(self, dy, need_dx=True):
+        W, grads = self.layer.params["W"], self.layer.grads
+        dy = self._dout(dy)
+        N, O, Ho, Wo = dy.shape
+        dz = _act_grad(self.y, dy, self.code, self.alpha, self.buffers)    # (N, O, Ho, Wo)
+        dzc = self.buffers("dz_channels", (O, N, Ho * Wo), dy.dtype)       # the product's layout
+        C.to_channels_bias_grad(dz.reshape(N, O, -1), dzc, grads["b"], not self.write)
+        dzc = dzc.reshape(O, -1)                                           # (O, N Ho Wo)
+        self._weight_grad(dzc, self.cols.T)                                # (O, C kh kw)
+        self.write = False
+        if not need_dx:
+            return None
+        dcols = np.matmul(W.reshape(O, -1).T, dzc,
+                          out=self.buffers("dcols", self.cols.shape, dy.dtype))
+        dx = self.buffers("dx", self.x_shape, dy.dtype)
+        C.col2im(dcols, *self._settings(), Ho, Wo, dx)                     # (N, C, H, W)
+        return dx
+
+
+class ConvTransposeStep(_WindowedStep):
+    """y = act(conv_transpose(x, W) + b) and its backward, for one ``ConvTranspose2D``.
+
+    Shapes: x (N, C, H, W) as channels (C, N H W);  W2 (C, O kh kw);  cols (O kh kw, N H W);
+    y (N, O, Ho, Wo)
+    """
+
+    def _kernel(self):
+        """W in the transposed convolution's layout (C, O, kh, kw)."""
+        return self.layer.params["W"]
+
+    def forward(self, x):
+        W, b = self._kernel(), self.layer.params["b"]
+        x, (O, Ho, Wo) = self._input(x)
+        N, Cin, H, Wd = x.shape
+        self.xc = self.buffers("x_channels", (Cin, N * H * Wd), W.dtype)
+        np.copyto(self.xc.reshape(Cin, N, -1), x.reshape(N, Cin, -1).transpose(1, 0, 2))
+        cols = np.matmul(W.reshape(Cin, -1).T, self.xc,
+                         out=self.buffers("cols", (W[0].size, N * H * Wd), W.dtype))
+        y = self.buffers("y", (N, O, Ho, Wo), W.dtype)
+        C.col2im(cols, *self._settings(), H, Wd, y)                       # overlap-add, cropped
+        y3 = y.reshape(N, O, -1)
+        _activate(y3, b, self.code, self.alpha, y3.transpose(1, 0, 2), self.buffers)
+        self.x_shape, self.y, self.kernel = x.shape, y, W
+        return y
+
+    def backward(self, dy, need_dx=True):
+        W, grads = self.kernel, self.layer.grads
+        dy = self._dout(dy)
+        N, O = dy.shape[:2]
+        _, Cin, H, Wd = self.x_shape
+        dz = _act_grad(self.y, dy, self.code, self.alpha, self.buffers)    # (N, O, Ho, Wo)
+        C.channel_sums(dz.reshape(N, O, -1), grads["b"], not self.write)
+        dcols = self.buffers("dcols", (W[0].size, N * H * Wd), dy.dtype)
+        C.im2col(dz, *self._settings(), H, Wd, dcols)                      # windows of pad(dz)
+        self._weight_grad(self.xc, dcols.T)                                # (C, O kh kw)
+        self.write = False
+        if not need_dx:
+            return None
+        dxc = np.matmul(W.reshape(Cin, -1), dcols,
+                        out=self.buffers("dx_channels", (Cin, N * H * Wd), dy.dtype))
+        dx = self.buffers("dx", self.x_shape, dy.dtype)
+        np.copyto(dx.reshape(N, Cin, -1), dxc.reshape(Cin, N, -1).transpose(1, 0, 2))
+        return dx
+
+
+class ConvAsTransposeStep(ConvTransposeStep):
+    """A stride-1 ``Conv2D`` to fewer channels (O < C), computed as the transposed
+    convolution it equals, whose windows are taken on the output's side:
+
+        conv(x, W, padding p) = conv_transpose(x, W~, padding k - 1 - p),
+        W~[c, o, i, j] = W[o, c, kh - 1 - i, kw - 1 - j]
+
+    im2col would unfold C kh kw rows per output pixel (288 for keras-io's last
+    layer, 32 -> 1 channel); this way there are O kh kw (9) and the products
+    run over the channels instead. dW is dW~ flipped back.
+    """
+
+    def _settings(self):
+        (kh, kw), (ph, pw) = self.layer.kernel_size, self.layer.padding
+        return kh, kw, 1, 1, kh - 1 - ph, kw - 1 - pw
+
+    def _kernel(self):
+        W = self.layer.params["W"]                                         # (O, C, kh, kw)
+        Wt = self.buffers("W_flipped", (W.shape[1], W.shape[0], *W.shape[2:]), W.dtype)
+        np.copyto(Wt, W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])          # (C, O, kh, kw)
+        return Wt
+
+    def _weight_grad(self, a, b):
+        g = self.layer.grads["W"]                                          # (O, C, kh, kw)
+        gt = np.matmul(a, b, out=self.buffers("dW_flipped", (g.shape[1], b.shape[1]), g.dtype))
+        back = gt.reshape(g.shape[1], g.shape[0], *g.shape[2:]).transpose(1, 0, 2, 3)
+        if self.write:
+            np.copyto(g, back[:, :, ::-1, ::-1])
+        else:
+            g += back[:, :, ::-1, ::-1]
+
+
+def step_class(layer):
+    """The step for a stock ``Conv2D`` or ``ConvTranspose2D``: windows on the side with
+    fewer channels (a stride-1 convolution to fewer channels as a transposed one)."""
+    if type(layer) is ConvTranspose2D:
+        return ConvTransposeStep
+    k, p = layer.kernel_size, layer.padding
+    if (layer.stride == (1, 1) and layer.out_channels < layer.in_channels
+            and all(pi <= ki - 1 for pi, ki in zip(p, k))):
+        return ConvAsTransposeStep
+    return ConvStep
+
+
+class MaxPoolStep:
+    """``MaxPool2D`` with the tap of each window's max kept for backward, one loop each way."""
+
+    def __init__(self, layer, buffers):
+        self.layer, self.buffers = layer, buffers
+        self.y, self.plain = None, False
+
+    def zero_grad(self):
+        pass                                          # no parameters
+
+    def forward(self, x):
+        x = as_images(x, None, None, self.layer)
+        self.plain = x.dtype not in (np.float32, np.float64)   # no kernel for float16
+        if self.plain:
+            return self.layer.forward(x)
+        Cin, Ho, Wo = self.layer.output_width(x.shape[1:])
+        shape = (len(x), Cin, Ho, Wo)
+        self.y = self.buffers("y", shape, x.dtype)
+        self.arg = self.buffers("arg", shape, np.int64)
+        C.max_pool(x, *self.layer.kernel_size, *self.layer.stride, self.y, self.arg)
+        self.x_shape = x.shape
+        return self.y
+
+    def backward(self, dy, need_dx=True):
+        if self.plain:
+            return self.layer.backward(dy)
+        dy = _checked_dout(self.layer, self.y, dy)
+        if not need_dx:
+            return None
+        dx = self.buffers("dx", self.x_shape, dy.dtype)
+        C.max_pool_grad(dy, self.arg, self.layer.kernel_size[1], *self.layer.stride, dx)
+        return dx

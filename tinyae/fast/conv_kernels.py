@@ -1,0 +1,203 @@
+"""Numba kernels for the convolution steps (``tinyae/fast/conv.py``): the memory-bound
+moves around the products, which stay BLAS calls.
+
+    im2col     unfold: every window of an image as one column of a matrix
+    col2im     fold: its adjoint, each column's entries added back onto their pixels
+    max_pool   the largest entry of each window and where it was; max_pool_grad
+    bias_act   bias and activation, a product's (O, N, L) channels to (N, O, L) images
+
+``cols`` has one row per window tap (c, i, j), in the order of
+``W.reshape(O, C kh kw)``, and one column per output pixel (n, h, w):
+
+    cols[(c kh + i) kw + j, (n Ho + h) Wo + w] = x[n, c, h sh + i - ph, w sw + j - pw]
+
+with zeros where the window reaches into the padding. So a convolution is one
+matrix product ``W2 @ cols``, as ``tinyae/nn/conv.py``'s einsum computes it,
+and every loop below runs along an image row w at its innermost: contiguous
+reads and writes that the compiler vectorises (the range of w whose pixel is
+inside the image is worked out before the loop, so the loop has no branch).
+The loops are serial, as in ``kernels.py``: BLAS uses the cores for the products.
+"""
+import numpy as np
+
+from .kernels import LEAKY_RELU, RELU, _jit
+
+
+@_jit
+def inside(j, pw, sw, W, Wo):
+    """The outputs w in [w0, w1) whose tap j reads a pixel of the image: 0 <= w sw + j - pw < W
+    (the same for rows, with i, ph, sh, H, Ho)."""
+    w0 = min(Wo, max(0, -((j - pw) // sw)))               # ceil((pw - j) / sw)
+    w1 = max(w0, min(Wo, (W - 1 + pw - j) // sw + 1))
+    return w0, w1
+
+
+@_jit
+def im2col(x, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
+    """cols (C kh kw, N Ho Wo) <- the windows of x (N, C, H, W), C-contiguous; 0 in the padding.
+
+    With stride 1 and Wo = W ('same' along w), tap (i, j) reads each image as
+    one run shifted by d = (i - ph) W + (j - pw): one long copy per image (rows
+    of 14 pixels are too short to vectorise), then the few entries that
+    wrapped round a row's end are set to 0.
+    """
+    N, C, H, W = x.shape
+    L, run = Ho * Wo, sh == 1 and sw == 1 and Wo == W
+    planes = x.reshape(N, C, H * W)
+    for c in range(C):
+        for i in range(kh):
+            h0, h1 = inside(i, ph, sh, H, Ho)
+            for j in range(kw):
+                k = (c * kh + i) * kw + j
+                w0, w1 = inside(j, pw, sw, W, Wo)
+                for n in range(N):
+                    out, src = cols[k, n * L:(n + 1) * L], planes[n, c]
+                    if h0 == h1 or w0 == w1:
+                        out[:] = 0
+                    elif run:
+                        a, b, d = h0 * Wo + w0, (h1 - 1) * Wo + w1, (i - ph) * W + j - pw
+                        out[:a] = 0
+                        for q in range(a, b):
+                            out[q] = src[q + d]
+                        out[b:] = 0
+                        for h in range(h0, h1):
+                            out[h * Wo:h * Wo + w0] = 0
+                            out[h * Wo + w1:(h + 1) * Wo] = 0
+                    else:
+                        out[:h0 * Wo] = 0
+                        for h in range(h0, h1):
+                            at, r = h * Wo, (h * sh + i - ph) * W + j - pw
+                            out[at:at + w0] = 0
+                            for w in range(w0, w1):
+                                out[at + w] = src[r + w * sw]
+                            out[at + w1:at + Wo] = 0
+                        out[h1 * Wo:] = 0
+
+
+@_jit
+def col2im(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, x):
+    """x (N, C, H, W) <- each entry of cols added onto its pixel; the adjoint of im2col
+    (entries in the padding are dropped). (Ho, Wo) is the grid of windows; x is
+    C-contiguous. ``cols`` is scratch: with stride 1 and Wo = W its entries in the
+    padding are set to 0, so that one long shifted add per image (as in im2col)
+    adds nothing where a run wraps round a row's end.
+    """
+    N, C, H, W = x.shape
+    L, run = Ho * Wo, sh == 1 and sw == 1 and Wo == W
+    planes = x.reshape(N, C, H * W)
+    planes[...] = 0
+    for c in range(C):
+        for i in range(kh):
+            h0, h1 = inside(i, ph, sh, H, Ho)
+            for j in range(kw):
+                k = (c * kh + i) * kw + j
+                w0, w1 = inside(j, pw, sw, W, Wo)
+                if h0 == h1 or w0 == w1:
+                    continue
+                for n in range(N):
+                    src, dst = cols[k, n * L:(n + 1) * L], planes[n, c]
+                    if run:
+                        for h in range(h0, h1):
+                            src[h * Wo:h * Wo + w0] = 0
+                            src[h * Wo + w1:(h + 1) * Wo] = 0
+                        d = (i - ph) * W + j - pw
+                        for q in range(h0 * Wo + w0, (h1 - 1) * Wo + w1):
+                            dst[q + d] += src[q]
+                    else:
+                        for h in range(h0, h1):
+                            at, r = h * Wo, (h * sh + i - ph) * W + j - pw
+                            for w in range(w0, w1):
+                                dst[r + w * sw] += src[at + w]
+
+
+@_jit
+def bias_act(z, b, code, alpha, y):
+    """y[n, o, l] = act(z[o, n, l] + b[o]) for IDENTITY, RELU and LEAKY_RELU.
+
+    z (O, N, L) is the product's output, one row per channel; y (N, O, L) the images.
+    ``z = y.transpose(1, 0, 2)`` works in place: each entry reads only itself.
+    """
+    O, N, L = z.shape
+    for n in range(N):
+        for o in range(O):
+            src, dst, bo = z[o, n], y[n, o], b[o]
+            if code == RELU:
+                for m in range(L):
+                    v = src[m] + bo
+                    dst[m] = v if v >= 0 else v * 0
+            elif code == LEAKY_RELU:
+                for m in range(L):
+                    v = src[m] + bo
+                    dst[m] = v if v >= 0 else v * alpha
+            else:
+                for m in range(L):
+                    dst[m] = src[m] + bo
+
+
+@_jit
+def to_channels_bias_grad(dz, dzc, db, accumulate):
+    """dzc[o, n, l] = dz[n, o, l] (the product's layout) and db (+)= sum_{n,l} dz[n, o, l]."""
+    N, O, L = dz.shape
+    if not accumulate:
+        db[:] = 0
+    for n in range(N):
+        for o in range(O):
+            src, dst = dz[n, o], dzc[o, n]
+            s = src[0] * 0
+            for m in range(L):
+                dst[m] = src[m]
+                s += src[m]
+            db[o] += s
+
+
+@_jit
+def channel_sums(dz, db, accumulate):
+    """db (+)= sum_{n,l} dz[n, o, l]: the bias gradient of an (N, O, L) image batch."""
+    N, O, L = dz.shape
+    if not accumulate:
+        db[:] = 0
+    for n in range(N):
+        for o in range(O):
+            s = dz[n, o, 0] * 0
+            for m in range(L):
+                s += dz[n, o, m]
+            db[o] += s
+
+
+@_jit
+def max_pool(x, kh, kw, sh, sw, y, arg):
+    """y[n, c, h, w] = the max of x's window at (h sh, w sw); arg = its tap i kw + j.
+
+    The first maximum in (i, j) order wins, and a NaN beats any number, as
+    ``np.argmax`` decides in ``MaxPool2D``. The update is a select, not a
+    branch: on random data a branch is mispredicted every other tap (2x slower).
+    """
+    N, C, Ho, Wo = y.shape
+    for n in range(N):
+        for c in range(C):
+            src, dst, at = x[n, c], y[n, c], arg[n, c]
+            for h in range(Ho):
+                for w in range(Wo):
+                    best, a = src[h * sh, w * sw], 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            v = src[h * sh + i, w * sw + j]
+                            up = (v > best) | (np.isnan(v) & (not np.isnan(best)))
+                            best = v if up else best
+                            a = i * kw + j if up else a
+                    dst[h, w] = best
+                    at[h, w] = a
+
+
+@_jit
+def max_pool_grad(dy, arg, kw, sh, sw, dx):
+    """dx <- dy[n, c, h, w] added onto the pixel its window's max came from, 0 elsewhere."""
+    N, C, Ho, Wo = dy.shape
+    dx[...] = 0
+    for n in range(N):
+        for c in range(C):
+            for h in range(Ho):
+                for w in range(Wo):
+                    a = arg[n, c, h, w]
+                    dx[n, c, h * sh + a // kw, w * sw + a % kw] += dy[n, c, h, w]
+
