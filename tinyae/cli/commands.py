@@ -232,7 +232,12 @@ def cmd_evaluate(args):
                              f"{data_name} images have {X.shape[1]}; choose --data")
         _probe(model, X)
         say, started = partial(print, file=sys.stderr, flush=True), time.perf_counter()
-        m = _measure(model, (X, y, Xt, yt, data_name), run_seed, None, len(history.records), say)
+        # The BLAS thread count the run measured with (train's own evaluation uses it): the
+        # same count, the same sums, the same numbers to the last bit.
+        threads = saved.get("threads") if policy.valid("threads", saved.get("threads")) else None
+        chosen = history.records[-1].threads if history.records else None
+        m = _measure(model, (X, y, Xt, yt, data_name), run_seed, threads or chosen,
+                     len(history.records), say)
         _results(model, history, m, Xt, yt, run_seed, out, say, started)
     return 0
 
