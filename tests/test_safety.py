@@ -268,7 +268,7 @@ def test_every_os_error_is_one_line_naming_the_file(error, ws, capsys, monkeypat
 
     def fail(path, **kwargs):
         raise error(code, os.strerror(code), str(path))
-    monkeypatch.setattr(ta.io, "read_checkpoint", fail)
+    monkeypatch.setattr(ta.io.checkpoint, "read_checkpoint", fail)     # what io.read_model calls
     assert cli.main(["info", "ck.npz"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("tinyae info: error: ck.npz: ") and err.count("\n") == 1

@@ -121,8 +121,7 @@ def _test_sets(args, ckpt):
 
 def cmd_anomaly(args):
     _check_outputs(args)
-    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt, release=True)       # the weights held once, in the model
+    ckpt, model = io.read_model(args.checkpoint)
     X_normal, Xt, anomalous, name, what = _test_sets(args, ckpt)
     if model.input_width != Xt.shape[1]:
         raise ValueError(f"the model takes {model.input_width} features per image but the "

@@ -42,7 +42,6 @@ from .runs import RunFolder, checked_history, encoder_sizes, model_and_state, ne
 
 MAX_STEPS = 100             # images in an interpolation strip
 MAX_COLUMNS = 100           # columns (and rows) of a decoded grid
-ANNEALING = ("onecycle", "cosine", "step")     # schedules that end near lr 0
 FIGURES = ("reconstructions.png", "latent.png", "grid.png", "interpolation.png", "loss.png")
 
 
@@ -119,7 +118,7 @@ def _train(args, flags, ckpt, out, earlier):
     if len(history.records) >= flags["epochs"]:
         more = len(history.records) + 10
         final = optimizer.lr                    # where the restored schedule left it
-        if flags["schedule"] in ANNEALING and final < flags["lr"] / 100:
+        if final < flags["lr"] / 100:           # it annealed to ~0: more epochs would not train
             raise ValueError(
                 f"{args.resume!r} already holds {len(history.records)} epochs, and its "
                 f"{flags['schedule']} schedule has brought the lr down to {final:.1g}, where more epochs would barely move the weights; go on at a "
@@ -205,14 +204,13 @@ def _results(model, history, m, Xt, yt, seed, out, say, started):
 def cmd_evaluate(args):
     """The metrics and figures of a run's checkpoint, as ``tinyae train`` makes them at its end:
     for a run stopped before they were made (SIGTERM during the evaluation, say)."""
-    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
+    ckpt, model = io.read_model(args.checkpoint)
+    history = checked_history(ckpt)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
     kinds = {"history.json": "text", "history.csv": "text", "metrics.json": "text",
              **dict.fromkeys(FIGURES, "png")}
-    if isinstance(ckpt.config.get("model"), dict) and \
-            ckpt.config["model"].get("type") == "VariationalAutoencoder":
+    if isinstance(model, VariationalAutoencoder):
         kinds.update({"samples.png": "png", "quantile_grid.png": "png"})
-    model, history = io.load(ckpt, release=True), checked_history(ckpt)
     saved = ckpt.extra.get("args") if isinstance(ckpt.extra.get("args"), dict) else {}
     data_name = args.data or (saved.get("data") if saved.get("data") in DATA_CHOICES else "auto")
     limit = saved.get("limit") if policy.valid("limit", saved.get("limit")) else None
@@ -380,8 +378,7 @@ def _outputs(args, default, kind, extra=None):
 
 def cmd_encode(args):
     _outputs(args, "codes.npy", "npy", {"--labels": args.labels})
-    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt, release=True)       # the weights held once, in the model
+    ckpt, model = io.read_model(args.checkpoint)
     X, y, _ = _checkpoint_data(args, ckpt)
     with np.errstate(over="ignore", invalid="ignore"):     # judged below, in one line
         Z = metrics.batched(model.encode, X)
@@ -411,7 +408,7 @@ def _probe(model, X):
 
 def cmd_decode(args):
     _outputs(args, "decoded.png", "png")
-    model = io.load(io.read_checkpoint(args.checkpoint, optimizer=False), release=True)
+    _, model = io.read_model(args.checkpoint)
     Z = io.load_codes(args.codes, model.latent_width, max_codes=10**7)
     if args.max_images and len(Z) > args.max_images:     # 10,000 codes would make a 17 MB PNG
         print(f"decoding the first {args.max_images:,} of {len(Z):,} codes "
@@ -437,8 +434,7 @@ def cmd_decode(args):
 
 def cmd_interpolate(args):
     _outputs(args, "interpolation.png", "png")
-    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt, release=True)       # the weights held once, in the model
+    ckpt, model = io.read_model(args.checkpoint)
     X, _, _ = _checkpoint_data(args, ckpt)
     for k in (args.source, args.target):
         if not 0 <= k < len(X):
@@ -465,8 +461,7 @@ def cmd_interpolate(args):
 
 def cmd_explore(args):
     _outputs(args, "explore.html", "html")
-    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt, release=True)       # the weights held once, in the model
+    ckpt, model = io.read_model(args.checkpoint)
     X, y, name = _checkpoint_data(args, ckpt)
     size = write_explorer(model, X, y, args.output,
                           title=f"tinyae explorer: {Path(args.checkpoint).name}, {len(X):,} "
@@ -482,8 +477,7 @@ def printable(text):
 
 
 def cmd_info(args):
-    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt, release=True)       # the weights held once, in the model
+    ckpt, model = io.read_model(args.checkpoint)
     history = checked_history(ckpt)
     metrics = ckpt.extra.get("metrics") or {}
 
@@ -532,8 +526,7 @@ def cmd_robustness(args):
         safety.require_suffix(args.json, ".json", "--json")
         safety.check_outputs({"--json": args.json}, [args.checkpoint], kinds={"--json": "text"},
                              force=args.force)
-    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt, release=True)       # the weights held once, in the model
+    ckpt, model = io.read_model(args.checkpoint)
     X, _, name = _checkpoint_data(args, ckpt)
     _probe(model, X)
     table = robustness.robustness_table(model, X, seed=args.seed)
@@ -567,8 +560,7 @@ def _which_epoch(records, planned, stopped=None):
 
 def cmd_sample(args):
     _outputs(args, "samples.png", "png")
-    ckpt = io.read_checkpoint(args.checkpoint, optimizer=False)
-    model = io.load(ckpt, release=True)       # the weights held once, in the model
+    ckpt, model = io.read_model(args.checkpoint)
     rng = np.random.default_rng(args.seed)
     X_fit = None
     if not hasattr(model, "sample"):       # a plain autoencoder: a Gaussian fitted to its codes

@@ -80,7 +80,7 @@ def cmd_export(args):
                          "holds the whole model (leave --part out)")
     _check_output(args, SUFFIXES[args.to], [args.checkpoint])
     _need(PACKAGES[args.to], f"tinyae export --to {args.to}")
-    model = io.load(io.read_checkpoint(args.checkpoint, optimizer=False))
+    _, model = io.read_model(args.checkpoint)
     if args.to == "onnx":
         export.to_onnx(model, args.output, part=args.part, force=args.force)
         what = "" if args.part == "model" else f"the {args.part} of "

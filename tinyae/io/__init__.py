@@ -7,7 +7,7 @@ anything is built, atomic writes and path safety.
 """
 from .check import CheckpointError
 from .checkpoint import (Checkpoint, atomic_write, load, load_codes, load_weights, read_checkpoint,
-                         save)
+                         read_model, save)
 
 __all__ = ["CheckpointError", "Checkpoint", "atomic_write", "save", "load", "read_checkpoint",
-           "load_weights", "load_codes"]
+           "read_model", "load_weights", "load_codes"]

@@ -338,6 +338,14 @@ def load(path, release=False):
     return load_weights(model, ckpt, release=release or not isinstance(path, Checkpoint))
 
 
+def read_model(path):
+    """(checkpoint, model) for a command that uses a saved model: the optimiser's moments
+    are left unread and the weights are handed to the model (held once); the checkpoint
+    keeps its config and extra (flags, history, metrics)."""
+    ckpt = read_checkpoint(path, optimizer=False)
+    return ckpt, load(ckpt, release=True)
+
+
 MAX_CODES = 10_000          # codes decoded at once by `tinyae decode` (a 100 x 100 grid)
 
 
