@@ -3,6 +3,7 @@
     python docs/make_gallery.py                 # trains (about a minute), then draws
     python docs/make_gallery.py --run runs/X    # draws from an existing run folder
     python docs/make_gallery.py --run runs/X --only explorer.png
+    python docs/make_gallery.py --run runs/conv --prefix conv_ --title "convolutional, 1 epoch"
 
 Writes four small PNGs to docs/gallery/, and explorer.png, a screenshot of
 `tinyae explore` in headless Chromium (when Debian's chromium and the playwright
@@ -23,7 +24,7 @@ SHARED = HERE.parent.parent / "shared" / "data" / "mnist"
 DPI = 72                      # small files: the README shows them at this size anyway
 
 
-def draw(run, out, only=None):
+def draw(run, out, only=None, prefix="", title=""):
     import tinyae as ta
     from tinyae.data import load_dataset
     from tinyae.evaluate.metrics import batched
@@ -37,8 +38,10 @@ def draw(run, out, only=None):
     Z = batched(model.encode, X)
     ranges = latent_range(Z)
     i, j = int(np.argmax(y == 4)), int(np.argmax(y == 0))
+    say = f"{title}: " if title else ""
     figures = {
-        "latent.png": plot.latent_scatter(Z, y, ranges=ranges, title="MNIST test set, 2-D codes"),
+        "latent.png": plot.latent_scatter(Z, y, ranges=ranges,
+                                          title=f"{say}MNIST test set, 2-D codes"),
         "grid.png": plot.decoded_grid(model, ranges, n=20, title="decoded grid, same scale"),
         "reconstructions.png": plot.reconstructions(X[:10], model.decode(Z[:10])),
         "interpolation.png": plot.image_strip(
@@ -46,11 +49,15 @@ def draw(run, out, only=None):
             labels=["original", *[f"t={k / 9:.2g}" for k in range(10)], "original"],
             title="a 4 to a 0 through the latent space (the originals at both ends)"),
     }
+    if prefix:                          # another model beside the seed model: map, reconstructions
+        figures = {k: figures[k] for k in ("latent.png", "reconstructions.png")}
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
-        fig.savefig(out / name, dpi=DPI)
-        print(f"wrote {out / name} ({(out / name).stat().st_size // 1024} KiB)")
-    screenshot(model, X, y, out / "explorer.png")
+        path = out / (prefix + name)
+        fig.savefig(path, dpi=DPI)
+        print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+    if not prefix:                      # the explorer's screenshot is the seed model's
+        screenshot(model, X, y, out / "explorer.png")
 
 
 def screenshot(model, X, y, png):
@@ -87,11 +94,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, help="an existing `tinyae train` output folder")
     p.add_argument("--only", choices=["explorer.png"], help="redraw only this image")
+    p.add_argument("--prefix", default="", help="put this before each file name and draw only "
+                   "the latent map and the reconstructions (another model's, beside the seed "
+                   "model's); skips the explorer")
+    p.add_argument("--title", default="", help="what the latent map's title starts with")
     args = p.parse_args()
     if "TINYAE_DATA_DIR" not in os.environ and SHARED.is_dir():
         os.environ["TINYAE_DATA_DIR"] = str(SHARED)
     if args.run:
-        return draw(args.run, HERE / "gallery", args.only)
+        return draw(args.run, HERE / "gallery", args.only, args.prefix, args.title)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "tinyae", "train", "--data", "mnist", "--out", tmp,
                         "--quiet"], check=True)

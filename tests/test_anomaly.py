@@ -269,3 +269,67 @@ def test_overflowing_weights_write_nothing(tmp_path, capsys, monkeypatch):
     code, _, err = run(["anomaly", "big.npz", "--digit", "1", "--limit", "50"], capsys)
     assert code == 1 and "NaN or infinite" in err and "nothing was written" in err
     assert not (tmp_path / "roc.png").exists()
+
+
+# --- tinyae train --hold-out: the model for `tinyae anomaly --digit` -------------------------
+def test_train_hold_out_leaves_the_digit_out_and_anomaly_knows(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["train", "--data", "builtin", "--limit", "400", "--sizes", "784,32,2",
+                        "--epochs", "2", "--hold-out", str(HELD_OUT), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert f"no {HELD_OUT}s" in err                          # the header says so
+    X, y, _ = load_dataset("builtin", "train", 400, progress=False)
+    Xt, yt, _ = load_dataset("builtin", "test", 400, progress=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_train"] == int(np.sum(y != HELD_OUT)) < 400
+    assert metrics["n_test"] == int(np.sum(yt != HELD_OUT)) < 400
+    assert ta.io.read_checkpoint(out / "last.npz").extra["args"]["hold_out"] == HELD_OUT
+    # tinyae evaluate holds the same digit out: the same numbers
+    assert run(["evaluate", str(out / "last.npz"), "--out", str(tmp_path / "e")], capsys)[0] == 0
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text()) == metrics
+    code, out_text, _ = run(["anomaly", str(out / "last.npz"), "--digit", str(HELD_OUT),
+                             "-o", str(tmp_path / "roc.png")], capsys)
+    assert code == 0 and f"its run had --hold-out {HELD_OUT}" in out_text
+    code, out_text, _ = run(["anomaly", str(out / "last.npz"), "--digit", "1",
+                             "-o", str(tmp_path / "roc1.png")], capsys)
+    assert code == 0 and f"warning: the model was trained without the digit {HELD_OUT}, not 1" \
+        in out_text
+    # resume keeps it; another digit conflicts unless --override
+    code, _, err = run(["train", "--resume", str(out / "last.npz"), "--epochs", "3",
+                        "--hold-out", "5", "--out", str(tmp_path / "more")], capsys)
+    assert code == 1 and "--hold-out 5 conflicts with the 4" in err
+    code, _, err = run(["train", "--resume", str(out / "last.npz"), "--epochs", "3", "--quiet",
+                        "--out", str(tmp_path / "more")], capsys)
+    assert code == 0, err
+    assert ta.io.read_checkpoint(tmp_path / "more" / "last.npz").extra["args"]["hold_out"] == 4
+
+
+def test_a_checkpoint_from_before_hold_out_resumes_without_a_note(tmp_path, capsys):
+    import crafted
+    out = tmp_path / "run"
+    assert run(["train", "--data", "builtin", "--limit", "200", "--sizes", "784,16,2",
+                "--epochs", "2", "--out", str(out), "--quiet"], capsys)[0] == 0
+    crafted.edit_config(out / "last.npz", lambda c: c["extra"]["args"].pop("hold_out"))
+    code, _, err = run(["train", "--resume", str(out / "last.npz"), "--epochs", "3", "--quiet",
+                        "--out", str(tmp_path / "more")], capsys)
+    assert code == 0 and "hold-out" not in err, err
+    code, out_text, _ = run(["anomaly", str(out / "last.npz"), "--digit", "3",
+                             "-o", str(tmp_path / "roc.png")], capsys)
+    assert code == 0 and "records no --hold-out" in out_text
+
+
+@pytest.mark.parametrize("argv, code, msg", [
+    (["--hold-out", "10"], 2, "argument --hold-out: wants a digit 0-9, got '10'"),
+    # the first 10 built-in training images are 8 6 5 2 3 0 0 0 1 8: no 4
+    (["--hold-out", "4", "--limit", "10"], 1, "digit 4 is absent from these 10 images"),
+])
+def test_hold_out_bad_input(tmp_path, capsys, argv, code, msg):
+    argv = ["train", "--data", "builtin", "--epochs", "2", "--out", str(tmp_path / "r")] + argv
+    if code == 2:
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2 and msg in capsys.readouterr().err
+    else:
+        got, _, err = run(argv, capsys)
+        assert got == 1 and msg in err, err
+    assert not (tmp_path / "r" / "last.npz").exists()

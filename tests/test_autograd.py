@@ -6,11 +6,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays, mutually_broadcastable_shapes
 
 import tinyae as ta
-from tinyae import autograd
 from tinyae.autograd import (Tensor, bce_with_logits, layer_forward, mse, parameter_tensors,
                              unbroadcast)
 from tinyae.gradcheck import check_op, check_three_ways, numerical_gradient, rel_error
-from tinyae.models import autoencoder as models
 from tinyae.viz import plot
 
 # --- every op against central differences, float64, over broadcasting cases ------------------

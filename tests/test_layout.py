@@ -126,7 +126,9 @@ def _kinds():
             "DenoisingAutoencoder": ta.denoising_autoencoder((6, 4, 2), "masking:0.3", rng=rng),
             "SparseAutoencoder": ta.sparse_autoencoder((6, 4), rng=rng),
             "VariationalAutoencoder": ta.variational_autoencoder((6, 4, 2), beta=0.5, rng=rng),
-            "ContractiveAutoencoder": ta.contractive_autoencoder((6, 4), lam=1e-3, rng=rng)}
+            "ContractiveAutoencoder": ta.contractive_autoencoder((6, 4), lam=1e-3, rng=rng),
+            # rows of 6: 4 pixels and a 2-class one-hot label
+            "ConditionalVAE": ta.conditional_vae((4, 4, 2), n_classes=2, rng=rng)}
 
 
 def test_every_registered_layer_and_kind_round_trips(tmp_path):

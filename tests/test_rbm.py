@@ -374,3 +374,42 @@ def test_pretrain_stack_refuses_bad_input_before_any_level_trains(kwargs, words)
         pretrain_stack(args.pop("X"), args.pop("sizes"), **args,
                        callback=lambda *a: trained.append(a))
     assert trained == []
+
+
+# --- tinyae train --model stacked --pretrain rbm ---------------------------------------------
+def test_cli_pretrains_rbms_unrolls_and_fine_tunes(tmp_path, capsys):
+    from tinyae.cli import main
+    out = tmp_path / "run"
+    assert main(["train", "--model", "stacked", "--pretrain", "rbm", "--pretrain-epochs", "2",
+                 "--epochs", "2", "--data", "builtin", "--limit", "300", "--sizes",
+                 "784,64,32,8", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "pretraining 3 RBMs by CD-1, 2 epochs each" in err and "RBM level 3: 32-8 (gaussian" in err
+    ckpt = ta.io.read_checkpoint(out / "last.npz")
+    assert ckpt.extra["args"]["pretrain"] == "rbm" and ckpt.extra["args"]["sizes"] == [784, 64, 32, 8]
+    levels = ckpt.extra["pretraining"]
+    assert [(lv["visible"], lv["hidden"], lv["units"]) for lv in levels] == [
+        (784, 64, "bernoulli"), (64, 32, "bernoulli"), (32, 8, "gaussian")]
+    assert all(len(lv["reconstruction_error"]) == 2 for lv in levels)
+    model = ta.load(out / "last.npz")                # the unrolled stack: sigmoid units, linear code
+    kinds = [type(layer).__name__ for layer in model.encoder]
+    assert kinds == ["Dense", "Sigmoid", "Dense", "Sigmoid", "Dense"]
+    # resuming keeps it and refuses another pretraining: it decided the saved model
+    assert main(["train", "--resume", str(out / "last.npz"), "--epochs", "3", "--quiet",
+                 "--out", str(tmp_path / "more")]) == 0
+    assert ta.io.read_checkpoint(tmp_path / "more" / "last.npz").extra["pretraining"] == levels
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out / "last.npz"), "--epochs", "3", "--override",
+                 "--pretrain", "autoencoder", "--out", str(tmp_path / "other")]) == 1
+    assert "--pretrain autoencoder differs from the rbm" in capsys.readouterr().err
+
+
+def test_cli_pretrain_is_refused_where_it_would_not_apply(tmp_path, capsys):
+    from tinyae.cli import main
+    assert main(["train", "--model", "ae", "--pretrain", "rbm", "--data", "builtin", "--limit",
+                 "100", "--epochs", "2", "--out", str(tmp_path / "a")]) == 1
+    assert "--pretrain is an option of --model stacked" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--model", "stacked", "--pretrain", "boltzmann"])
+    assert e.value.code == 2 and "invalid choice: 'boltzmann'" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()

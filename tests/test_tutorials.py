@@ -28,6 +28,11 @@ FIGURES = {
     "13_convolution_by_hand": ["13_edges.png", "13_transposed.png"],
     "14_convolutional_autoencoder": ["14_latent_maps.png", "14_reconstructions.png",
                                      "14_vae_latent_map.png", "14_vae_samples.png"],
+    "15_what_autoencoders_are_for": ["15_roc.png", "15_extremes.png", "15_cvae_digits.png",
+                                     "15_cvae_styles.png", "15_cvae_latent.png",
+                                     "15_label_path.png", "15_thickness_plain.png",
+                                     "15_thickness_vae.png", "15_thickness_cvae.png"],
+    "16_rbm_and_the_2006_autoencoder": ["16_rbm_filters.png", "16_rbm_samples.png"],
 }
 
 

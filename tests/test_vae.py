@@ -407,3 +407,29 @@ def test_cli_vae_bad_input(tmp_path, capsys):
     assert main(["train", "--model", "vae", "--sizes", "784,2", "--data", "builtin", "--limit",
                  "50", "--epochs", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 1
     assert "three positive widths" in capsys.readouterr().err
+
+
+# --- init="torch": torch.nn.Linear's start (the VAE gap of docs/results.md) ------------------
+def test_torch_init_draws_weights_and_biases_within_one_over_root_fan_in():
+    rng = np.random.default_rng(0)
+    for layer, fan_in in ((ta.Dense(400, 20, init="torch", rng=rng), 400),
+                          (ta.Conv2D(3, 8, (3, 2), init="torch", rng=rng), 3 * 3 * 2)):
+        bound = 1 / np.sqrt(fan_in)
+        for name in ("W", "b"):
+            p = layer.params[name]
+            assert np.abs(p).max() <= bound and np.abs(p).max() > 0.8 * bound, name
+            assert abs(p.std() - bound / np.sqrt(3)) < 0.25 * bound, name    # uniform's spread
+    assert not ta.Dense(4, 3, rng=rng).params["b"].any()                   # the others: 0
+
+
+def test_vae_init_torch_applies_to_every_layer_and_round_trips(tmp_path):
+    model = variational_autoencoder((784, 400, 20), init="torch", rng=np.random.default_rng(0))
+    dense = [layer for part in model.children()
+             for layer in (part.layers if hasattr(part, "layers") else [part])
+             if isinstance(layer, ta.Dense)]
+    assert len(dense) == 5 and {layer.init for layer in dense} == {"torch"}
+    assert all(layer.params["b"].any() for layer in dense)
+    ta.save(model, tmp_path / "v.npz")
+    back = ta.load(tmp_path / "v.npz")
+    for (n, p, _), (_, q, _) in zip(model.parameters(), back.parameters()):
+        np.testing.assert_array_equal(p, q, err_msg=n)

@@ -24,6 +24,7 @@ from .models import (Autoencoder, DenoisingAutoencoder, SparseAutoencoder,  # no
 from .models import (conv_autoencoder, conv_variational_autoencoder,  # noqa: E402
                      keras_conv_autoencoder)
 from .models import RBM, ContractiveAutoencoder, contractive_autoencoder  # noqa: E402
+from .models import ConditionalVAE, conditional_vae, with_labels  # noqa: E402
 from . import autograd, data, gradcheck, io, train  # noqa: E402
 from .io import load, save                          # noqa: E402
 from . import export                                # noqa: E402 (onnx, safetensors: when used)
@@ -39,4 +40,4 @@ __all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity",
            "variational_autoencoder", "nn", "models", "io", "export", "Conv2D",
            "ConvTranspose2D", "MaxPool2D", "Flatten", "Reshape", "conv_autoencoder",
            "keras_conv_autoencoder", "conv_variational_autoencoder", "ContractiveAutoencoder",
-           "contractive_autoencoder", "RBM"]
+           "contractive_autoencoder", "RBM", "ConditionalVAE", "conditional_vae", "with_labels"]

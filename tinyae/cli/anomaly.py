@@ -7,7 +7,6 @@ data, against PCA's with the same code width.
 import argparse
 import json
 import math
-import os
 
 import numpy as np
 
@@ -19,27 +18,18 @@ from ..io import safety
 from ..io.checkpoint import atomic_write
 from ..models.vae import VariationalAutoencoder
 from ..viz.anomaly import extremes, roc_curves
-from .flags import DATA_CHOICES, positive, seed
+from .flags import DATA_CHOICES, digit, positive, seed
 
 HELP = (
     "Score each test image by the model's squared reconstruction error (a VAE also by its "
     "negative ELBO) and measure how well the scores flag anomalous images: the ROC's AUC "
     "(0.5 is chance, 1 a perfect ranking) and the precision and recall at a false-alarm "
     "rate. --digit D: the test images of digit D are the anomalies, for a model trained "
-    "without them (the command cannot check that); --against fashion: Fashion-MNIST's test "
+    "without them (tinyae train --hold-out D; the command says whether the checkpoint's run "
+    "held D out); --against fashion: Fashion-MNIST's test "
     "images are the anomalies among the checkpoint's own test images. PCA with the model's "
     "code width, fitted to the same normal training images, is the baseline to beat. "
     "Writes the ROC curves (-o) and, with --images, the most and least anomalous images.")
-
-
-def _digit(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 9:
-        raise argparse.ArgumentTypeError(f"wants a digit 0-9, got {text!r}")
-    return value
 
 
 def _rate(text):
@@ -58,7 +48,7 @@ def add_commands(command):
                 "a ROC figure", HELP)
     a.add_argument("checkpoint", help="a .npz checkpoint, e.g. runs/<time>/last.npz")
     what = a.add_mutually_exclusive_group(required=True)
-    what.add_argument("--digit", type=_digit, help="the held-out digit 0-9: its images are the "
+    what.add_argument("--digit", type=digit, help="the held-out digit 0-9: its images are the "
                       "anomalies (no default: give --digit or --against)")
     what.add_argument("--against", choices=("fashion",),
                       help="fashion: Fashion-MNIST's images are the anomalies (no default: give "
@@ -83,11 +73,7 @@ def add_commands(command):
 
 def _check_outputs(args):
     """-o, --images and --json checked before any work; the default -o never replaces a file."""
-    if args.output is None:
-        args.output = "roc.png"
-        if os.path.lexists(args.output) and not args.force:
-            raise safety.UnsafePathError("'roc.png' (the default -o) already exists; give -o a "
-                                         "new name, or add --force to replace it.")
+    args.output = safety.default_output(args.output, "roc.png", args.force)
     outputs = {"-o": args.output, "--images": args.images, "--json": args.json}
     kinds = {"-o": "png", "--images": "png", "--json": "text"}
     for role, path in outputs.items():
@@ -133,8 +119,7 @@ def cmd_anomaly(args):
           f"{int(anomalous.sum()):,} of them anomalous ({what}); normal: {name}, PCA fitted to "
           f"{len(X_normal):,} normal training images")
     if args.digit is not None:
-        print(f"(the model should have been trained without the digit {args.digit}; the "
-              "command cannot check that)")
+        print(_held_out_note(ckpt, args.digit))
     print(_table(rows, args.false_alarm))
     roc_curves(scores, anomalous, path=args.output,
                title=f"anomalous: {what}, among {name} test images")
@@ -150,6 +135,20 @@ def cmd_anomaly(args):
         atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=2).encode()))
     print("wrote " + ", ".join(p for p in (args.output, args.images, args.json) if p))
     return 0
+
+
+def _held_out_note(ckpt, digit):
+    """One line on whether the run that made the model left ``digit`` out (--hold-out)."""
+    saved = ckpt.extra.get("args")
+    held = saved.get("hold_out") if isinstance(saved, dict) else None
+    if held == digit:
+        return f"(the model was trained without the digit {digit}: its run had --hold-out {digit})"
+    if isinstance(held, int):
+        return (f"(warning: the model was trained without the digit {held}, not {digit}: it "
+                f"has seen {digit}s, so this measures little; use --digit {held})")
+    return (f"(the model should have been trained without the digit {digit}, with tinyae train "
+            f"--hold-out {digit}; its checkpoint records no --hold-out, so if it saw {digit}s "
+            "this measures little)")
 
 
 def _scores(model, X_normal, Xt, seed):

@@ -19,11 +19,15 @@ import numpy as np
 from .. import data, io
 from ..data.mnist import load_dataset
 from ..evaluate import metrics, robustness
+from ..evaluate.anomaly import holdout
+from ..evaluate.cvae_eval import digit_samples_figure, evaluate_cvae, style_figure
 from ..evaluate.vae_eval import evaluate_vae, quantile_grid_figure, samples
 from ..io import safety
 from ..io.checkpoint import CheckpointError, atomic_write
 from ..models.contractive import ContractiveAutoencoder
+from ..models.cvae import ConditionalVAE, with_labels
 from ..models.kinds import KINDS
+from ..models.rbm import pretrain_stack, unroll
 from ..models.vae import VariationalAutoencoder
 from ..models.variants import DenoisingAutoencoder, SparseAutoencoder
 from ..nn import schedules
@@ -37,12 +41,44 @@ from ..viz.latent import latent_range, lerp, slerp
 from . import course, export   # tinyae check / exercises; tinyae export / import
 from . import anomaly         # tinyae anomaly
 from . import flags as policy
-from .flags import DATA_CHOICES, positive, seed
-from .runs import RunFolder, checked_history, encoder_sizes, model_and_state, new_run_folder
+from .flags import DATA_CHOICES, digit, positive, seed
+from .runs import (RunFolder, adam, checked_history, encoder_sizes, model_and_state,
+                   new_run_folder)
 
 MAX_STEPS = 100             # images in an interpolation strip
 MAX_COLUMNS = 100           # columns (and rows) of a decoded grid
 FIGURES = ("reconstructions.png", "latent.png", "grid.png", "interpolation.png", "loss.png")
+VAE_FIGURES = ("samples.png", "quantile_grid.png")
+CVAE_FIGURES = ("reconstructions.png", "latent.png", "digits.png", "styles.png", "loss.png")
+
+
+def _figure_names(model):
+    """The figures a run of ``model`` draws (``_figures`` and a VAE's own)."""
+    if isinstance(model, ConditionalVAE):
+        return CVAE_FIGURES
+    return FIGURES + (VAE_FIGURES if isinstance(model, VariationalAutoencoder) else ())
+
+
+def _rows(model, X, y):
+    """What the model reads: the images, or (a conditional VAE) [images, one-hot labels]."""
+    return with_labels(X, y, model.n_classes) if isinstance(model, ConditionalVAE) else X
+
+
+def _held_out(X, y, held):
+    """The images that are not the digit ``held`` (--hold-out; None keeps all), with their
+    labels."""
+    if held is None:
+        return X, y
+    keep = ~holdout(X, y, held).anomalous               # refuses a digit absent or alone
+    return X[keep], y[keep]
+
+
+def _check_width(model, X, data_name, fix):
+    """The data's images are as wide as the model's (a conditional VAE: its image part)."""
+    width = getattr(model, "image_width", model.input_width)
+    if width != X.shape[1]:
+        raise ValueError(f"the model takes {width} features per image but the {data_name} "
+                         f"images have {X.shape[1]}; {fix}")
 
 
 def _at_least(low):
@@ -77,7 +113,8 @@ def cmd_train(args):
     out = Path(args.out) if args.out else new_run_folder()
     with RunFolder(out, created=not args.out) as run:
         kinds = {"last.npz": "npz", "best.npz": "npz", "history.json": "text",
-                 "history.csv": "text", "metrics.json": "text", **dict.fromkeys(FIGURES, "png")}
+                 "history.csv": "text", "metrics.json": "text",
+                 **dict.fromkeys(FIGURES + VAE_FIGURES + CVAE_FIGURES, "png")}
         safety.check_outputs({name: out / name for name in kinds}, inputs=[args.resume],
                              kinds=kinds, force=args.force)
         earlier = run.earlier_run_files()
@@ -95,9 +132,8 @@ def _train(args, flags, ckpt, out, earlier):
     model, optimizer, history = model_and_state(flags, ckpt)     # a size error comes first
     X, y, data_name = load_dataset(flags["data"], "train", flags["limit"], progress=not args.quiet)
     Xt, yt, _ = load_dataset(data_name, "test", flags["limit"], progress=False)
-    if model.input_width != X.shape[1]:
-        raise ValueError(f"the model takes {model.input_width} features per image but the "
-                         f"{data_name} images have {X.shape[1]}; check --sizes")
+    (X, y), (Xt, yt) = _held_out(X, y, flags["hold_out"]), _held_out(Xt, yt, flags["hold_out"])
+    _check_width(model, X, data_name, "check --sizes")
     if "best.npz" in earlier:                   # --force: no best.npz of another run stays
         (out / "best.npz").unlink()
     backend = loop.resolve_backend()                 # TINYAE_BACKEND: same maths, other rounding
@@ -111,7 +147,8 @@ def _train(args, flags, ckpt, out, earlier):
     extra = {"args": run_args}
     kind = KINDS[flags["model"]]
     if kind.pretrain and ckpt is None:          # greedy levels first, then fit fine-tunes
-        extra["pretraining"] = _pretrain(model, X, flags, args.quiet)
+        model, extra["pretraining"] = _pretrain(model, X, flags, args.quiet)
+        optimizer = adam(model, flags)          # (an RBM stack unrolls into a new model)
     elif ckpt is not None and "pretraining" in ckpt.extra:
         extra["pretraining"] = ckpt.extra["pretraining"]
     schedule = _schedule(flags, optimizer, len(X), len(history.records), ckpt)
@@ -130,15 +167,17 @@ def _train(args, flags, ckpt, out, earlier):
     if not args.quiet:
         what = f"fine-tuning {kind.name}" if kind.pretrain else f"training {kind.name}"
         descent = f", {flags['anneal']} descent" if flags["schedule"] == "onecycle" else ""
+        without = "" if flags["hold_out"] is None else f", no {flags['hold_out']}s"
         print(f"{what} {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
-              f"images) for {flags['epochs']} epochs, lr schedule {flags['schedule']} (peak "
-              f"{flags['lr']:g}{descent}), Adam beta2 {flags['adam_beta2']}; writing to {out}",
-              file=sys.stderr)
-    validation = {"test": (Xt,), "none": None}.get(flags["validation"], flags["validation"])
-    history = loop.fit(model, X, epochs=flags["epochs"], batch_size=flags["batch_size"],
-                  optimizer=optimizer, validation=validation, seed=flags["seed"], history=history,
-                  callbacks=[checkpoints], progress=not args.quiet, threads=flags["threads"],
-                  schedule=schedule)
+              f"images{without}) for {flags['epochs']} epochs, lr schedule "
+              f"{flags['schedule']} (peak {flags['lr']:g}{descent}), Adam beta2 "
+              f"{flags['adam_beta2']}; writing to {out}", file=sys.stderr)
+    validation = {"test": (_rows(model, Xt, yt),), "none": None}.get(flags["validation"],
+                                                                      flags["validation"])
+    history = loop.fit(model, _rows(model, X, y), epochs=flags["epochs"],
+                  batch_size=flags["batch_size"], optimizer=optimizer, validation=validation,
+                  seed=flags["seed"], history=history, callbacks=[checkpoints],
+                  progress=not args.quiet, threads=flags["threads"], schedule=schedule)
     if history.stopped:
         print(f"stopped: {history.stopped}", file=sys.stderr)
     signum = stopped_by_signal(history)
@@ -169,7 +208,13 @@ def _measure(model, data_sets, seed, threads, epochs, say):
     accuracy of the codes (and a VAE's ELBO and log p(x))."""
     X, y, Xt, yt, data_name = data_sets
     say(f"evaluating the last model on {len(X):,} training and {len(Xt):,} test images: "
-        "reconstruction error, the PCA-2 baseline, 5-NN accuracy of the codes; then the figures")
+        + ("the ELBO, 5-NN accuracy of the codes, samples of each digit judged by 5-NN on pixels"
+           if isinstance(model, ConditionalVAE) else
+           "reconstruction error, the PCA-2 baseline, 5-NN accuracy of the codes")
+        + "; then the figures")
+    if isinstance(model, ConditionalVAE):
+        m = evaluate_cvae(model, X, y, Xt, yt, seed=seed, threads=threads)
+        return {**m, "data": data_name, "seed": seed, "epochs": epochs}
     m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=threads)
     if isinstance(model, VariationalAutoencoder):
         m.update(evaluate_vae(model, X, y, Xt, yt, seed=seed))
@@ -182,6 +227,8 @@ def _results(model, history, m, Xt, yt, seed, out, say, started):
     _write_text(out / "history.json", json.dumps(history.to_dict(), indent=2))
     _write_text(out / "history.csv", history.to_csv())
     _write_text(out / "metrics.json", json.dumps(m, indent=2))
+    if isinstance(model, ConditionalVAE):
+        return _cvae_results(model, history, m, Xt, yt, seed, out, say, started)
     _figures(model, Xt, yt, history, out)
     if isinstance(model, VariationalAutoencoder):
         _vae_figures(model, seed, out)
@@ -201,16 +248,33 @@ def _results(model, history, m, Xt, yt, seed, out, say, started):
     print(f"wrote {out}")
 
 
+def _cvae_results(model, history, m, Xt, yt, seed, out, say, started):
+    """A conditional VAE's figures and summary: its samples by digit, not a decoded grid."""
+    mu = metrics.batched(model.encode, _rows(model, Xt, yt))
+    plot.reconstructions(Xt[:10], model.decode(mu[:10], yt[:10]), path=out / "reconstructions.png")
+    plot.latent_scatter(mu, yt, path=out / "latent.png",
+                        title="conditional VAE: mu of the test set, coloured by digit")
+    digit_samples_figure(model, rng=np.random.default_rng(seed), path=out / "digits.png")
+    style_figure(model, Xt, yt, path=out / "styles.png")
+    plot.loss_curves(history, path=out / "loss.png")
+    say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
+    print(f"test negative ELBO {m['test_neg_elbo_per_image']:.2f} nats per image "
+          f"(reconstruction {m['test_reconstruction_per_image']:.2f} + KL "
+          f"{m['test_kl_per_image']:.2f}); samples drawn as the digit asked for: "
+          f"{m['sample_accuracy_mean']:.1%} (worst digit {m['sample_accuracy_min']:.0%}; the "
+          f"judge, 5-NN on pixels, reads {m['pixel_knn_test_accuracy']:.1%} of real test "
+          f"digits right)")
+    print(f"wrote {out}")
+
+
 def cmd_evaluate(args):
     """The metrics and figures of a run's checkpoint, as ``tinyae train`` makes them at its end:
     for a run stopped before they were made (SIGTERM during the evaluation, say)."""
-    ckpt, model = io.read_model(args.checkpoint)
+    ckpt, model = io.read_model(args.checkpoint, conditional=True)
     history = checked_history(ckpt)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
     kinds = {"history.json": "text", "history.csv": "text", "metrics.json": "text",
-             **dict.fromkeys(FIGURES, "png")}
-    if isinstance(model, VariationalAutoencoder):
-        kinds.update({"samples.png": "png", "quantile_grid.png": "png"})
+             **dict.fromkeys(_figure_names(model), "png")}
     saved = ckpt.extra.get("args") if isinstance(ckpt.extra.get("args"), dict) else {}
     data_name = args.data or (saved.get("data") if saved.get("data") in DATA_CHOICES else "auto")
     limit = saved.get("limit") if policy.valid("limit", saved.get("limit")) else None
@@ -225,10 +289,10 @@ def cmd_evaluate(args):
                              kinds=kinds, force=args.force)
         X, y, data_name = load_dataset(data_name, "train", limit, progress=False)
         Xt, yt, _ = load_dataset(data_name, "test", limit, progress=False)
-        if model.input_width != X.shape[1]:
-            raise ValueError(f"the model takes {model.input_width} features per image but the "
-                             f"{data_name} images have {X.shape[1]}; choose --data")
-        _probe(model, X)
+        held = saved.get("hold_out") if policy.valid("hold_out", saved.get("hold_out")) else None
+        (X, y), (Xt, yt) = _held_out(X, y, held), _held_out(Xt, yt, held)
+        _check_width(model, X, data_name, "choose --data")
+        _probe(model, _rows(model, X, y))
         say, started = partial(print, file=sys.stderr, flush=True), time.perf_counter()
         # The BLAS thread count the run measured with (train's own evaluation uses it): the
         # same count, the same sums, the same numbers to the last bit.
@@ -299,11 +363,35 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
 
 
 def _pretrain(model, X, flags, quiet):
-    """Greedy layer-wise training of a stacked model, before its fine-tuning by fit."""
+    """Greedy layer-wise training of a stacked model, before its fine-tuning by fit:
+    (model, what each level did). --pretrain rbm returns a new model: the RBMs unrolled."""
+    if flags["pretrain"] == "rbm":
+        return _pretrain_rbm(X, flags, quiet)
     histories = stacked.pretrain(model, X, flags["pretrain_epochs"], batch_size=flags["batch_size"],
                          lr=flags["lr"], betas=(0.9, flags["adam_beta2"]), seed=flags["seed"],
                          progress=not quiet)
-    return [h.to_dict() for h in histories]
+    return model, [h.to_dict() for h in histories]
+
+
+def _pretrain_rbm(X, flags, quiet):
+    """Hinton & Salakhutdinov's pretraining: an RBM per level (CD-1, their learning rates,
+    momentum and weight decay; the top one Gaussian-hidden, the linear code), unrolled."""
+    levels = []
+
+    def report(level, rbm, errors):
+        levels.append({"level": level + 1, "visible": rbm.n_visible, "hidden": rbm.n_hidden,
+                       "units": rbm.hidden, "reconstruction_error": errors})
+        if not quiet:
+            print(f"RBM level {level + 1}: {rbm.n_visible}-{rbm.n_hidden} ({rbm.hidden} hidden "
+                  f"units), squared reconstruction error per image by epoch: "
+                  + ", ".join(f"{e:.2f}" for e in errors), file=sys.stderr)
+
+    if not quiet:
+        print(f"pretraining {len(flags['sizes']) - 1} RBMs by CD-1, "
+              f"{flags['pretrain_epochs']} epochs each", file=sys.stderr)
+    rbms = pretrain_stack(X, flags["sizes"], epochs=flags["pretrain_epochs"],
+                          rng=np.random.default_rng(flags["seed"]), callback=report)
+    return unroll(rbms), levels
 
 
 def _figures(model, Xt, yt, history, out):
@@ -362,12 +450,7 @@ def _data_files(args):
 
 def _outputs(args, default, kind, extra=None):
     """Check -o (and ``extra`` outputs) before any work; an unnamed default never replaces a file."""
-    if args.output is None:
-        args.output = default
-        if os.path.lexists(default) and not args.force:
-            raise safety.UnsafePathError(
-                f"{default!r} (the default -o) already exists; give -o a new name, or add "
-                "--force to replace it.")
+    args.output = safety.default_output(args.output, default, args.force)
     outputs = {"-o": args.output, **(extra or {})}
     for role, path in outputs.items():
         if path is not None:
@@ -477,7 +560,7 @@ def printable(text):
 
 
 def cmd_info(args):
-    ckpt, model = io.read_model(args.checkpoint)
+    ckpt, model = io.read_model(args.checkpoint, conditional=True)
     history = checked_history(ckpt)
     metrics = ckpt.extra.get("metrics") or {}
 
@@ -517,6 +600,8 @@ def _model_kind(model, ckpt):
             f", weight decay {model.weight_decay:.2g}" if getattr(model, "weight_decay", 0) else "")
     elif isinstance(model, DenoisingAutoencoder):
         detail = f", noise {model.noise.spec}"
+    elif isinstance(model, ConditionalVAE):
+        detail = f", {model.n_classes} classes (tinyae sample --digit D draws one)"
     return f"model: {type(model).__name__}" + (f" (--model {kind})" if kind else "") + detail
 
 
@@ -560,8 +645,10 @@ def _which_epoch(records, planned, stopped=None):
 
 def cmd_sample(args):
     _outputs(args, "samples.png", "png")
-    ckpt, model = io.read_model(args.checkpoint)
+    ckpt, model = io.read_model(args.checkpoint, conditional=True)
     rng = np.random.default_rng(args.seed)
+    if isinstance(model, ConditionalVAE) or args.digit is not None:
+        return _sample_digit(args, model, rng)
     X_fit = None
     if not hasattr(model, "sample"):       # a plain autoencoder: a Gaussian fitted to its codes
         X_fit, _, _ = _checkpoint_data(args, ckpt)
@@ -574,6 +661,28 @@ def cmd_sample(args):
            f"from a Gaussian fitted to the codes of {len(X_fit):,} {args.split} images")
     plot.image_grid(images, args.columns, path=args.output, title=f"{len(images)} samples {how}")
     print(f"wrote {len(images)} samples {how} to {args.output}")
+    return 0
+
+
+def _sample_digit(args, model, rng):
+    """A conditional VAE's samples of the digit asked for; a clear error for any other model."""
+    if not isinstance(model, ConditionalVAE):
+        raise ValueError(f"--digit needs a conditional VAE (tinyae train --model cvae); "
+                         f"{args.checkpoint!r} holds a {type(model).__name__}, which was trained "
+                         "without labels and cannot be asked for a digit: leave --digit out")
+    if args.digit is None:
+        raise ValueError(f"{args.checkpoint!r} holds a conditional VAE, which draws the class "
+                         f"you name: add --digit D (0 to {model.n_classes - 1})")
+    if args.digit >= model.n_classes:
+        raise ValueError(f"--digit {args.digit}: this model knows {model.n_classes} classes, "
+                         f"0 to {model.n_classes - 1}")
+    with np.errstate(over="ignore", invalid="ignore"):     # judged below, in one line
+        images = model.sample(args.n, args.digit, rng)
+    _require_finite(images, "samples", "the model's weights overflow")
+    plot.image_grid(images, args.columns, path=args.output,
+                    title=f"{len(images)} samples drawn with label {args.digit}")
+    print(f"wrote {len(images)} samples of the digit {args.digit} (codes from the prior "
+          f"N(0, I), decoded with its label) to {args.output}")
     return 0
 
 
@@ -695,6 +804,9 @@ def build_parser():
     s.add_argument("--columns", type=positive(int, MAX_COLUMNS),
                    help=f"columns of the grid, at most {MAX_COLUMNS} (default: about square)")
     s.add_argument("--seed", type=seed, default=0, help="seed of the random codes (default 0)")
+    s.add_argument("--digit", type=digit, default=None,
+                   help="the class to draw, 0-9: for a conditional VAE (--model cvae), which "
+                        "needs it (no default); refused for other models")
     data_args(s)
     s.set_defaults(run=cmd_sample, split="train")
 

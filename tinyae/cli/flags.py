@@ -119,6 +119,16 @@ def _noise(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def digit(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"wants a digit 0-9, got {text!r}")
+    return value
+
+
 def _threads(text):
     try:
         return thread_setting(text)
@@ -133,10 +143,12 @@ PARSE = {"sizes": _sizes, "epochs": positive(int, MAX_EPOCHS),
          "limit": _limit, "validation": _validation, "threads": _threads,
          "warmup": positive(float), "adam_beta2": _number_in(0, 1, "in [0, 1), e.g. 0.999"),
          "noise": _noise, "rho": _open_unit, "beta": _weight, "l1": _weight,
-         "weight_decay": _weight, "pretrain_epochs": positive(int, MAX_EPOCHS)}
+         "weight_decay": _weight, "pretrain_epochs": positive(int, MAX_EPOCHS),
+         "hold_out": digit}
 CHOICES = {"data": DATA_CHOICES, "schedule": SCHEDULES, "anneal": ANNEALS,
-           "penalty": ("kl", "l1")}
-OPTIONAL = ("limit", "threads", "warmup")       # None: all images, auto, the schedule's own
+           "penalty": ("kl", "l1"), "pretrain": ("autoencoder", "rbm")}
+OPTIONAL = ("limit", "threads", "warmup", "hold_out")   # None: all images, auto, the schedule's
+                                                        # own, every digit
 
 
 def valid(key, value):
@@ -169,7 +181,8 @@ DEFAULTS = {"data": "auto", "sizes": SEED_SIZES, "epochs": 20, "batch_size": 256
             "seed": 0, "limit": None, "validation": "test", "threads": None,
             "schedule": "none", "warmup": None, "model": "ae", "noise": "gaussian:0.5",
             "penalty": "kl", "rho": 0.05, "beta": 0.01, "l1": 1e-4, "weight_decay": 0.0,
-            "pretrain_epochs": 5, "anneal": "cos", "adam_beta2": 0.999}
+            "pretrain_epochs": 5, "anneal": "cos", "adam_beta2": 0.999, "hold_out": None,
+            "pretrain": "autoencoder"}
 ONECYCLE_LR = 4e-3          # --lr's default (the peak) under onecycle, for every kind
 
 
@@ -215,18 +228,21 @@ def recorded(flags):
 # --- resuming: every flag that shapes the run comes back from the checkpoint --------------
 # The flags that decide the weights after each epoch (--epochs only says where to stop).
 RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation", "schedule",
-             "warmup", "anneal", "adam_beta2")
+             "warmup", "anneal", "adam_beta2", "hold_out")
 # Flags added after checkpoints existed: one that a checkpoint does not record had its default
 # (DEFAULTS: a constant lr, the cosine, 0.999), so a different value given on --resume needs
 # --override like any other.
 LATER_FLAGS = ("schedule", "warmup", "anneal", "adam_beta2")
+# Flags added later whose default is what every run did before them (every digit, greedy
+# autoencoder levels): a checkpoint without one had the default, taken without a note.
+OFF_LATER_FLAGS = ("hold_out", "pretrain")
 # The model kind and its options decide them too; checkpoints older than --model have none
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
 MODEL_FLAGS = ("model", *dict.fromkeys(o for k in KINDS.values() for o in k.options))
 # Flags that decide the saved model itself: --resume continues that model, so a different value
 # cannot be applied, even with --override (a new model needs a new run). A kind's ``in_model``
 # options are the same for that kind.
-SHAPES_MODEL = ("model", "sizes", "pretrain_epochs")
+SHAPES_MODEL = ("model", "sizes", "pretrain_epochs", "pretrain")
 # Flags that change only the rounding (BLAS sums split differently): restored, but a new
 # value given is taken with a note rather than refused.
 ROUNDING_FLAGS = ("threads",)
@@ -263,6 +279,8 @@ def resume(saved, given, override=False, path="the checkpoint"):
                            "cannot resume from it.")
         s = tuple(saved[key]) if key == "sizes" and key in saved else saved.get(key)
         recorded_here = key in saved
+        if not recorded_here and key in OFF_LATER_FLAGS:
+            s, recorded_here = DEFAULTS[key], True
         if not recorded_here and key in LATER_FLAGS:    # saved before the flag: it had the default
             s, recorded_here = DEFAULTS[key], True
             notes.append(f"{path} does not record {flag(key)}; using {show(s)}")
@@ -352,6 +370,10 @@ def add_arguments(t):
     t.add_argument("--limit", type=PARSE["limit"], default=keep,
                    help=f"use only the first N images of each split, at least {MIN_LIMIT} "
                    "(default: all)")
+    t.add_argument("--hold-out", type=PARSE["hold_out"], metavar="DIGIT", default=keep,
+                   help="leave this digit out of the training and the test images (the run "
+                   "never sees one, nor chooses best.npz on one): a model for tinyae anomaly "
+                   "CKPT --digit DIGIT (default: every digit)")
     t.add_argument("--out", help="output folder (default: a new runs/<timestamp>); refused "
                    "while another run writes to it, or when it holds an earlier run (unless --force)")
     t.add_argument("--resume", metavar="CKPT",
@@ -387,3 +409,8 @@ def add_arguments(t):
                    help="sparse, l1: weight of the L1 penalty (default 1e-4)")
     g.add_argument("--pretrain-epochs", type=PARSE["pretrain_epochs"], default=keep,
                    help="stacked: greedy epochs per level before fine-tuning (default 5)")
+    g.add_argument("--pretrain", choices=CHOICES["pretrain"], default=keep,
+                   help="stacked: how the levels are pretrained: autoencoder (each level "
+                   "H0-H1-H0 with Adam, ReLU units; the default) or rbm (Hinton & "
+                   "Salakhutdinov 2006: an RBM per level trained by CD-1, sigmoid units, a "
+                   "linear code, then unrolled)")

@@ -111,14 +111,18 @@ class RunFolder:
 def encoder_sizes(model, default):
     """The --sizes of a dense autoencoder: its encoder's widths (``default`` for other models).
 
-    A VAE's encoder is its body; its code width is that of its mu head.
+    A VAE's encoder is its body; its code width is that of its mu head. A conditional VAE's
+    first width is its image's (the encoder reads the one-hot label too).
     """
     layers = model.encoder if isinstance(model.encoder, Sequential) else [model.encoder]
     if any(getattr(layer, "params", None) and not isinstance(layer, Dense) for layer in layers):
         return [model.input_width, model.latent_width]      # convolutions: input and code
     dense = [layer for layer in layers if isinstance(layer, Dense)]
     dense += [model.mu_head] if isinstance(getattr(model, "mu_head", None), Dense) else []
-    return [dense[0].in_features] + [d.out_features for d in dense] if dense else list(default)
+    if not dense:
+        return list(default)
+    return ([dense[0].in_features - getattr(model, "n_classes", 0)]
+            + [d.out_features for d in dense])
 
 
 def build_model(flags):

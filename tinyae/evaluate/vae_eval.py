@@ -14,6 +14,7 @@ import numpy as np
 from ..nn.functional import bce_with_logits
 from ..viz import plot
 from ..viz.latent import fit_gaussian, sample_gaussian
+from ..models.autoencoder import target_of
 from .metrics import batched, knn_accuracy, mse_per_pixel
 
 LOG_2PI = np.log(2 * np.pi)
@@ -36,8 +37,9 @@ def elbo_terms(model, X, rng, batch_size=1000):
         xb = np.asarray(X[i:i + batch_size])
         mu, logvar = (a.astype(np.float64) for a in model.encode(xb, logvar=True))
         z = mu + np.exp(logvar / 2) * rng.standard_normal(mu.shape)
-        logits = model.decoder.forward(z.astype(model.dtype))
-        rec.append(-_bernoulli_log_likelihood(logits, np.asarray(xb, np.float64)))
+        logits = model.logits(z.astype(model.dtype), model.condition(xb))
+        rec.append(-_bernoulli_log_likelihood(logits, np.asarray(target_of(model, xb),
+                                                                 np.float64)))
         kl.append(0.5 * np.sum(mu * mu + np.exp(logvar) - 1 - logvar, axis=1))
     rec, kl = np.concatenate(rec), np.concatenate(kl)
     return {"reconstruction": rec, "kl": kl, "neg_elbo": rec + kl}
@@ -58,8 +60,11 @@ def iw_log_likelihood(model, X, k=100, rng=None, batch_size=50):
         mu, logvar = (a.astype(np.float64) for a in model.encode(xb, logvar=True))
         eps = rng.standard_normal((k,) + mu.shape)                            # (k, B, Z)
         z = mu + np.exp(logvar / 2) * eps
-        logits = model.decoder.forward(z.reshape(-1, z.shape[-1]).astype(model.dtype))
-        log_px_z = _bernoulli_log_likelihood(logits.reshape(k, len(xb), -1), xb)   # (k, B)
+        y = model.condition(xb)                       # a conditional VAE's labels, k times
+        logits = model.logits(z.reshape(-1, z.shape[-1]).astype(model.dtype),
+                              None if y is None else np.tile(y, (k, 1)))
+        log_px_z = _bernoulli_log_likelihood(logits.reshape(k, len(xb), -1),
+                                             target_of(model, xb))             # (k, B)
         log_pz = -0.5 * np.sum(z * z + LOG_2PI, axis=-1)
         log_qz = -0.5 * np.sum(eps * eps + logvar + LOG_2PI, axis=-1)
         log_w = log_px_z + log_pz - log_qz

@@ -50,6 +50,10 @@ PLANS = {
 
 def plan(model):
     """The plan of ``model``'s class or of the nearest base class that has one."""
+    if getattr(model, "n_classes", None) is not None:
+        raise ExportError(f"a {type(model).__name__} cannot be exported or imported yet: its "
+                          "decoder reads a one-hot label beside the code, and the exported "
+                          "graphs take a code alone (use a model trained without labels)")
     for cls in type(model).__mro__:
         if cls in PLANS:
             return PLANS[cls]

@@ -106,8 +106,8 @@ def expected_arrays(path, config):
     # The decoder's rows are what the encoder reads: walk the encoder again from them, so
     # each of its layers checks what it is given (a Dense its in_features, a Reshape its
     # size, a Conv2D its channels and image size).
-    try:
-        _walk(model.get("encoder"), "encoder.", out, 0, {})
+    try:                # (a conditional VAE's encoder reads the label too)
+        _walk(model.get("encoder"), "encoder.", out + kind.condition_width(model), 0, {})
     except ValueError as exc:
         _fail(path, f"the decoder ends with {out} features, which the encoder does not take "
                     f"({exc})")

@@ -338,12 +338,20 @@ def load(path, release=False):
     return load_weights(model, ckpt, release=release or not isinstance(path, Checkpoint))
 
 
-def read_model(path):
+def read_model(path, conditional=False):
     """(checkpoint, model) for a command that uses a saved model: the optimiser's moments
     are left unread and the weights are handed to the model (held once); the checkpoint
-    keeps its config and extra (flags, history, metrics)."""
+    keeps its config and extra (flags, history, metrics). A conditional model (one that
+    reads a label beside each image) is refused unless the command says it can give one."""
     ckpt = read_checkpoint(path, optimizer=False)
-    return ckpt, load(ckpt, release=True)
+    model = load(ckpt, release=True)
+    if getattr(model, "n_classes", None) is not None and not conditional:
+        raise ValueError(f"{os.fspath(path)!r} holds a conditional VAE (--model cvae): its "
+                         "encoder and decoder read a digit label beside each image, which this "
+                         "command does not give. Use tinyae sample CKPT --digit D for its "
+                         "images, tinyae evaluate or tinyae info for its numbers, or "
+                         "tinyae.load() in Python")
+    return ckpt, model
 
 
 MAX_CODES = 10_000          # codes decoded at once by `tinyae decode` (a 100 x 100 grid)

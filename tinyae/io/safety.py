@@ -113,6 +113,17 @@ def check_outputs(outputs, inputs=(), kinds=None, force=False):
                     "Choose another path, or add --force to replace it.")
 
 
+def default_output(path, default, force=False):
+    """``path`` as given, or ``default`` when none was: a name the user did not type never
+    replaces a file (unless ``force``)."""
+    if path is not None:
+        return path
+    if os.path.lexists(default) and not force:
+        raise UnsafePathError(f"{default!r} (the default -o) already exists; give -o a new "
+                              "name, or add --force to replace it.")
+    return default
+
+
 def require_suffix(path, suffix, role):
     if not os.fspath(path).lower().endswith(suffix):
         raise UnsafePathError(f"{role} {os.fspath(path)!r} should end in {suffix} "

@@ -137,6 +137,12 @@ class Autoencoder:
         their output width."""
         return width
 
+    @classmethod
+    def condition_width(cls, cfg):
+        """What the encoder reads beside the decoder's output: nothing (a conditional VAE: the
+        label)."""
+        return 0
+
     def summary(self, print_fn=print):
         """Print each layer with its output shape and parameter count, then the total."""
         rows, width = layer_rows("encoder", self.encoder, self.input_width)
@@ -150,6 +156,13 @@ class Autoencoder:
 def number(x):
     """A JSON number (an int or float, not a bool): what a config's setting must be."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def target_of(model, X):
+    """What the model's output is compared with: X itself, or the model's ``target(X)`` (a
+    conditional VAE's rows carry labels beside the images)."""
+    target = getattr(model, "target", None)
+    return X if target is None else target(X)
 
 
 def model_penalty(model) -> float:
@@ -194,13 +207,15 @@ def print_table(rows, total, print_fn=print):
 
 
 def dense_autoencoder(sizes=SEED_SIZES, activation: str = "relu", output: str = "sigmoid",
-                      rng: np.random.Generator | None = None, dtype=np.float32) -> Autoencoder:
+                      rng: np.random.Generator | None = None, dtype=np.float32,
+                      init: str | None = None) -> Autoencoder:
     """A dense autoencoder with a mirrored decoder; the default is the seed model.
 
     ``sizes=(784, 512, 256, 64, 2)`` gives encoder 784-512-256-64-2 and
     decoder 2-64-256-512-784: ``activation`` after every hidden layer, a linear
     latent layer (the code may take any value), ``output`` on the last layer.
-    Weights: He init before ReLU-like activations, Glorot otherwise.
+    Weights: He init before ReLU-like activations, Glorot otherwise; or ``init`` for
+    every layer (e.g. "torch", torch.nn.Linear's start).
     """
     sizes = tuple(int(s) for s in sizes)
     if len(sizes) < 2 or min(sizes) < 1:
@@ -212,15 +227,19 @@ def dense_autoencoder(sizes=SEED_SIZES, activation: str = "relu", output: str = 
     check_model_size(2 * sum(d * h for d, h in widths) + sum(sizes[1:]) + sum(sizes[:-1]),
                      f"dense_autoencoder({sizes})")
     rng = np.random.default_rng() if rng is None else rng
+    return Autoencoder(dense_stack(sizes, activation, "identity", rng, dtype, init),
+                       dense_stack(sizes[::-1], activation, output, rng, dtype, init))
 
-    def stack(widths, last):
-        layers = []
-        for k, (d, h) in enumerate(zip(widths[:-1], widths[1:])):
-            act = last if k == len(widths) - 2 else activation
-            init = "he" if act in ("relu", "leaky_relu") else "glorot"
-            layers.append(Dense(d, h, init=init, rng=rng, dtype=dtype))
-            if act != "identity":
-                layers.append(ACTIVATION_LAYERS[act]())
-        return Sequential(*layers)
 
-    return Autoencoder(stack(sizes, "identity"), stack(sizes[::-1], output))
+def dense_stack(widths, activation, last, rng, dtype=np.float32, init=None) -> Sequential:
+    """Dense layers widths[0] -> widths[1] -> ..., ``activation`` after each hidden one and
+    ``last`` after the final one ("identity": none). He init before ReLU-like activations,
+    Glorot otherwise, unless ``init`` names one for every layer."""
+    layers = []
+    for k, (d, h) in enumerate(zip(widths[:-1], widths[1:])):
+        act = last if k == len(widths) - 2 else activation
+        start = init or ("he" if act in ("relu", "leaky_relu") else "glorot")
+        layers.append(Dense(d, h, init=start, rng=rng, dtype=dtype))
+        if act != "identity":
+            layers.append(ACTIVATION_LAYERS[act]())
+    return Sequential(*layers)

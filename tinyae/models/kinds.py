@@ -11,6 +11,7 @@ from typing import Callable
 from .autoencoder import dense_autoencoder
 from .contractive import LAM, contractive_autoencoder
 from .conv import conv_autoencoder, conv_variational_autoencoder
+from .cvae import conditional_vae
 from .vae import variational_autoencoder
 from .variants import WEIGHT_DECAY, denoising_autoencoder, sparse_autoencoder
 
@@ -67,6 +68,10 @@ def _vae(flags, rng):
     return variational_autoencoder(flags["sizes"], beta=flags["beta"], rng=rng)
 
 
+def _cvae(flags, rng):
+    return conditional_vae(flags["sizes"], beta=flags["beta"], rng=rng)
+
+
 def _code_width(flags, kind):
     """Z of ``--sizes 784,Z``: a convolutional kind's layers are fixed; --sizes gives its code."""
     sizes = tuple(flags["sizes"])
@@ -105,11 +110,15 @@ KINDS = {kind.name: kind for kind in (
                    "l1": ("penalty", "l1", "the L1 penalty")}),
     Kind("stacked", "each level H0-H1-H0, H1-H2-H1, ... trained greedily for --pretrain-epochs "
          "on the codes below it, then all levels fine-tuned together for --epochs", _dense,
-         options=("pretrain_epochs", "weight_decay"), pretrain=True),
+         options=("pretrain_epochs", "pretrain", "weight_decay"), pretrain=True),
     Kind("vae", "variational: Gaussian code (mu, logvar heads), loss = BCE summed over pixels "
          "+ --beta * KL(q(z|x) || N(0, I)) per image; needs 3+ sizes, e.g. 784,400,20 "
          "(pytorch/examples)", _vae, options=("beta", "weight_decay"), in_model=("beta",),
          defaults={"beta": 1.0}),
+    Kind("cvae", "conditional VAE: encoder and decoder both read the one-hot digit label, so "
+         "the code keeps the style and tinyae sample --digit D draws a D; loss as --model vae; "
+         "--sizes 784,...,Z are the image's widths (the label's 10 are added)", _cvae,
+         options=("beta", "weight_decay"), in_model=("beta",), defaults={"beta": 1.0}),
     Kind("conv", "convolutional (Generative Deep Learning's): Conv2D 32-64-64-64, 3x3, strides "
          "1-2-2-1, LeakyReLU, Dense to the code; ConvTranspose2D back; --sizes 784,Z sets "
          "the code width (default 784,2)", _conv, options=("weight_decay",),

@@ -134,7 +134,7 @@ class VariationalAutoencoder(Autoencoder):
         self.mu, self.logvar = mu, logvar
         z = self.sampler.forward(mu, logvar, self._eps(mu.shape, mu.dtype))
         self._kl = self.kl.forward(mu, logvar)
-        return self.decoder.forward(z)
+        return self.logits(z, self.condition(X))
 
     __call__ = forward
 
@@ -152,9 +152,20 @@ class VariationalAutoencoder(Autoencoder):
             raise RuntimeError("VariationalAutoencoder.penalty() was called before forward()")
         return self.beta * self._kl
 
+    def condition(self, X):
+        """What the decoder reads beside z: nothing here (a conditional VAE: X's labels)."""
+        return None
+
+    def logits(self, Z, condition=None):
+        """The decoder's logits g(Z): (N, Z) -> (N, D)."""
+        return self.decoder.forward(Z)
+
     def backward(self, dlogits):
         """dz from the decoder; through the sampling node plus beta * dKL; heads; body."""
-        dz = self.decoder.backward(dlogits)                                # (N, Z)
+        return self.code_backward(self.decoder.backward(dlogits))          # dz (N, Z)
+
+    def code_backward(self, dz):
+        """dL/dX from dL/dz (N, Z): the sampling node plus beta * dKL, the heads, the body."""
         dmu, dlogvar = self.sampler.backward(dz)
         kl_mu, kl_logvar = self.kl.backward()
         beta = dz.dtype.type(self.beta)
@@ -255,13 +266,15 @@ class VariationalAutoencoder(Autoencoder):
 
 
 def variational_autoencoder(sizes=SEED_SIZES, beta: float = 1.0, activation: str = "relu",
-                            rng: np.random.Generator | None = None,
-                            dtype=np.float32) -> VariationalAutoencoder:
+                            rng: np.random.Generator | None = None, dtype=np.float32,
+                            init: str | None = None) -> VariationalAutoencoder:
     """A dense VAE; the default is the seed's sizes with a 2-D code.
 
     ``sizes=(784, 512, 256, 64, 2)``: body 784-512-256-64 (``activation``),
     heads 64 -> 2 for mu and for logvar, decoder 2-64-256-512-784 ending in
-    logits. ``sizes=(784, 400, 20)`` is the pytorch/examples VAE.
+    logits. ``sizes=(784, 400, 20)`` is the pytorch/examples VAE. ``init``: every layer's
+    start (default He before ReLU, Glorot for the heads and the output); "torch", the start
+    of torch.nn.Linear, reaches pytorch/examples' test figure (docs/results.md).
     """
     sizes = tuple(int(s) for s in sizes)
     if len(sizes) < 3 or min(sizes) < 1:
@@ -272,8 +285,9 @@ def variational_autoencoder(sizes=SEED_SIZES, beta: float = 1.0, activation: str
     rng = np.random.default_rng() if rng is None else rng
     # Body and decoder as dense_autoencoder builds them: the body is its encoder
     # without the code layer; the decoder ends in logits (identity output).
-    base = dense_autoencoder(sizes, activation=activation, output="identity", rng=rng, dtype=dtype)
+    base = dense_autoencoder(sizes, activation=activation, output="identity", rng=rng,
+                             dtype=dtype, init=init)
     body = Sequential(*base.encoder.layers[:-1])
     H, Z = sizes[-2], sizes[-1]
-    heads = [Dense(H, Z, init="glorot", rng=rng, dtype=dtype) for _ in range(2)]
+    heads = [Dense(H, Z, init=init or "glorot", rng=rng, dtype=dtype) for _ in range(2)]
     return VariationalAutoencoder(body, heads[0], heads[1], base.decoder, beta=beta, rng=rng)

@@ -20,6 +20,7 @@ from ..nn.layers import ACTIVATION_LAYERS, Sequential, Sigmoid
 from ..nn.penalties import KLSparsity, L1Activity, Penalty, penalty_from_config
 from .autoencoder import SEED_SIZES, Autoencoder, dense_autoencoder, number
 from .contractive import ContractiveAutoencoder
+from .cvae import ConditionalVAE
 from .vae import VariationalAutoencoder
 
 # UFLDL's weight decay lambda = 3e-3 weighs half the squared error summed over an
@@ -192,7 +193,8 @@ def denoising_autoencoder(sizes=SEED_SIZES, noise="gaussian:0.5", *,
 
 
 MODELS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, SparseAutoencoder,
-                                        VariationalAutoencoder, ContractiveAutoencoder)}
+                                        VariationalAutoencoder, ContractiveAutoencoder,
+                                        ConditionalVAE)}
 
 
 def model_from_config(cfg, rng=None):

@@ -167,7 +167,7 @@ class _Windowed(Layer):
         # The initialisers read fans from a kernel (out, in, kh, kw); a transposed kernel is
         # (in, out, kh, kw), read as the convolution it transposes, as PyTorch and Keras do.
         self.params["W"] = initialisers.get(init)(shape, rng, dtype)
-        self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
+        self.params["b"] = initialisers.bias(init, shape, self.out_channels, rng, dtype)
         self.grads = {k: np.zeros(p.shape, p.dtype) for k, p in self.params.items()}   # lazy pages
 
     def config(self):
@@ -223,7 +223,7 @@ class Conv2D(_Windowed):
         in_channels, out_channels: C and O.
         kernel_size, stride, padding: an int, or a pair (along H, along W);
             padding adds that many zeros on each side.
-        init: "he" or "glorot", fans counted over the kernel's taps.
+        init: "he", "glorot" or "torch" (``tinyae.nn.init``), fans counted over the kernel's taps.
         rng, dtype: as for ``Dense``.
     Shapes:
         x (N, C, H, W) -> y (N, O, Ho, Wo), Ho = floor((H + 2 ph - kh) / sh) + 1,

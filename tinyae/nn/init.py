@@ -5,6 +5,10 @@ so deep stacks neither explode nor vanish at the start of training.
 
     he       N(0, 2 / fan_in)                  for ReLU-like layers
     glorot   U(-a, a), a = sqrt(6 / (fan_in + fan_out))   for tanh, sigmoid, linear
+    torch    U(-a, a), a = 1 / sqrt(fan_in), the bias too: what torch.nn.Linear and Conv2d
+             start from (a variance of 1 / (3 fan_in), a sixth of He's)
+
+The biases start at 0, except under "torch" (``bias``).
 
 ``shape`` is a Dense weight's (fan_in, fan_out) or a convolution kernel's
 (out_channels, in_channels, kh, kw), whose fans count the kernel's taps.
@@ -36,7 +40,13 @@ def glorot(shape, rng, dtype=np.float32):
     return rng.uniform(-a, a, size=shape).astype(dtype, copy=False)
 
 
-INITIALISERS = {"he": he, "glorot": glorot}
+def torch_uniform(shape, rng, dtype=np.float32):
+    """PyTorch's start for Linear and Conv weights: kaiming_uniform(a=sqrt(5)), U(+-1/sqrt(fan_in))."""
+    a = 1 / np.sqrt(fans(shape)[0])
+    return rng.uniform(-a, a, size=shape).astype(dtype, copy=False)
+
+
+INITIALISERS = {"he": he, "glorot": glorot, "torch": torch_uniform}
 _skipping = False
 
 
@@ -56,6 +66,15 @@ def skipped():
         yield
     finally:
         _skipping = before
+
+
+def bias(name, shape, n, rng, dtype=np.float32):
+    """The starting bias (n,) of a layer whose weight ``shape`` was drawn by ``name``: zeros,
+    or under "torch" U(+-1/sqrt(fan_in)), drawn after the weight as PyTorch draws it."""
+    if name != "torch" or _skipping:
+        return np.zeros(n, dtype)
+    a = 1 / np.sqrt(fans(shape)[0])
+    return rng.uniform(-a, a, size=n).astype(dtype, copy=False)
 
 
 def get(name):

@@ -151,7 +151,8 @@ class Dense(Layer):
     Args:
         in_features, out_features: D and H.
         bias: learn an additive bias ``b``.
-        init: "he" (for ReLU layers) or "glorot" (for linear, sigmoid, tanh).
+        init: "he" (for ReLU layers), "glorot" (for linear, sigmoid, tanh) or "torch"
+            (torch.nn.Linear's start, the bias drawn too; ``tinyae.nn.init``).
         rng: ``np.random.Generator`` for the initial weights.
         dtype: parameter dtype; inputs are converted to it.
     Shapes:
@@ -170,7 +171,8 @@ class Dense(Layer):
         rng = np.random.default_rng() if rng is None else rng
         self.params["W"] = initialisers.get(init)((self.in_features, self.out_features), rng, dtype)
         if bias:
-            self.params["b"] = np.zeros(self.out_features, dtype=dtype)
+            self.params["b"] = initialisers.bias(init, (self.in_features, self.out_features),
+                                                 self.out_features, rng, dtype)
         # np.zeros, not zeros_like: the OS hands out zero pages as they are first written, so a
         # model that is only used (never trained) costs no memory for its gradients.
         self.grads = {k: np.zeros(p.shape, p.dtype) for k, p in self.params.items()}

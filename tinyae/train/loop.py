@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..models.autoencoder import model_penalty
+from ..models.autoencoder import model_penalty, target_of
 from ..nn import schedules
 from ..nn.layers import as_float_batch, input_width
 from ..nn.losses import MSE
@@ -157,7 +157,7 @@ def _epoch(path, X, order, batch, noise, optimizer, schedule, chooser, stop, sho
             chooser.begin()                 # BLAS threads for this step; start its clock
             try:
                 xin = xb if corrupt is None else corrupt(xb, noise)
-                value = loss.forward(model.forward(xin), xb)
+                value = loss.forward(model.forward(xin), target_of(model, xb))
                 penalty = model_penalty(model)
                 if not math.isfinite(value + penalty):
                     raise FloatingPointError(f"the loss became {value + penalty}")
@@ -300,7 +300,7 @@ def loss_terms(model, X, loss=None, batch_size=1024):
     reconstruction = penalty = 0.0
     for i in range(0, len(X), batch_size):
         xb = X[i:i + batch_size]
-        reconstruction += loss.forward(model.forward(xb), xb) * len(xb)
+        reconstruction += loss.forward(model.forward(xb), target_of(model, xb)) * len(xb)
         penalty += model_penalty(model) * len(xb)
     return reconstruction / len(X), penalty / len(X)
 
