@@ -288,10 +288,10 @@ def test_train_hold_out_leaves_the_digit_out_and_anomaly_knows(tmp_path, capsys)
     assert run(["evaluate", str(out / "last.npz"), "--out", str(tmp_path / "e")], capsys)[0] == 0
     assert json.loads((tmp_path / "e" / "metrics.json").read_text()) == metrics
     code, out_text, _ = run(["anomaly", str(out / "last.npz"), "--digit", str(HELD_OUT),
-                             "-o", str(tmp_path / "roc.png")], capsys)
+                             "--limit", "400", "-o", str(tmp_path / "roc.png")], capsys)
     assert code == 0 and f"its run had --hold-out {HELD_OUT}" in out_text
     code, out_text, _ = run(["anomaly", str(out / "last.npz"), "--digit", "1",
-                             "-o", str(tmp_path / "roc1.png")], capsys)
+                             "--limit", "400", "-o", str(tmp_path / "roc1.png")], capsys)
     assert code == 0 and f"warning: the model was trained without the digit {HELD_OUT}, not 1" \
         in out_text
     # resume keeps it; another digit conflicts unless --override
@@ -314,7 +314,7 @@ def test_a_checkpoint_from_before_hold_out_resumes_without_a_note(tmp_path, caps
                         "--out", str(tmp_path / "more")], capsys)
     assert code == 0 and "hold-out" not in err, err
     code, out_text, _ = run(["anomaly", str(out / "last.npz"), "--digit", "3",
-                             "-o", str(tmp_path / "roc.png")], capsys)
+                             "--limit", "200", "-o", str(tmp_path / "roc.png")], capsys)
     assert code == 0 and "records no --hold-out" in out_text
 
 

@@ -413,3 +413,25 @@ def test_cli_pretrain_is_refused_where_it_would_not_apply(tmp_path, capsys):
         main(["train", "--model", "stacked", "--pretrain", "boltzmann"])
     assert e.value.code == 2 and "invalid choice: 'boltzmann'" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+
+
+def test_sigterm_during_rbm_pretraining_ends_cleanly(tmp_path):
+    """Nothing is saved before the RBMs are unrolled: the run says so, exits 143 and leaves no
+    lock or half-made folder behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "tinyae", "train", "--model", "stacked",
+                             "--pretrain", "rbm", "--pretrain-epochs", "500", "--data", "builtin",
+                             "--limit", "2000", "--sizes", "784,200,20", "--epochs", "2",
+                             "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()                        # printed just before the first RBM
+    assert "pretraining 2 RBMs by CD-1" in line, line
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM; the RBMs were still pretraining, so nothing was saved" in err
+    assert not out.exists() or not any(out.iterdir())

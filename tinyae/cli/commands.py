@@ -389,8 +389,10 @@ def _pretrain_rbm(X, flags, quiet):
     if not quiet:
         print(f"pretraining {len(flags['sizes']) - 1} RBMs by CD-1, "
               f"{flags['pretrain_epochs']} epochs each", file=sys.stderr)
-    rbms = pretrain_stack(X, flags["sizes"], epochs=flags["pretrain_epochs"],
-                          rng=np.random.default_rng(flags["seed"]), callback=report)
+    with _end_on_signal("the RBMs were still pretraining, so nothing was saved; run the "
+                        "same command again to start over"):
+        rbms = pretrain_stack(X, flags["sizes"], epochs=flags["pretrain_epochs"],
+                              rng=np.random.default_rng(flags["seed"]), callback=report)
     return unroll(rbms), levels
 
 
