@@ -457,3 +457,38 @@ def test_adam_flushes_subnormal_weights_and_moments_to_zero():
     assert runs["plain"][0] > 0                        # the plain formulas do go subnormal
     assert runs["fast"][0] == 0
     assert np.max(np.abs(runs["plain"][1] - runs["fast"][1])) < floor   # both are at ~0
+
+
+# The elementwise kernels, with one float32 argument tuple each (arrays of 8 or (2, 4)).
+def _float32_calls():
+    from tinyae.fast import conv_kernels as CK
+    from tinyae.fast import kernels as K
+    f = np.float32
+    v, m = np.ones(8, f), np.ones((2, 4), f)
+    img, chan = np.ones((2, 3, 4), f), np.ones((3, 2, 4), f)
+    return {
+        "adam": (K.adam, (v, v, v, v) + tuple(f(a) for a in (1e-3, .9, .1, .999, 1e-3, 1, 1e-8,
+                                                                0, 1e-38, 1e-19))),
+        "act_grad": (K.act_grad, (m, m, K.SIGMOID, f(0), f(1), f(1e-38), m)),
+        "sigmoid_from_exp": (K.sigmoid_from_exp, (m, m, f(1), f(1e-38))),
+        "bias_act": (K.bias_act, (m, np.ones(4, f), K.LEAKY_RELU, f(.2))),
+        "conv bias_act": (CK.bias_act, (chan, np.ones(3, f), K.RELU, f(.2), img)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_float32_calls()))
+def test_float32_kernels_compute_in_float32(name):
+    """No float32 value is widened to float64 inside an elementwise loop.
+
+    One widened value (``x * 0``: Numba types float32 * int as float64) made the
+    whole Adam loop float64 arithmetic, 2.8x slower. Compiled afresh from the
+    source, since Numba does not show the code of a cached kernel.
+    """
+    import numba
+    kernel, args = _float32_calls()[name]
+    fresh = numba.njit(cache=False, error_model="numpy")(kernel.py_func)
+    fresh(*args)
+    ir = next(iter(fresh.inspect_llvm().values()))
+    widened = [line.strip() for line in ir.splitlines() if "fpext float" in line]
+    assert not widened, f"{name} widens float32 to float64: {widened[:3]}"
+

@@ -20,7 +20,7 @@ The loops are serial, as in ``kernels.py``: BLAS uses the cores for the products
 """
 import numpy as np
 
-from .kernels import LEAKY_RELU, RELU, _jit
+from .kernels import LEAKY_RELU, RELU, ZERO, _jit
 
 
 @_jit
@@ -124,7 +124,7 @@ def bias_act(z, b, code, alpha, y):
             if code == RELU:
                 for m in range(L):
                     v = src[m] + bo
-                    dst[m] = v if v >= 0 else v * 0
+                    dst[m] = v if v >= 0 else v * ZERO
             elif code == LEAKY_RELU:
                 for m in range(L):
                     v = src[m] + bo
