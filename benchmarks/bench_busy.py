@@ -6,7 +6,10 @@ first on a quiet machine and then beside a neighbour process that this
 script starts (one busy-looping Python process: a browser tab, another
 notebook) and stops itself. Configurations:
 
-    default    fit(...) as users run it: threads "auto", measured while training
+    default    fit(...) as users run it: threads "auto", measured while training; the
+               timed fit follows the warm-up fit of the same model and batch size, so it
+               starts with the warm-up's decision, as a notebook's next fit does
+    first fit  the same with that memory cleared: a process's first fit, probing from scratch
     1 thread   fit(..., threads=1)
     N threads  fit(..., threads=N), N = the cores OpenBLAS uses (tinyae's old default)
     torch      PyTorch CPU with fused Adam, torch.set_num_threads(N) (when installed)
@@ -38,12 +41,15 @@ def tinyae_worker(threads, batch):
     from tinyae import data
     from tinyae.train import fit
     X = data.load_mnist("train", progress=False)[0][:N_IMAGES]
-    threads = None if threads == "auto" else int(threads)
+    from tinyae.train import threads as pool
+    fixed = None if threads in ("auto", "first") else int(threads)
     warm = ta.dense_autoencoder(SEED_SIZES, rng=np.random.default_rng(1))
-    fit(warm, X[:20 * batch], epochs=1, batch_size=batch, progress=False, threads=threads)
+    fit(warm, X[:20 * batch], epochs=1, batch_size=batch, progress=False, threads=fixed)
+    if threads == "first":
+        pool._choosers.clear()                  # forget the warm-up's decision
     model = ta.dense_autoencoder(SEED_SIZES, rng=np.random.default_rng(0))
     start = time.perf_counter()
-    h = fit(model, X, epochs=1, batch_size=batch, progress=False, threads=threads)
+    h = fit(model, X, epochs=1, batch_size=batch, progress=False, threads=fixed)
     return {"seconds": time.perf_counter() - start, "threads": h.records[-1].threads}
 
 
@@ -96,13 +102,14 @@ def main():
 
     from threadpoolctl import threadpool_info
     n = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
-    configs = ["auto", "1", str(n)] if n > 1 else ["auto", "1"]
+    configs = ["auto", "first", "1", str(n)] if n > 1 else ["auto", "first", "1"]
     try:
         import torch  # noqa: F401
         configs.append("torch")
     except ImportError:
         print("PyTorch is not installed: tinyae only (pip install torch==2.13.0 for the CPU build).")
-    names = {"auto": "default (auto)", "1": "1 thread", str(n): f"{n} threads", "torch": "PyTorch"}
+    names = {"auto": "default (auto)", "first": "first fit", "1": "1 thread",
+             str(n): f"{n} threads", "torch": "PyTorch"}
     print(f"machine: {machine()}\n{N_IMAGES:,}-image epochs of the seed model, median of "
           f"{args.rounds} processes each\n")
     script = os.path.abspath(__file__)

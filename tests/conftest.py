@@ -14,6 +14,18 @@ MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
+# Tests of over 15 s that run every tutorial end to end: `python -m pytest` leaves them out
+# (setup.cfg) to keep the suite under 10 minutes on 2 cores; `.ci/run` runs them afterwards
+# with `python -m pytest -m slow`.
+SLOW_TUTORIALS = {"14_convolutional_autoencoder"}
+
+
+def by_tutorial(paths):
+    """One pytest parameter per tutorial script, named by its stem; the slowest marked slow."""
+    return [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW_TUTORIALS
+                         else []) for p in paths]
+
+
 def find_mnist_dir():
     """The folder with the four MNIST files: TINYAE_DATA_DIR, else ../shared/data/mnist."""
     for d in (os.environ.get("TINYAE_DATA_DIR"), SHARED_MNIST):

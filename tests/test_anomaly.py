@@ -272,6 +272,7 @@ def test_overflowing_weights_write_nothing(tmp_path, capsys, monkeypatch):
 
 
 # --- tinyae train --hold-out: the model for `tinyae anomaly --digit` -------------------------
+@pytest.mark.slow                     # 18 s: CI runs it after the main suite (conftest.py)
 def test_train_hold_out_leaves_the_digit_out_and_anomaly_knows(tmp_path, capsys):
     out = tmp_path / "run"
     code, _, err = run(["train", "--data", "builtin", "--limit", "400", "--sizes", "784,32,2",

@@ -270,8 +270,9 @@ def test_a_new_kind_is_one_registry_entry(tmp_path, capsys, monkeypatch):
     assert len(ta.io.read_checkpoint(tmp_path / "c" / "last.npz").extra["history"]["records"]) == 2
 
 
-@pytest.mark.parametrize("kind, cls", [("conv", ta.Autoencoder),
-                                       ("conv-vae", ta.VariationalAutoencoder)])
+@pytest.mark.parametrize("kind, cls", [
+    ("conv", ta.Autoencoder),
+    pytest.param("conv-vae", ta.VariationalAutoencoder, marks=pytest.mark.slow)])   # 17 s
 def test_convolutional_kinds_train_resume_and_refuse_dense_sizes(kind, cls, tmp_path, capsys,
                                                                  monkeypatch):
     """--model conv and conv-vae: one entry each in tinyae.models.kinds; --sizes gives only

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, find_mnist_dir
+from conftest import ROOT, by_tutorial, find_mnist_dir
 
 from tinyae.exercises import solution_cells, split_cells, strip_solutions, write_student_versions
 
@@ -179,7 +179,7 @@ def env(tmp_path_factory):
     return env, out
 
 
-@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", by_tutorial(TUTORIALS))
 def test_student_version_runs_and_says_not_done_yet(path, student, env):
     folder, _ = student
     env, out = env

@@ -145,3 +145,27 @@ def test_inference_uses_the_same_setting(monkeypatch):
     X = np.zeros((10, 4))
     np.testing.assert_array_equal(batched(encode, X, batch_size=3), X[:, :2])
     assert seen == [1, 1, 1, 1]
+
+
+def test_the_next_fit_of_the_same_model_keeps_the_decision(data, monkeypatch):
+    from tinyae.train import threads
+    monkeypatch.setattr(threads, "_choosers", {})
+    made = []
+    real = threads.ThreadChooser
+
+    def counted(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+    monkeypatch.setattr(threads, "ThreadChooser", counted)
+    model = ta.dense_autoencoder((64, 16, 2), rng=np.random.default_rng(0))
+    other = ta.dense_autoencoder((64, 8, 2), rng=np.random.default_rng(0))
+    fit(model, data, epochs=1, batch_size=16, progress=False)
+    if len(made[0].counts) == 1:
+        pytest.skip("one BLAS thread on this machine: nothing to choose")
+    assert made[0].probes == 1                     # 32 steps: the first probe is done
+    fit(model, data, epochs=1, batch_size=16, progress=False)
+    assert len(made) == 1 and made[0].probes == 1  # the same chooser, no probe from scratch
+    fit(model, data, epochs=1, batch_size=32, progress=False)     # another batch size
+    fit(other, data, epochs=1, batch_size=16, progress=False)     # another model
+    fit(model, data, epochs=1, batch_size=16, progress=False, threads=1)   # fixed: no memory
+    assert len(made) == 4 and len(threads._choosers) == 3

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, find_mnist_dir
+from conftest import ROOT, by_tutorial, find_mnist_dir
 
 TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
 FIGURES = {
@@ -54,7 +54,7 @@ def test_every_tutorial_is_listed():
     assert all(t.name in readme for t in TUTORIALS)
 
 
-@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", by_tutorial(TUTORIALS))
 def test_tutorial_runs_as_a_script(path, env):
     env, out = env
     r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env,

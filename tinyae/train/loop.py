@@ -90,7 +90,10 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
     schedule = _schedule(schedule, optimizer, epochs, steps, len(history.records))
     batch = np.empty((min(batch_size, len(X)), X.shape[1]), X.dtype)   # reused by full steps
     stopper, show = EarlyStopper(early_stopping), Progress(progress, epochs, steps)
-    with Stop() as stop, blas_threads(threads) as chooser, own_rng(path.model) as draws:
+    # What a step's time depends on: the next fit of this model keeps this one's thread count.
+    key = (batch_size, type(path.model).__name__,
+           tuple((p.shape, p.dtype.str) for _, p, _ in model.parameters()))
+    with Stop() as stop, blas_threads(threads, key) as chooser, own_rng(path.model) as draws:
         for epoch in range(len(history.records) + 1, epochs + 1):
             began, start = time.perf_counter(), EpochStart(model, optimizer, schedule)
             # One generator per (seed, epoch): a resumed run shuffles and draws as the first.

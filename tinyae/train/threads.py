@@ -7,7 +7,8 @@ and at every matmul the others wait for it: two threads then take 1.6-1.8x
 the time of one (benchmarks/bench_busy.py). No fixed number is right for both
 cases, so ``fit`` measures: it times a few steps at each candidate count,
 keeps the fastest, and measures again every few hundred steps to follow a
-neighbour that comes and goes.
+neighbour that comes and goes. The decision outlives one ``fit``: a notebook's
+next ``fit`` of the same model and batch size starts with it.
 
 threadpoolctl sets the count (the library scikit-learn uses for this);
 environment variables such as OPENBLAS_NUM_THREADS are read only once, when
@@ -142,21 +143,39 @@ def thread_setting(threads=None):
     return n
 
 
+# A notebook calls fit again and again on the same model: each call goes on with the
+# decision (and the probe schedule) the last one reached instead of probing from scratch.
+_choosers = {}
+KEEP = 16                  # choosers remembered, the oldest forgotten first
+
+
 class blas_threads:
     """Context manager: steps run through ``self.run`` at a fixed or measured count.
 
-    ``threads`` as in ``thread_setting``. On leaving, the caller's own setting
-    is restored, whatever happened inside.
+    ``threads`` as in ``thread_setting``. With "auto" and a ``key`` (what the
+    time of a step depends on: fit gives the parameters' shapes and the batch
+    size), a later block with the same key and candidates keeps the chooser of
+    the last one: its decision, and its count of steps until the next probe.
+    On leaving, the caller's own setting is restored, whatever happened inside.
     """
 
-    def __init__(self, threads=None, **chooser_options):
+    def __init__(self, threads=None, key=None, **chooser_options):
         self.setting = thread_setting(threads)
-        self.options = chooser_options
+        self.key, self.options = key, chooser_options
 
     def __enter__(self):
         self.pool = BlasPool()
         counts = candidates(self.pool.size) if self.setting == "auto" else [self.setting]
-        self.chooser = ThreadChooser(counts, self.pool.set, **self.options)
+        if self.key is None or len(counts) == 1:
+            self.chooser = ThreadChooser(counts, self.pool.set, **self.options)
+            return self.chooser
+        memo = (tuple(counts), self.key)
+        self.chooser = _choosers.pop(memo, None) or ThreadChooser(counts, self.pool.set,
+                                                                  **self.options)
+        _choosers[memo] = self.chooser                      # now the newest
+        while len(_choosers) > KEEP:
+            del _choosers[next(iter(_choosers))]
+        self.chooser.set_threads, self.chooser.current = self.pool.set, None   # set it anew
         return self.chooser
 
     def __exit__(self, *exc):
