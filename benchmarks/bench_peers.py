@@ -4,7 +4,10 @@ The contenders train the same network (784-512-256-64-2 mirrored, ReLU, a
 linear code, sigmoid output, MSE, Adam lr 1e-3, eps 1e-8) from the same
 initial weights on the same 60,000 images:
 
-    tinyae     ``tinyae.train.fit`` on the fast path, as bench_epoch.py runs it
+    tinyae     ``tinyae.train.fit`` on the fast path, as bench_epoch.py runs it, with
+               NumPy's matmuls (OpenBLAS): what the default install runs
+    tinyae-mkl the same with the optional extra's MKL matmuls (``pip install -e '.[mkl]'``,
+               x86-64; skipped when it is not installed)
     torch      PyTorch eager, ``Adam(fused=True)``
     compile    the same model through ``torch.compile`` (static shapes)
     keras-jax  Keras 3, JAX backend: ``model.fit(X, X, epochs=1, shuffle=True)``
@@ -70,7 +73,8 @@ TF_ENV = {"TF_NUM_INTRAOP_THREADS": str(THREADS), "TF_NUM_INTEROP_THREADS": "1",
 
 # name: (label, runs in the peers' Python?, modules it needs, environment)
 CONTENDERS = {
-    "tinyae": ("tinyae (fast path)", False, ["tinyae"], {}),
+    "tinyae": ("tinyae (fast path)", False, ["tinyae"], {"TINYAE_MATMUL": "numpy"}),
+    "tinyae-mkl": ("tinyae + tinyae[mkl]", False, ["tinyae"], {"TINYAE_MATMUL": "mkl"}),
     "torch": ("PyTorch eager, fused Adam", False, ["torch"], {}),
     "compile": ("torch.compile", False, ["torch"], {}),
     "keras-jax": ("Keras 3 + JAX", True, ["keras", "jax"],
@@ -252,7 +256,7 @@ class Jax:
         return float(self.mse(self.params, self.jnp.array(X)))
 
 
-TRAINERS = {"tinyae": Tinyae, "torch": Torch, "compile": TorchCompile,
+TRAINERS = {"tinyae": Tinyae, "tinyae-mkl": Tinyae, "torch": Torch, "compile": TorchCompile,
             "keras-jax": Keras, "keras-tf": Keras, "jax": Jax}
 
 
@@ -281,7 +285,11 @@ def train_worker(name, batch, n, warmup, folder, t0):
 
 
 def versions(name):
-    return " ".join(f"{m} {sys.modules[m].__version__}" for m in CONTENDERS[name][2])
+    said = " ".join(f"{m} {sys.modules[m].__version__}" for m in CONTENDERS[name][2])
+    if name.startswith("tinyae"):
+        from tinyae.fast import blas
+        said += f", matmuls: {blas.library()}"
+    return said
 
 
 def gemm_plan(batch):
@@ -341,13 +349,20 @@ def importable(python, mods):
     return subprocess.run([python, "-c", probe], check=False).returncode == 0
 
 
+def _has_mkl():
+    from tinyae.fast import blas
+    return blas._find_mkl() is not None
+
+
 def available(names, peers_python):
     """The contenders whose modules import here; prints why the others are left out."""
     keep = []
     for name in names:
         _, peer, mods, _ = CONTENDERS[name]
         python = peers_python if peer else sys.executable
-        if importable(python, mods):
+        if name == "tinyae-mkl" and not _has_mkl():
+            print("skipped tinyae-mkl: MKL is not installed; pip install -e '.[mkl]' (x86-64)")
+        elif importable(python, mods):
             keep.append(name)
         else:
             where = "the peers' venv (see this script's docstring)" if peer else "this Python"
@@ -396,7 +411,7 @@ def report(names, args, results, floors, failed):
     for batch in args.batches:
         got = {name: results[(batch, name)] for name in names if results.get((batch, name))}
         med = {name: statistics.median(r["seconds"] for r in runs.values()) for name, runs in got.items()}
-        peers = [name for name in got if name != "tinyae"]
+        peers = [name for name in got if not name.startswith("tinyae")]
         fastest = min(peers, key=med.get) if peers else None
         for name, runs in got.items():
             each = " ".join(f"{r['seconds']:.2f}" for r in runs.values())

@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The suite tests what the default install runs: NumPy's matmuls, even where the optional
+# MKL extra is installed (.ci/run installs it for tests/test_blas.py, which picks it itself).
+os.environ.setdefault("TINYAE_MATMUL", "numpy")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"

@@ -435,3 +435,30 @@ def test_sigterm_during_rbm_pretraining_ends_cleanly(tmp_path):
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert "stopped by SIGTERM; the RBMs were still pretraining, so nothing was saved" in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_rbm_training_shows_a_line_per_epoch(capsys):
+    """Pretraining takes minutes an RBM: each epoch ends with a line (a log's only output),
+    and nothing is printed without ``progress``."""
+    X = (np.random.default_rng(0).random((250, 12)) > 0.5).astype(np.float32)
+    rbms = pretrain_stack(X, (12, 6, 3), epochs=2, batch_size=100, progress=True,
+                          rng=np.random.default_rng(0))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4 and len(rbms) == 2
+    assert lines[0].startswith("RBM 1/2 (12-6) epoch 1/2: squared reconstruction error per image ")
+    assert lines[3].startswith("RBM 2/2 (6-3) epoch 2/2: ")
+    train_rbm(RBM(12, 6, rng=np.random.default_rng(0)), X, epochs=1)
+    assert capsys.readouterr().err == ""
+
+
+def test_resuming_a_plain_run_with_pretrain_names_the_kind_that_has_it(tmp_path, capsys):
+    from tinyae.cli import main
+    out = tmp_path / "a"
+    assert main(["train", "--data", "builtin", "--limit", "100", "--epochs", "2", "--quiet",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out / "last.npz"), "--epochs", "3", "--pretrain",
+                 "rbm", "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "--pretrain is an option of --model stacked" in err and "differs" not in err
+    assert not (tmp_path / "b").exists()

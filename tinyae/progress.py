@@ -29,10 +29,13 @@ def interactive():
 
 
 class Progress:
-    """The bar of each epoch (tqdm; a widget in Jupyter) and the line after it."""
+    """The bar of each epoch (tqdm; a widget in Jupyter) and the line after it.
 
-    def __init__(self, show, epochs, steps):
-        self.show, self.epochs, self.steps = show, epochs, steps
+    ``what`` names the epochs in the bar ("epoch", "RBM 1/4 epoch").
+    """
+
+    def __init__(self, show, epochs, steps, what="epoch"):
+        self.show, self.epochs, self.steps, self.what = show, epochs, steps, what
         self.live = show and interactive()
         if self.live:       # tqdm only when a bar is drawn: a log needs none of it
             from tqdm.auto import tqdm          # a widget in Jupyter, text frames on a terminal
@@ -41,13 +44,17 @@ class Progress:
 
     def start(self, epoch):
         if self.live:
-            self.bar = self.tqdm(total=self.steps, desc=f"epoch {epoch}/{self.epochs}",
+            self.bar = self.tqdm(total=self.steps, desc=f"{self.what} {epoch}/{self.epochs}",
                                  leave=False, unit="step")
 
-    def step(self, loss, threads):
+    def step(self, loss=None, threads=None):
+        """One step done; ``loss`` and ``threads``, when given, shown beside the bar."""
         if self.bar is not None:
             self.bar.update()
-            self.bar.set_postfix(loss=f"{loss:.4f}", threads=threads, refresh=False)
+            shown = {"loss": None if loss is None else f"{loss:.4f}", "threads": threads}
+            shown = {k: v for k, v in shown.items() if v is not None}
+            if shown:
+                self.bar.set_postfix(shown, refresh=False)
 
     def close(self):
         if self.bar is not None:
@@ -62,8 +69,14 @@ class Progress:
                  f"{record.penalty:.5f}" if record.penalty else "")
         val = "" if record.val_loss is None else f"  val_loss {record.val_loss:.5f}"
         threads = f"{record.threads} BLAS thread{'s' * (record.threads != 1)}"
-        line = (f"epoch {record.epoch}/{self.epochs}  loss {record.loss:.5f}{terms}{val}  "
-                f"({record.seconds:.1f} s, {threads})")
+        threads += ", MKL" if record.matmul == "mkl" else ""       # the optional extra at work
+        self.line(f"epoch {record.epoch}/{self.epochs}  loss {record.loss:.5f}{terms}{val}  "
+                  f"({record.seconds:.1f} s, {threads})")
+
+    def line(self, line):
+        """A line that stays: above a live bar, else on stderr (a log gets only these)."""
+        if not self.show:
+            return
         if self.live:
             self.tqdm.write(line, file=sys.stderr)      # above a bar, not through it
         else:

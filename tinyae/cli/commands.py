@@ -392,7 +392,8 @@ def _pretrain_rbm(X, flags, quiet):
     with _end_on_signal("the RBMs were still pretraining, so nothing was saved; run the "
                         "same command again to start over"):
         rbms = pretrain_stack(X, flags["sizes"], epochs=flags["pretrain_epochs"],
-                              rng=np.random.default_rng(flags["seed"]), callback=report)
+                              rng=np.random.default_rng(flags["seed"]), callback=report,
+                              progress=not quiet)
     return unroll(rbms), levels
 
 

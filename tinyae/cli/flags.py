@@ -271,7 +271,8 @@ def resume(saved, given, override=False, path="the checkpoint"):
     """
     if not isinstance(saved, dict):
         raise RunError(f"{path}: the recorded training flags are malformed; cannot resume from it.")
-    fixed = SHAPES_MODEL + (KINDS[saved["model"]].in_model if saved.get("model") in KINDS else ())
+    kind = KINDS.get(saved.get("model"))
+    fixed = SHAPES_MODEL + (kind.in_model if kind else ())
     flags, notes = {}, []
     for key in RUN_FLAGS + MODEL_FLAGS + ROUNDING_FLAGS + ("epochs",):
         if key in saved and not valid(key, saved[key]):
@@ -279,7 +280,9 @@ def resume(saved, given, override=False, path="the checkpoint"):
                            "cannot resume from it.")
         s = tuple(saved[key]) if key == "sizes" and key in saved else saved.get(key)
         recorded_here = key in saved
-        if not recorded_here and key in OFF_LATER_FLAGS:
+        # Another kind's option is never recorded: given, check_given refuses it by name.
+        elsewhere = key in MODEL_FLAGS and key != "model" and kind and key not in kind.options
+        if not recorded_here and key in OFF_LATER_FLAGS and not elsewhere:
             s, recorded_here = DEFAULTS[key], True
         if not recorded_here and key in LATER_FLAGS:    # saved before the flag: it had the default
             s, recorded_here = DEFAULTS[key], True

@@ -6,7 +6,8 @@ updates the view's weights and the other way round:
 
 - every ``Sequential`` part becomes a ``FastSequential``: a Dense followed by
   a stock activation runs as one matmul plus one fused loop (bias and
-  activation forward; activation gradient and bias gradient backward);
+  activation forward; activation gradient and bias gradient backward); the
+  matmuls are NumPy's, or MKL's when that extra is installed (``blas.py``);
 - a stock ``Conv2D`` or ``ConvTranspose2D`` (and the stock activation after
   it) runs as im2col or col2im plus one matmul and one fused loop, a
   ``MaxPool2D`` as one loop each way (``conv.py``); ``Reshape`` and ``Flatten``
@@ -36,6 +37,7 @@ from ..nn.layers import (Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, 
 from ..nn.losses import MSE
 from ..nn.optim import Adam
 from . import kernels as K
+from .blas import gemm
 from .conv import MaxPoolStep, step_class
 
 # The activations the kernels know, by exact type: a subclass may change the maths.
@@ -89,7 +91,7 @@ class DenseStep:
     def forward(self, x):
         W, b = self.dense.params["W"], self.dense.params.get("b")
         self.x = as_float_batch(x, self.dense.in_features, W.dtype, self.dense)   # (N, D)
-        z = np.matmul(self.x, W, out=self.buffers("y", (len(self.x), W.shape[1]), W.dtype))
+        z = gemm(self.x, W, self.buffers("y", (len(self.x), W.shape[1]), W.dtype))   # x @ W
         one = z.dtype.type(1)
         if self.code == K.SIGMOID:
             e = self.buffers("e", z.shape, z.dtype)
@@ -122,14 +124,11 @@ class DenseStep:
                                 add)
             else:
                 K.act_grad(self.y, dy, self.code, t(self.alpha), t(1), tiny, dz)
-        if add:
-            grads["W"] += self.x.T @ dz                # (D, H)
-        else:
-            np.matmul(self.x.T, dz, out=grads["W"])    # straight into dW: no temporary
+        gemm(self.x, dz, grads["W"], trans_a=True, accumulate=add)   # dW (+)= x^T dz, (D, H)
         self.write = False
         if not need_dx:
             return None
-        return np.matmul(dz, W.T, out=self.buffers("dx", self.x.shape, dz.dtype))   # (N, D)
+        return gemm(dz, W, self.buffers("dx", self.x.shape, dz.dtype), trans_b=True)  # dz W^T
 
 
 class LayerStep:

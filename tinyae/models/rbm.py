@@ -32,12 +32,14 @@ keeps the chains between updates instead of restarting them at the data.
 
 Shapes: V (N, D) visible, P (N, H) hidden means; W (D, H) as ``Dense`` stores it.
 """
+import time
 from itertools import pairwise
 
 import numpy as np
 
 from ..nn.functional import sigmoid
 from ..nn.layers import Dense, Sequential, Sigmoid
+from ..progress import Progress
 from .autoencoder import Autoencoder
 
 HIDDEN = ("bernoulli", "gaussian")
@@ -245,7 +247,7 @@ def _log_sigmoid(x):
 def train_rbm(rbm: RBM, X, *, epochs: int = 1, lr: float = 0.1, k: int = 1,
               batch_size: int = 100, persistent: bool = False, momentum: float = 0.5,
               weight_decay: float = 2e-4, rng: np.random.Generator | None = None,
-              callback=None):
+              callback=None, progress: bool = False, name: str = "RBM"):
     """Train ``rbm`` on X (N, D) in [0, 1] with CD-k (or persistent CD) and SGD with momentum.
 
         Delta_t = momentum Delta_{t-1} + lr (grad - weight_decay * W)     (no decay on biases)
@@ -253,24 +255,33 @@ def train_rbm(rbm: RBM, X, *, epochs: int = 1, lr: float = 0.1, k: int = 1,
 
     Hinton & Salakhutdinov's settings: lr 0.1 (0.001 for a Gaussian-hidden layer),
     momentum 0.5 then 0.9, weight decay 2e-4, batches of 100.
-    ``callback(epoch, rbm)`` runs after each epoch. Returns the reconstruction error
-    (``RBM.reconstruction_error``) of X after each epoch, a list.
+    ``callback(epoch, rbm)`` runs after each epoch. ``progress``: a bar per epoch and a
+    line after it, named by ``name``, as ``fit`` shows them. Returns the reconstruction
+    error (``RBM.reconstruction_error``) of X after each epoch, a list.
     """
     X = rbm._check_visible(X)
     k = _check_settings("train_rbm", epochs, lr, k, batch_size, momentum, weight_decay)
     rng = np.random.default_rng() if rng is None else rng
-    velocity = {name: np.zeros_like(p) for name, p in rbm.params().items()}
+    velocity = {key: np.zeros_like(p) for key, p in rbm.params().items()}
     errors = []
+    show = Progress(progress, int(epochs), -(-len(X) // int(batch_size)), what=f"{name} epoch")
     for epoch in range(int(epochs)):
-        order = rng.permutation(len(X))
-        for start in range(0, len(X), int(batch_size)):
-            grads = rbm.contrastive_divergence(X[order[start:start + batch_size]], k, rng,
-                                               persistent)
-            grads["W"] = grads["W"] - weight_decay * rbm.W
-            for name, p in rbm.params().items():
-                velocity[name] = momentum * velocity[name] + lr * grads[name]
-                p += velocity[name].astype(p.dtype, copy=False)        # in place: p is rbm's
+        began, order = time.perf_counter(), rng.permutation(len(X))
+        show.start(epoch + 1)
+        try:
+            for start in range(0, len(X), int(batch_size)):
+                grads = rbm.contrastive_divergence(X[order[start:start + batch_size]], k, rng,
+                                                   persistent)
+                grads["W"] = grads["W"] - weight_decay * rbm.W
+                for key, p in rbm.params().items():
+                    velocity[key] = momentum * velocity[key] + lr * grads[key]
+                    p += velocity[key].astype(p.dtype, copy=False)        # in place: p is rbm's
+                show.step()
+        finally:
+            show.close()
         errors.append(rbm.reconstruction_error(X))
+        show.line(f"{name} epoch {epoch + 1}/{int(epochs)}: squared reconstruction error per "
+                  f"image {errors[-1]:.2f} ({time.perf_counter() - began:.1f} s)")
         if callback is not None:
             callback(epoch, rbm)
     return errors
@@ -280,14 +291,15 @@ def train_rbm(rbm: RBM, X, *, epochs: int = 1, lr: float = 0.1, k: int = 1,
 def pretrain_stack(X, sizes, *, epochs: int = 1, lr: float = 0.1, code_lr: float = 0.001,
                    linear_code: bool = True, k: int = 1, batch_size: int = 100,
                    persistent: bool = False, momentum: float = 0.5, weight_decay: float = 2e-4,
-                   rng: np.random.Generator | None = None, dtype=np.float32, callback=None):
+                   rng: np.random.Generator | None = None, dtype=np.float32, callback=None,
+                   progress: bool = False):
     """Greedy pretraining, Hinton & Salakhutdinov's way: an RBM per pair of ``sizes``, each
     trained (``train_rbm``) on the hidden probabilities p_h of the one below.
 
     sizes: e.g. (784, 1000, 500, 250, 30), the paper's; the top RBM has Gaussian hidden
     units when ``linear_code`` (the paper's linear code layer) and learns at ``code_lr``.
     The rest are ``train_rbm``'s, for every level. ``callback(level, rbm, errors)`` runs
-    after each level. Every setting is checked before the first level trains.
+    after each level; ``progress`` shows each level's epochs as ``train_rbm`` does. Every setting is checked before the first level trains.
     Returns the list of RBMs, bottom first; ``unroll`` it for fine-tuning.
     """
     sizes = tuple(int(s) for s in sizes)
@@ -310,6 +322,7 @@ def pretrain_stack(X, sizes, *, epochs: int = 1, lr: float = 0.1, code_lr: float
         gaussian = top and linear_code
         rbm = RBM(d, h, "gaussian" if gaussian else "bernoulli", rng=rng, dtype=dtype)
         errors = train_rbm(rbm, data, epochs=epochs, lr=code_lr if gaussian else lr, rng=rng,
+                           progress=progress, name=f"RBM {level + 1}/{len(sizes) - 1} ({d}-{h})",
                            **settings)
         stack.append(rbm)
         if callback is not None:

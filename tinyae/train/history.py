@@ -21,6 +21,7 @@ class EpochRecord:
     penalty: float = 0.0
     step_lr: list = field(default_factory=list)     # the lr of each step of the epoch
     val_penalty: float | None = None
+    matmul: str | None = None       # the fast path's matmul library ("numpy", "mkl"); None: plain
 
     @property
     def whole_val_loss(self):

@@ -125,7 +125,7 @@ def fit(model, X, *, epochs: int, batch_size: int = 256, optimizer=None, loss=No
                                  time.perf_counter() - began, run.step_lr[-1], chooser.threads,
                                  reconstruction=run.total / len(X),
                                  penalty=run.penalty / len(X), step_lr=run.step_lr,
-                                 val_penalty=val_penalty)
+                                 val_penalty=val_penalty, matmul=path.matmul)
             history.records.append(record)
             show.epoch(record)
             for cb in callbacks:
@@ -278,6 +278,7 @@ class _Path:
     loss: object
     step: Callable
     gather: Callable
+    matmul: str | None = None      # the fast path's matmul library, recorded in each epoch
 
 
 def _training_path(model, loss, optimizer, backend):
@@ -285,7 +286,7 @@ def _training_path(model, loss, optimizer, backend):
         return _Path(model, loss, optimizer.step, lambda X, idx, out: np.take(X, idx, axis=0))
     from .. import fast             # here, not at the top: it imports Numba (a second or two)
     return _Path(fast.accelerate(model), fast.fast_loss(loss), fast.fast_step(optimizer),
-                 fast.gather_rows)
+                 fast.gather_rows, fast.blas.library())
 
 
 def evaluate(model, X, loss=None, batch_size=1024):

@@ -1,0 +1,133 @@
+"""The library behind the fast path's dense matmuls: NumPy's own BLAS, or MKL when installed.
+
+NumPy's wheels bring OpenBLAS. On Intel's AVX-512 processors MKL's sgemm
+takes 0.71-0.85x OpenBLAS's time at the seed model's shapes
+(benchmarks/README.md). MKL is an optional extra, never a requirement:
+
+    pip install "tinyae[mkl]"      # x86-64 only; about 320 MB under Intel's licences
+
+With it installed, the fast path's Dense steps call MKL's ``cblas_sgemm`` /
+``cblas_dgemm`` through ctypes; without it, ``np.matmul``. The threads are
+set in code (LP64 integers, Intel's OpenMP), never by environment variables,
+and ``fit`` counts MKL's threads with OpenBLAS's (threadpoolctl sees both).
+
+    library()               "mkl" or "numpy": what the matmuls use now (TINYAE_MATMUL may pin it)
+    use(name)               "auto" (MKL when installed), "mkl" or "numpy"; returns the last choice
+    gemm(A, B, C, ...)      C = op(A) @ op(B), or C += it
+"""
+import ctypes
+import os
+from importlib import metadata
+
+import numpy as np
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112          # CBLAS's enums
+LP64, INTEL_OPENMP = 0, 0                           # MKL_Set_Interface_Layer, _Threading_Layer
+
+_mkl = None              # the loaded cblas functions by dtype, once found
+_choice = None           # "mkl" or "numpy"; None until the first call decides ("auto")
+
+
+def _find_mkl():
+    """MKL's single dynamic library from the ``mkl`` wheel, or None when it is not installed."""
+    try:
+        files = metadata.files("mkl") or []
+    except metadata.PackageNotFoundError:
+        return None
+    found = [f.locate() for f in files if f.name.startswith("libmkl_rt.so")]
+    return next((str(p) for p in found if p.exists()), None)
+
+
+def _load(path):
+    lib = ctypes.CDLL(path)
+    lib.MKL_Set_Interface_Layer.argtypes = [ctypes.c_int]
+    lib.MKL_Set_Threading_Layer.argtypes = [ctypes.c_int]
+    lib.MKL_Set_Interface_Layer(LP64)                # 32-bit sizes, as the prototypes below
+    lib.MKL_Set_Threading_Layer(INTEL_OPENMP)
+    functions = {}
+    for dtype, name, scalar in ((np.float32, "cblas_sgemm", ctypes.c_float),
+                                (np.float64, "cblas_dgemm", ctypes.c_double)):
+        f = getattr(lib, name)
+        i, p = ctypes.c_int, ctypes.c_void_p
+        f.argtypes = [i, i, i, i, i, i, scalar, p, i, p, i, scalar, p, i]
+        f.restype = None
+        functions[np.dtype(dtype)] = f
+    return functions
+
+
+def use(name="auto"):
+    """Choose the matmul library: "auto" (MKL when installed, else NumPy's), "mkl" or "numpy".
+
+    Returns the previous choice ("mkl", "numpy", or None before the first), so
+    ``use(use("numpy"))`` puts it back; ``use(None)`` forgets the choice, and the next
+    ``library()`` decides again.
+    """
+    global _mkl, _choice
+    if name is None:
+        before, _choice = _choice, None
+        return before
+    if name not in ("auto", "mkl", "numpy"):
+        raise ValueError(f"the matmul library must be 'auto', 'mkl' or 'numpy', got {name!r}")
+    before = _choice
+    if name == "numpy":
+        _choice = "numpy"
+        return before
+    path = _find_mkl() if _mkl is None else None
+    if _mkl is None and path is None:
+        if name == "mkl":
+            raise RuntimeError("MKL is not installed: pip install 'tinyae[mkl]' (x86-64 only), "
+                               "or keep NumPy's matmuls with use('numpy')")
+        _choice = "numpy"
+        return before
+    if _mkl is None:
+        _mkl = _load(path)
+    _choice = "mkl"
+    return before
+
+
+def library():
+    """The library the fast path's dense matmuls use now: "mkl" or "numpy".
+
+    Decided at the first call: ``TINYAE_MATMUL`` (auto, mkl or numpy) when set, else auto.
+    """
+    if _choice is None:
+        wanted = os.environ.get("TINYAE_MATMUL", "").strip() or "auto"
+        if wanted not in ("auto", "mkl", "numpy"):
+            raise ValueError(f"TINYAE_MATMUL must be auto, mkl or numpy, got {wanted!r}")
+        use(wanted)
+    return _choice
+
+
+def gemm(A, B, C, trans_a=False, trans_b=False, accumulate=False):
+    """C = op(A) @ op(B), or C += op(A) @ op(B); op transposes when asked. Returns C.
+
+    A, B, C: 2-D; op(A) (M, K), op(B) (K, N), C (M, N). MKL runs it when chosen and
+    ``_mkl_can`` holds; otherwise ``np.matmul`` does (and raises NumPy's error for
+    shapes that do not chain).
+    """
+    if (_choice or library()) == "mkl" and _mkl_can(A, B, C, trans_a, trans_b):
+        M, K = A.shape[::-1] if trans_a else A.shape
+        N = B.shape[0] if trans_b else B.shape[1]
+        _mkl[C.dtype](ROW_MAJOR, TRANS if trans_a else NO_TRANS, TRANS if trans_b else NO_TRANS,
+                      M, N, K, 1.0, A.ctypes.data, A.shape[1], B.ctypes.data, B.shape[1],
+                      1.0 if accumulate else 0.0, C.ctypes.data, C.shape[1])
+        return C
+    a = A.T if trans_a else A
+    b = B.T if trans_b else B
+    if accumulate:
+        C += a @ b
+    else:
+        np.matmul(a, b, out=C)
+    return C
+
+
+def _mkl_can(A, B, C, trans_a, trans_b):
+    """MKL takes it: one float dtype, C-contiguous, shapes that chain, no size 0, C apart."""
+    if not (C.dtype in _mkl and A.dtype == B.dtype == C.dtype
+            and A.ndim == B.ndim == C.ndim == 2
+            and A.flags.c_contiguous and B.flags.c_contiguous and C.flags.c_contiguous):
+        return False
+    M, K = A.shape[::-1] if trans_a else A.shape
+    K2, N = B.shape[::-1] if trans_b else B.shape
+    return (K == K2 and C.shape == (M, N) and 0 not in (M, N, K)
+            and not np.may_share_memory(C, A) and not np.may_share_memory(C, B))
