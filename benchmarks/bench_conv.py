@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import machine, median_time, peak_rss_mb, run_worker  # noqa: E402
+from common import machine, median_time, peak_rss_mb, run_worker, with_torch  # noqa: E402
 
 N_TRAIN, BATCH = 60_000, 128
 EPOCH_STEPS = math.ceil(N_TRAIN / BATCH)                 # 469
@@ -217,13 +217,7 @@ def main():
         print(json.dumps(result))
         return
 
-    try:
-        import torch  # noqa: F401
-        backends = ["numpy", "numba", "torch"]
-    except ImportError:
-        backends = ["numpy", "numba"]
-        print("PyTorch is not installed: comparing the two tinyae paths only "
-              "(pip install torch==2.13.0 for the CPU build).")
+    backends = with_torch(["numpy", "numba"], "the two tinyae paths")
     print(f"machine: {machine()}")
     print(f"keras_conv_autoencoder, batch {BATCH}, BCE, Adam 1e-3; fast path and PyTorch "
           f"{args.steps} steps, plain path {args.plain_steps}, each scaled to an epoch of "

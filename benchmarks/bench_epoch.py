@@ -28,7 +28,15 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import SEED_SIZES, machine, median_time, peak_rss_mb, run_worker, step_flops  # noqa: E402
+from common import (  # noqa: E402
+    SEED_SIZES,
+    machine,
+    median_time,
+    peak_rss_mb,
+    run_worker,
+    step_flops,
+    with_torch,
+)
 
 N_TRAIN = 60_000
 
@@ -137,13 +145,7 @@ def main():
         print(json.dumps(result))
         return
 
-    try:
-        import torch  # noqa: F401
-        backends = ["numpy", "numba", "torch"]
-    except ImportError:
-        backends = ["numpy", "numba"]
-        print("PyTorch is not installed: comparing the two tinyae backends only "
-              "(pip install torch==2.13.0 for the CPU build).")
+    backends = with_torch(["numpy", "numba"], "the two tinyae backends")
     print(f"machine: {machine()}")
     script = os.path.abspath(__file__)
     results = {}

@@ -72,6 +72,17 @@ def run_worker(script, args, env=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def with_torch(names, what):
+    """``names`` and "torch" when PyTorch imports here; else ``names``, and a line saying so."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print(f"PyTorch is not installed: comparing {what} only "
+              "(pip install torch==2.13.0 for the CPU build).")
+        return list(names)
+    return [*names, "torch"]
+
+
 def machine():
     """One line naming the CPU, core count and library versions."""
     import numpy as np

@@ -24,6 +24,21 @@ SHARED = HERE.parent.parent / "shared" / "data" / "mnist"
 DPI = 72                      # small files: the README shows them at this size anyway
 
 
+def use_shared_mnist():
+    """Read MNIST from ../shared beside the repo unless TINYAE_DATA_DIR says otherwise."""
+    if "TINYAE_DATA_DIR" not in os.environ and SHARED.is_dir():
+        os.environ["TINYAE_DATA_DIR"] = str(SHARED)
+
+
+def save(figures, out, prefix=""):
+    """Write each {name: figure} into ``out`` as prefix + name, and say where and how big."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, fig in figures.items():
+        path = out / (prefix + name)
+        fig.savefig(path, dpi=DPI)
+        print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+
+
 def draw(run, out, only=None, prefix="", title=""):
     import tinyae as ta
     from tinyae.data import load_dataset
@@ -51,11 +66,7 @@ def draw(run, out, only=None, prefix="", title=""):
     }
     if prefix:                          # another model beside the seed model: map, reconstructions
         figures = {k: figures[k] for k in ("latent.png", "reconstructions.png")}
-    out.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures.items():
-        path = out / (prefix + name)
-        fig.savefig(path, dpi=DPI)
-        print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+    save(figures, out, prefix)
     if not prefix:                      # the explorer's screenshot is the seed model's
         screenshot(model, X, y, out / "explorer.png")
 
@@ -99,8 +110,7 @@ def main():
                    "model's); skips the explorer")
     p.add_argument("--title", default="", help="what the latent map's title starts with")
     args = p.parse_args()
-    if "TINYAE_DATA_DIR" not in os.environ and SHARED.is_dir():
-        os.environ["TINYAE_DATA_DIR"] = str(SHARED)
+    use_shared_mnist()
     if args.run:
         return draw(args.run, HERE / "gallery", args.only, args.prefix, args.title)
     with tempfile.TemporaryDirectory() as tmp:

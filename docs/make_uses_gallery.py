@@ -11,16 +11,13 @@ images' codes decoded as every digit. The images are derived from MNIST (Y. LeCu
 C. Cortes, C. Burges; CC BY-SA 3.0).
 """
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data" / "mnist"
-DPI = 72
+from make_gallery import HERE, save, use_shared_mnist   # a sibling: the script runs from docs/
 HELD = 2
 RUNS = {"holdout-2": ["--hold-out", str(HELD)], "cvae": ["--model", "cvae"]}
 
@@ -58,10 +55,7 @@ def draw(runs, out):
         "cvae_digits.png": digit_samples_figure(cvae, rng=np.random.default_rng(0)),
         "cvae_styles.png": style_figure(cvae, Xt, yt, rows=6),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures.items():
-        fig.savefig(out / name, dpi=DPI)
-        print(f"wrote {out / name} ({(out / name).stat().st_size // 1024} KiB)")
+    save(figures, out)
 
 
 def main():
@@ -70,8 +64,7 @@ def main():
     p.add_argument("--runs", default="runs", help="where the two run folders are (or go)")
     p.add_argument("--out", default=str(HERE / "gallery"))
     args = p.parse_args()
-    if "TINYAE_DATA_DIR" not in os.environ and SHARED.is_dir():
-        os.environ["TINYAE_DATA_DIR"] = str(SHARED)
+    use_shared_mnist()
     runs = Path(args.runs)
     train(runs)
     draw(runs, Path(args.out))

@@ -9,14 +9,11 @@ docs/gallery/. The images are derived from MNIST (Y. LeCun, C. Cortes,
 C. Burges; CC BY-SA 3.0).
 """
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data" / "mnist"
-DPI = 72
+from make_gallery import HERE, save, use_shared_mnist   # a sibling: the script runs from docs/
 
 
 def draw(run, out):
@@ -38,10 +35,7 @@ def draw(run, out):
         "vae_samples.png": plot.image_grid(model.sample(64, np.random.default_rng(0)), 8,
                                            title="VAE: z ~ N(0, I), decoded"),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures.items():
-        fig.savefig(out / name, dpi=DPI)
-        print(f"wrote {out / name} ({(out / name).stat().st_size // 1024} KiB)")
+    save(figures, out)
 
 
 def main():
@@ -49,8 +43,7 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="a `tinyae train --model vae` folder")
     args = p.parse_args()
-    if "TINYAE_DATA_DIR" not in os.environ and SHARED.is_dir():
-        os.environ["TINYAE_DATA_DIR"] = str(SHARED)
+    use_shared_mnist()
     draw(args.run, HERE / "gallery")
 
 

@@ -84,19 +84,24 @@ def onnx_pads(padding):
     return [*padding, *padding]
 
 
+def windowed_node(op, layer, x, y, path, onnx, **extra):
+    """ONNX's ``Conv`` or ``ConvTranspose`` node of a convolution layer, and its W and b."""
+    weights = [onnx.numpy_helper.from_array(p, f"{path}.{key}")
+               for key, p in layer.params.items()]
+    node = onnx.helper.make_node(
+        op, [x] + [w.name for w in weights], [y], name=path,
+        kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+        pads=onnx_pads(layer.padding), **extra)
+    return [node], weights
+
+
 class Conv2DRule:
     """y = conv(pad(x), W) + b: ONNX ``Conv``; ``torch.nn.Conv2d``; W (O, C, kh, kw) in all three."""
 
     params = {"W": Param("weight"), "b": Param("bias")}
 
     def onnx(self, layer, x, y, path, onnx):
-        weights = [onnx.numpy_helper.from_array(p, f"{path}.{key}")
-                   for key, p in layer.params.items()]          # W (O, C, kh, kw) and b (O,)
-        node = onnx.helper.make_node(
-            "Conv", [x] + [w.name for w in weights], [y], name=path,
-            kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-            pads=onnx_pads(layer.padding))
-        return [node], weights
+        return windowed_node("Conv", layer, x, y, path, onnx)     # W (O, C, kh, kw), b (O,)
 
     def torch(self, layer, nn):
         return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
@@ -112,14 +117,9 @@ class ConvTranspose2DRule:
 
     params = {"W": Param("weight"), "b": Param("bias")}
 
-    def onnx(self, layer, x, y, path, onnx):
-        weights = [onnx.numpy_helper.from_array(p, f"{path}.{key}")
-                   for key, p in layer.params.items()]          # W (C, O, kh, kw) and b (O,)
-        node = onnx.helper.make_node(
-            "ConvTranspose", [x] + [w.name for w in weights], [y], name=path,
-            kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-            pads=onnx_pads(layer.padding), output_padding=list(layer.output_padding))
-        return [node], weights
+    def onnx(self, layer, x, y, path, onnx):                      # W (C, O, kh, kw), b (O,)
+        return windowed_node("ConvTranspose", layer, x, y, path, onnx,
+                             output_padding=list(layer.output_padding))
 
     def torch(self, layer, nn):
         return nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size,

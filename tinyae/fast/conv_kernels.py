@@ -134,7 +134,9 @@ def bias_act(z, b, code, alpha, y):
                     dst[m] = src[m] + bo
 
 
-@_jit
+# The bias gradients sum in float64; ``reassoc`` lets the compiler split each sum into SIMD
+# partial sums (a strict left-to-right sum is one add at a time: 4x slower here).
+@_jit(fastmath={"reassoc"})
 def to_channels_bias_grad(dz, dzc, db, accumulate):
     """dzc[o, n, l] = dz[n, o, l] (the product's layout) and db (+)= sum_{n,l} dz[n, o, l]."""
     N, O, L = dz.shape
@@ -143,14 +145,14 @@ def to_channels_bias_grad(dz, dzc, db, accumulate):
     for n in range(N):
         for o in range(O):
             src, dst = dz[n, o], dzc[o, n]
-            s = src[0] * 0
+            s = 0.0
             for m in range(L):
                 dst[m] = src[m]
                 s += src[m]
             db[o] += s
 
 
-@_jit
+@_jit(fastmath={"reassoc"})
 def channel_sums(dz, db, accumulate):
     """db (+)= sum_{n,l} dz[n, o, l]: the bias gradient of an (N, O, L) image batch."""
     N, O, L = dz.shape
@@ -158,7 +160,7 @@ def channel_sums(dz, db, accumulate):
         db[:] = 0
     for n in range(N):
         for o in range(O):
-            s = dz[n, o, 0] * 0
+            s = 0.0
             for m in range(L):
                 s += dz[n, o, m]
             db[o] += s
