@@ -49,7 +49,7 @@ def test_bad_choices_are_refused(numpy_matmuls, monkeypatch):
         blas.use("openblas")
     monkeypatch.setattr(blas, "_mkl", None)
     monkeypatch.setattr(blas, "_find_mkl", lambda: None)       # as where it is not installed
-    with pytest.raises(RuntimeError, match=r"pip install 'tinyae\[mkl\]'"):
+    with pytest.raises(RuntimeError, match=r"MKL is not installed: pip install 'tinyae\[mkl\]'"):
         blas.use("mkl")
     assert blas.library() == "numpy"                             # the refusal changed nothing
     blas.use("auto")
@@ -58,6 +58,18 @@ def test_bad_choices_are_refused(numpy_matmuls, monkeypatch):
     monkeypatch.setenv("TINYAE_MATMUL", "fast")
     with pytest.raises(ValueError, match="TINYAE_MATMUL must be auto, mkl or numpy"):
         blas.library()
+
+
+def test_a_broken_mkl_install_falls_back_with_a_warning(numpy_matmuls, monkeypatch, tmp_path):
+    broken = tmp_path / "libmkl_rt.so.2"
+    broken.write_text("not a shared library")
+    monkeypatch.setattr(blas, "_mkl", None)
+    monkeypatch.setattr(blas, "_find_mkl", lambda: str(broken))
+    with pytest.warns(UserWarning, match="MKL is installed but does not load"):
+        blas.use("auto")
+    assert blas.library() == "numpy"
+    with pytest.raises(RuntimeError, match="does not load .*TINYAE_MATMUL=numpy"):
+        blas.use("mkl")
 
 
 def test_each_epoch_records_the_matmul_library(numpy_matmuls):

@@ -1,15 +1,16 @@
 """The library behind the fast path's dense matmuls: NumPy's own BLAS, or MKL when installed.
 
 NumPy's wheels bring OpenBLAS. On Intel's AVX-512 processors MKL's sgemm
-takes 0.71-0.85x OpenBLAS's time at the seed model's shapes
+takes 0.71-0.84x OpenBLAS's time at the seed model's shapes
 (benchmarks/README.md). MKL is an optional extra, never a requirement:
 
-    pip install "tinyae[mkl]"      # x86-64 only; about 320 MB under Intel's licences
+    pip install "tinyae[mkl]"      # Linux x86-64 only; about 320 MB under Intel's licences
 
 With it installed, the fast path's Dense steps call MKL's ``cblas_sgemm`` /
-``cblas_dgemm`` through ctypes; without it, ``np.matmul``. The threads are
-set in code (LP64 integers, Intel's OpenMP), never by environment variables,
-and ``fit`` counts MKL's threads with OpenBLAS's (threadpoolctl sees both).
+``cblas_dgemm`` through ctypes; without it, ``np.matmul``. MKL is set up in
+code (LP64 integers, Intel's OpenMP): no environment variable is needed, and
+``fit`` sets MKL's thread count with OpenBLAS's (threadpoolctl sees both). A
+broken MKL install is skipped with a warning.
 
     library()               "mkl" or "numpy": what the matmuls use now (TINYAE_MATMUL may pin it)
     use(name)               "auto" (MKL when installed), "mkl" or "numpy"; returns the last choice
@@ -17,6 +18,7 @@ and ``fit`` counts MKL's threads with OpenBLAS's (threadpoolctl sees both).
 """
 import ctypes
 import os
+import warnings
 from importlib import metadata
 
 import numpy as np
@@ -72,15 +74,20 @@ def use(name="auto"):
     if name == "numpy":
         _choice = "numpy"
         return before
-    path = _find_mkl() if _mkl is None else None
-    if _mkl is None and path is None:
+    if _mkl is None:
+        path, why = _find_mkl(), "MKL is not installed"
+        try:
+            _mkl = _load(path) if path else None
+        except (OSError, AttributeError) as exc:        # a broken install: a library missing
+            why = f"MKL is installed but does not load ({exc})"
+    if _mkl is None:
         if name == "mkl":
-            raise RuntimeError("MKL is not installed: pip install 'tinyae[mkl]' (x86-64 only), "
-                               "or keep NumPy's matmuls with use('numpy')")
+            raise RuntimeError(f"{why}: pip install 'tinyae[mkl]' (Linux x86-64) to use it, or "
+                               "keep NumPy's matmuls with use('numpy') or TINYAE_MATMUL=numpy")
+        if why != "MKL is not installed":
+            warnings.warn(f"tinyae: {why}; the fast path uses NumPy's matmuls", stacklevel=2)
         _choice = "numpy"
         return before
-    if _mkl is None:
-        _mkl = _load(path)
     _choice = "mkl"
     return before
 
