@@ -321,6 +321,7 @@ def test_cli_bad_schedule_arguments(tmp_path, capsys):
     assert "--warmup 3 epochs is not shorter than training (--epochs 2)" in capsys.readouterr().err
 
 
+@pytest.mark.slow                     # 18 s: CI runs it after the main suite (conftest.py)
 def test_cli_default_recipe(tmp_path, monkeypatch):
     """A new plain autoencoder run: one-cycle at a peak of 4e-3, annealed along a straight line,
     Adam's beta2 0.99; --schedule none: constant 1e-3 and torch's beta2 0.999; the other kinds
