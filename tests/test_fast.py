@@ -473,6 +473,9 @@ def _float32_calls():
         "sigmoid_from_exp": (K.sigmoid_from_exp, (m, m, f(1), f(1e-38))),
         "bias_act": (K.bias_act, (m, np.ones(4, f), K.LEAKY_RELU, f(.2))),
         "conv bias_act": (CK.bias_act, (chan, np.ones(3, f), K.RELU, f(.2), img)),
+        "conv pool_bias_act": (CK.pool_bias_act, (chan, np.ones(3, f), K.RELU, f(.2), 2, 2, 2, 2,
+                                                  2, np.ones((2, 3, 1, 1), f),
+                                                  np.zeros((2, 3, 1, 1), np.int32))),
     }
 
 

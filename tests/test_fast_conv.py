@@ -132,6 +132,57 @@ def test_max_pool_step_matches_max_pool2d(case, ties):
         assert rel_error(dx, dx2) < 1e-10                # overlapping windows sum in any order
 
 
+# (N, C, H, W, O, kernel, stride, padding) of the convolution, then the pool's (kernel, stride)
+CONV_POOL = {"3x3 'same', 2x2": ((2, 2, 6, 8, 3, 3, 1, 1), 2, None),
+             "strided, overlapping 3x2": ((2, 3, 7, 6, 2, (3, 2), (2, 1), 1), (3, 2), 1),
+             "1x1, 3x3 stride 2": ((2, 2, 5, 5, 3, 1, 1, 0), 3, 2),
+             "rows skipped: 1x2 stride 2": ((3, 1, 5, 6, 2, 3, 1, 1), (1, 2), 2)}
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+@pytest.mark.parametrize("case", CONV_POOL)
+def test_conv_pool_step_matches_conv_act_and_max_pool(case, act):
+    """A max pool behind a Conv2D (and its activation) runs inside the convolution's step."""
+    (N, C, H, W, O, k, s, p), pool_k, pool_s = CONV_POOL[case]
+    layer = Conv2D(C, O, k, s, p, rng=np.random.default_rng(20), dtype=np.float64)
+    plain, quick, x, dy = pair(layer, ACTIVATIONS[act], (N, C, H, W), seed=21)
+    plain.layers.append(MaxPool2D(pool_k, pool_s))
+    quick = fast.accelerate(copy.deepcopy(plain))
+    dy = np.random.default_rng(22).standard_normal(plain.forward(x).shape)
+    assert [type(s) for s in quick.steps] == [fconv.ConvPoolStep]
+    assert_same(plain, quick, x, dy)
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid"])
+def test_conv_pool_step_on_flat_windows_and_nans(act):
+    """Where act is flat (ReLU below 0, a saturated sigmoid) MaxPool2D's first maximum and
+    the step's largest z differ, but act' is 0 there, so every gradient is the same; a NaN
+    still wins its window."""
+    layer = Conv2D(1, 2, 1, rng=np.random.default_rng(23), dtype=np.float64)
+    layer.params["W"][:] = 1.0
+    layer.params["b"][:] = 0.0 if act == "relu" else 100.0   # sigmoid(100 + z) is 1.0 exactly
+    plain = ta.Sequential(layer, ACTIVATIONS[act](), MaxPool2D(2))
+    quick = fast.accelerate(copy.deepcopy(plain))
+    x = np.random.default_rng(24).standard_normal((2, 1, 4, 6)) - (3 if act == "relu" else 0)
+    x[1, 0, 2, 3] = np.nan
+    dy = np.random.default_rng(25).standard_normal((2, 2, 2, 3))
+    (y, dx, dW, db), (y2, dx2, dW2, db2) = run(plain, x, dy), run(quick, x, dy)
+    assert np.array_equal(y, y2, equal_nan=True)
+    assert (y[0] == (0.0 if act == "relu" else 1.0)).sum() >= 6        # the flat windows
+    for u, w in ((dx, dx2), (dW, dW2), (db, db2)):
+        assert np.array_equal(np.isnan(u), np.isnan(w))
+        assert rel_error(np.nan_to_num(u), np.nan_to_num(w)) < 1e-10
+
+
+def test_a_pool_behind_a_convolution_to_fewer_channels_keeps_its_own_step():
+    layer = Conv2D(3, 1, 3, padding=1, rng=np.random.default_rng(26), dtype=np.float64)
+    plain, _, x, _ = pair(layer, ta.ReLU, (2, 3, 6, 4), seed=27)
+    plain.layers.append(MaxPool2D(2))
+    quick = fast.accelerate(copy.deepcopy(plain))
+    assert [type(s) for s in quick.steps] == [fconv.ConvAsTransposeStep, fconv.MaxPoolStep]
+    assert_same(plain, quick, x, np.ones((2, 1, 3, 2)))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_stack_of_every_step_in_float32_and_float64(dtype):
     """Reshape, Conv + ReLU, MaxPool, ConvTranspose + sigmoid, Flatten: rows in, rows out."""
@@ -139,10 +190,10 @@ def test_a_stack_of_every_step_in_float32_and_float64(dtype):
     net = ta.Sequential(Reshape((2, 7, 6)), Conv2D(2, 3, 3, padding=1, rng=rng, dtype=dtype),
                         ta.ReLU(), MaxPool2D((1, 2)), ConvTranspose2D(3, 2, (2, 3), (1, 2), 0, 0,
                                                                    rng=rng, dtype=dtype),
-                        ta.Sigmoid(), Flatten())
+                        ta.Sigmoid(), MaxPool2D((2, 1)), Flatten())
     quick = fast.accelerate(copy.deepcopy(net))
     assert [type(s).__name__ for s in quick.steps] == [
-        "LayerStep", "ConvStep", "MaxPoolStep", "ConvTransposeStep", "LayerStep"]
+        "LayerStep", "ConvPoolStep", "ConvTransposeStep", "MaxPoolStep", "LayerStep"]
     x = rng.standard_normal((3, 84)).astype(dtype)
     dy = rng.standard_normal(net.forward(x).shape).astype(dtype)
     assert_same(net, quick, x, dy, dtype)
@@ -274,7 +325,9 @@ def test_kernels_without_jit_stay_in_bounds():
                                ta.Sigmoid()), (2, 3, 5, 7)),
                 (ta.Sequential(ConvTranspose2D(2, 3, 3, 2, 1, 1, rng=rng, dtype=np.float64),
                                ta.LeakyReLU(0.1)), (2, 2, 4, 3)),
-                (ta.Sequential(MaxPool2D((3, 2), (1, 2))), (2, 2, 5, 6))]
+                (ta.Sequential(MaxPool2D((3, 2), (1, 2))), (2, 2, 5, 6)),
+                (ta.Sequential(Conv2D(2, 3, (3, 2), (2, 1), 1, rng=rng, dtype=np.float64),
+                               ta.ReLU(), MaxPool2D((3, 2), 1)), (2, 2, 7, 6))]
         for net, shape in nets:
             view = fast.accelerate(copy.deepcopy(net))
             x = rng.standard_normal(shape)

@@ -57,6 +57,25 @@ def test_reprobes_on_schedule_and_follows_a_neighbour():
     assert chooser.probes == 3 and chooser.chosen == 2
 
 
+def test_a_probe_resumed_by_the_next_fit_skips_its_first_step():
+    """The first step of a new fit pays for fresh arrays: timed, it would make the count
+    under probe look slow (here 2.5x, enough to drop it)."""
+    machine = FakeMachine({1: 1.0, 2: 0.6})
+    chooser = ThreadChooser([1, 2], machine.set_threads, probe_steps=3, every=50,
+                            clock=machine.clock)
+    run_steps(chooser, machine, 1 + 3 + 1)                    # a short fit ends in the probe
+    chooser.resume()                                          # the next fit
+    machine.cost[2] = 1.5                                     # its first step: page faults
+    chooser.run(machine.step)
+    machine.cost[2] = 0.6
+    used = run_steps(chooser, machine, 2 + 10)
+    assert chooser._times[2] == pytest.approx([0.6] * 3)     # the slow step was not timed
+    assert chooser.chosen == 2 and used == [2] * 12
+    chooser.resume()                                          # no probe under way: nothing skipped
+    run_steps(chooser, machine, 1)
+    assert chooser.probes == 1 and chooser._since == 11
+
+
 def test_a_much_slower_count_is_dropped_from_the_probe_at_once():
     machine = FakeMachine({1: 1.0, 2: 9.0})                   # 2 threads beside a busy neighbour
     chooser = ThreadChooser([1, 2], machine.set_threads, probe_steps=3, every=100,

@@ -26,14 +26,23 @@ def _activate(y, b, code, alpha, z, buffers):
     """y (N, O, L) <- act(z + b) from the product's z (O, N, L): the bias and the stock
     activation in one pass (two for sigmoid and tanh, whose exp and tanh NumPy computes
     fastest)."""
-    t = y.dtype.type
-    C.bias_act(z, b, code if code in (K.RELU, K.LEAKY_RELU) else K.IDENTITY, t(alpha), y)
-    flat = y.reshape(-1, y.shape[-1])                               # (N O, L)
+    C.bias_act(z, b, _in_loop(code), y.dtype.type(alpha), y)
+    _squash(y, code, buffers)
+
+
+def _in_loop(code):
+    """The code a bias loop applies itself: RELU and LEAKY_RELU, else IDENTITY."""
+    return code if code in (K.RELU, K.LEAKY_RELU) else K.IDENTITY
+
+
+def _squash(y, code, buffers):
+    """y <- sigmoid(y) or tanh(y) in place, the activations the bias loops leave out."""
+    flat = y.reshape(-1, y.shape[-1])
     if code == K.SIGMOID:
         e = buffers("e", flat.shape, flat.dtype)
         np.negative(np.abs(flat, out=e), out=e)
         np.exp(e, out=e)
-        K.sigmoid_from_exp(flat, e, t(1), np.finfo(flat.dtype).tiny)
+        K.sigmoid_from_exp(flat, e, flat.dtype.type(1), np.finfo(flat.dtype).tiny)
     elif code == K.TANH:
         np.tanh(flat, out=flat)
 
@@ -106,36 +115,88 @@ class ConvStep(_WindowedStep):
     """
 
     def forward(self, x):
-        W, b = self.layer.params["W"], self.layer.params["b"]
         x, (O, Ho, Wo) = self._input(x)
-        N, M = len(x), len(x) * Ho * Wo
-        self.cols = self.buffers("cols", (W[0].size, M), W.dtype)
-        C.im2col(x, *self._settings(), Ho, Wo, self.cols)
-        z = np.matmul(W.reshape(O, -1), self.cols,
-                      out=self.buffers("z", (O, M), W.dtype))               # (O, N Ho Wo)
-        y = self.buffers("y", (N, O, Ho, Wo), W.dtype)
+        z = self._product(x, Ho, Wo)
+        N, b = len(x), self.layer.params["b"]
+        y = self.buffers("y", (N, O, Ho, Wo), z.dtype)
         _activate(y.reshape(N, O, -1), b, self.code, self.alpha, z.reshape(O, N, -1),
                   self.buffers)
-        self.x_shape, self.y = x.shape, y
+        self.y = y
         return y
 
+    def _product(self, x, Ho, Wo):
+        """z = W2 @ im2col(x): (O, N Ho Wo), the windows kept for backward."""
+        W = self.layer.params["W"]
+        M = len(x) * Ho * Wo
+        self.cols = self.buffers("cols", (W[0].size, M), W.dtype)
+        C.im2col(x, *self._settings(), Ho, Wo, self.cols)
+        self.x_shape, self.grid = x.shape, (Ho, Wo)
+        return np.matmul(W.reshape(len(W), -1), self.cols,
+                         out=self.buffers("z", (len(W), M), W.dtype))
+
     def backward(self, dy, need_dx=True):
-        W, grads = self.layer.params["W"], self.layer.grads
         dy = self._dout(dy)
         N, O, Ho, Wo = dy.shape
         dz = _act_grad(self.y, dy, self.code, self.alpha, self.buffers)    # (N, O, Ho, Wo)
         dzc = self.buffers("dz_channels", (O, N, Ho * Wo), dy.dtype)       # the product's layout
-        C.to_channels_bias_grad(dz.reshape(N, O, -1), dzc, grads["b"], not self.write)
-        dzc = dzc.reshape(O, -1)                                           # (O, N Ho Wo)
+        C.to_channels_bias_grad(dz.reshape(N, O, -1), dzc, self.layer.grads["b"],
+                                not self.write)
+        return self._product_backward(dzc.reshape(O, -1), need_dx)
+
+    def _product_backward(self, dzc, need_dx):
+        """dW (+)= dz cols^T and dx = col2im(W2^T dz), from dz in the product's layout."""
+        W = self.layer.params["W"]
         self._weight_grad(dzc, self.cols.T)                                # (O, C kh kw)
         self.write = False
         if not need_dx:
             return None
-        dcols = np.matmul(W.reshape(O, -1).T, dzc,
-                          out=self.buffers("dcols", self.cols.shape, dy.dtype))
-        dx = self.buffers("dx", self.x_shape, dy.dtype)
-        C.col2im(dcols, *self._settings(), Ho, Wo, dx)                     # (N, C, H, W)
+        dcols = np.matmul(W.reshape(len(W), -1).T, dzc,
+                          out=self.buffers("dcols", self.cols.shape, dzc.dtype))
+        dx = self.buffers("dx", self.x_shape, dzc.dtype)
+        C.col2im(dcols, *self._settings(), *self.grid, dx)                 # (N, C, H, W)
         return dx
+
+
+class ConvPoolStep(ConvStep):
+    """A ``Conv2D``, its stock activation and the ``MaxPool2D`` after them, as one step.
+
+    The pool reads the product itself, so the full-size activation is never
+    written, and backward writes dz only where a window took its max:
+
+        forward    y = act(maxpool(W2 @ cols) + b)    = maxpool(act(conv(x) + b)): the
+                   bias is one number per channel and act is nondecreasing
+        backward   dz = dy * act'(y) at each window's max, 0 elsewhere
+
+    (On ties the maxima of z decide, where ``MaxPool2D`` sees act's outputs; they
+    differ only where act is flat, so act' is 0 there and dz is the same.)
+    """
+
+    def __init__(self, layer, code, alpha, buffers, pool):
+        super().__init__(layer, code, alpha, buffers)
+        self.pool = pool
+
+    def forward(self, x):
+        x, (O, Ho, Wo) = self._input(x)
+        _, Hp, Wp = self.pool.output_width((O, Ho, Wo))         # refuses bad sizes first
+        z = self._product(x, Ho, Wo)
+        N, t = len(x), z.dtype.type
+        self.y = self.buffers("y", (N, O, Hp, Wp), z.dtype)
+        self.arg = self.buffers("arg", self.y.shape, np.int32)
+        C.pool_bias_act(z.reshape(O, N, -1), self.layer.params["b"], _in_loop(self.code),
+                        t(self.alpha), *self.pool.kernel_size, *self.pool.stride, Wo,
+                        self.y, self.arg)
+        _squash(self.y, self.code, self.buffers)
+        return self.y
+
+    def backward(self, dy, need_dx=True):
+        dy = self._dout(dy)
+        N, O = dy.shape[:2]
+        (Ho, Wo), (_, kw), (sh, sw) = self.grid, self.pool.kernel_size, self.pool.stride
+        dz = _act_grad(self.y, dy, self.code, self.alpha, self.buffers)    # (N, O, Hp, Wp)
+        dzc = self.buffers("dz_channels", (O, N, Ho * Wo), dy.dtype)
+        C.unpool_bias_grad(dz, self.arg, kw, sh, sw, Wo, dzc, self.layer.grads["b"],
+                           not self.write)
+        return self._product_backward(dzc.reshape(O, -1), need_dx)
 
 
 class ConvTransposeStep(_WindowedStep):
@@ -216,16 +277,17 @@ class ConvAsTransposeStep(ConvTransposeStep):
             g += back[:, :, ::-1, ::-1]
 
 
-def step_class(layer):
+def step_class(layer, pooled=False):
     """The step for a stock ``Conv2D`` or ``ConvTranspose2D``: windows on the side with
-    fewer channels (a stride-1 convolution to fewer channels as a transposed one)."""
+    fewer channels (a stride-1 convolution to fewer channels as a transposed one); a
+    ``Conv2D`` with a max pool behind it (``pooled``) takes the pool into its step."""
     if type(layer) is ConvTranspose2D:
         return ConvTransposeStep
     k, p = layer.kernel_size, layer.padding
     if (layer.stride == (1, 1) and layer.out_channels < layer.in_channels
             and all(pi <= ki - 1 for pi, ki in zip(p, k))):
         return ConvAsTransposeStep
-    return ConvStep
+    return ConvPoolStep if pooled else ConvStep
 
 
 class MaxPoolStep:
@@ -246,7 +308,7 @@ class MaxPoolStep:
         Cin, Ho, Wo = self.layer.output_width(x.shape[1:])
         shape = (len(x), Cin, Ho, Wo)
         self.y = self.buffers("y", shape, x.dtype)
-        self.arg = self.buffers("arg", shape, np.int64)
+        self.arg = self.buffers("arg", shape, np.int32)
         C.max_pool(x, *self.layer.kernel_size, *self.layer.stride, self.y, self.arg)
         self.x_shape = x.shape
         return self.y

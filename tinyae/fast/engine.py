@@ -10,7 +10,8 @@ updates the view's weights and the other way round:
   matmuls are NumPy's, or MKL's when that extra is installed (``blas.py``);
 - a stock ``Conv2D`` or ``ConvTranspose2D`` (and the stock activation after
   it) runs as im2col or col2im plus one matmul and one fused loop, a
-  ``MaxPool2D`` as one loop each way (``conv.py``); ``Reshape`` and ``Flatten``
+  ``MaxPool2D`` as one loop each way, or inside that fused loop when it comes
+  right behind a ``Conv2D`` (``conv.py``); ``Reshape`` and ``Flatten``
   are views already and run as they are;
 - any other object that follows the layer contract (a student's own layer)
   runs through its own ``forward``/``backward`` in the middle of it;
@@ -38,7 +39,7 @@ from ..nn.losses import MSE
 from ..nn.optim import Adam
 from . import kernels as K
 from .blas import gemm
-from .conv import MaxPoolStep, step_class
+from .conv import ConvPoolStep, MaxPoolStep, step_class
 
 # The activations the kernels know, by exact type: a subclass may change the maths.
 CODES = {Identity: K.IDENTITY, ReLU: K.RELU, LeakyReLU: K.LEAKY_RELU, Sigmoid: K.SIGMOID,
@@ -147,16 +148,19 @@ class LayerStep:
         return self.layer.backward(dy)
 
 
-def _windowed(layer):
+def _windowed(layer, pooled=False):
     """The step class (conv.py) for a stock convolution with float32 or float64 weights."""
     if not (is_stock(layer, Conv2D) or is_stock(layer, ConvTranspose2D)):
         return None
-    return step_class(layer) if layer.params["W"].dtype in (np.float32, np.float64) else None
+    if layer.params["W"].dtype not in (np.float32, np.float64):
+        return None
+    return step_class(layer, pooled)
 
 
 def plan(layers):
     """The steps of a layer list: (Dense or convolution, stock activation) pairs fused,
-    max pooling as its own loop, the rest as they are."""
+    a max pool right behind a convolution's pair taken into its step, any other max
+    pooling as its own loop, the rest as they are."""
     steps, i = [], 0
     while i < len(layers):
         layer = layers[i]
@@ -168,8 +172,14 @@ def plan(layers):
         elif _windowed(layer) is not None:
             code = _activation_code(nxt) if fused else K.IDENTITY
             alpha = getattr(nxt, "negative_slope", 0.0) if fused else 0.0
-            steps.append(_windowed(layer)(layer, code, alpha, Buffers()))
             i += 2 if fused else 1
+            pool = layers[i] if i < len(layers) and is_stock(layers[i], MaxPool2D) else None
+            cls = _windowed(layer, pooled=pool is not None)
+            if cls is ConvPoolStep:
+                steps.append(cls(layer, code, alpha, Buffers(), pool))
+                i += 1
+            else:
+                steps.append(cls(layer, code, alpha, Buffers()))
         elif is_stock(layer, MaxPool2D):
             steps.append(MaxPoolStep(layer, Buffers()))
             i += 1
