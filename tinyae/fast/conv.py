@@ -98,14 +98,21 @@ class _WindowedStep:
     def _dout(self, dy):
         return _checked_dout(self.layer, self.y, dy)
 
+    def _summed_product(self, a, b):
+        """a @ b for the weight gradients, a (rows, M) and b (M, cols) with M = N Ho Wo long:
+        computed as (b^T a^T)^T, since OpenBLAS sums these long products 1.3-1.9x faster
+        when the output's rows are the wider side (benchmarks/README.md)."""
+        out = self.buffers("dW_T", (b.shape[1], a.shape[0]), a.dtype)
+        return np.matmul(b.T, a.T, out=out).T
+
     def _weight_grad(self, a, b):
-        """dW (+)= a @ b, as the (rows of W, the rest) matrix W2; straight into dW when writing."""
+        """dW (+)= a @ b, as the (rows of W, the rest) matrix W2."""
         g = self.layer.grads["W"]
         g2 = g.reshape(len(g), -1)                    # a view: grads are C-contiguous
         if self.write:
-            np.matmul(a, b, out=g2)
+            np.copyto(g2, self._summed_product(a, b))
         else:
-            g2 += np.matmul(a, b, out=self.buffers("dW", g2.shape, g2.dtype))
+            g2 += self._summed_product(a, b)
 
 
 class ConvStep(_WindowedStep):
@@ -269,7 +276,7 @@ class ConvAsTransposeStep(ConvTransposeStep):
 
     def _weight_grad(self, a, b):
         g = self.layer.grads["W"]                                          # (O, C, kh, kw)
-        gt = np.matmul(a, b, out=self.buffers("dW_flipped", (g.shape[1], b.shape[1]), g.dtype))
+        gt = self._summed_product(a, b)                                    # (C, O kh kw)
         back = gt.reshape(g.shape[1], g.shape[0], *g.shape[2:]).transpose(1, 0, 2, 3)
         if self.write:
             np.copyto(g, back[:, :, ::-1, ::-1])
