@@ -351,7 +351,7 @@ def importable(python, mods):
 
 def _has_mkl():
     from tinyae.fast import blas
-    return blas._find_mkl() is not None
+    return blas.find_mkl() is not None
 
 
 def available(names, peers_python):

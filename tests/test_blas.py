@@ -32,7 +32,7 @@ def expected(A, B, C, trans_a, trans_b, accumulate):
 
 @pytest.fixture
 def numpy_matmuls(monkeypatch):
-    monkeypatch.setattr(blas, "_choice", "numpy")     # put back as it was after the test
+    monkeypatch.setattr(blas.MATMULS, "choice", "numpy")     # put back as it was after the test
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -44,32 +44,36 @@ def test_gemm_on_numpy_is_the_product(dtype, trans_a, trans_b, accumulate, numpy
     np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-12)
 
 
-def test_bad_choices_are_refused(numpy_matmuls, monkeypatch):
+def test_bad_choices_are_refused(monkeypatch):
+    matmuls = blas.Matmuls(find=lambda: None)                 # as where MKL is not installed
     with pytest.raises(ValueError, match="'auto', 'mkl' or 'numpy'"):
-        blas.use("openblas")
-    monkeypatch.setattr(blas, "_mkl", None)
-    monkeypatch.setattr(blas, "_find_mkl", lambda: None)       # as where it is not installed
+        matmuls.use("openblas")
+    assert matmuls.use("numpy") is None
     with pytest.raises(RuntimeError, match=r"MKL is not installed: pip install 'tinyae\[mkl\]'"):
-        blas.use("mkl")
-    assert blas.library() == "numpy"                             # the refusal changed nothing
-    blas.use("auto")
-    assert blas.library() == "numpy"                             # auto without MKL: NumPy's
-    monkeypatch.setattr(blas, "_choice", None)
+        matmuls.use("mkl")
+    assert matmuls.library() == "numpy"                       # the refusal changed nothing
+    assert matmuls.use("auto") == "numpy"
+    assert matmuls.library() == "numpy"                       # auto without MKL: NumPy's
+    assert matmuls.use(None) == "numpy" and matmuls.choice is None
     monkeypatch.setenv("TINYAE_MATMUL", "fast")
     with pytest.raises(ValueError, match="TINYAE_MATMUL must be auto, mkl or numpy"):
-        blas.library()
+        matmuls.library()
 
 
-def test_a_broken_mkl_install_falls_back_with_a_warning(numpy_matmuls, monkeypatch, tmp_path):
+def test_a_broken_mkl_install_falls_back_with_a_warning(tmp_path):
     broken = tmp_path / "libmkl_rt.so.2"
     broken.write_text("not a shared library")
-    monkeypatch.setattr(blas, "_mkl", None)
-    monkeypatch.setattr(blas, "_find_mkl", lambda: str(broken))
+    matmuls = blas.Matmuls(find=lambda: str(broken))
     with pytest.warns(UserWarning, match="MKL is installed but does not load"):
-        blas.use("auto")
-    assert blas.library() == "numpy"
+        matmuls.use("auto")
+    assert matmuls.library() == "numpy"
     with pytest.raises(RuntimeError, match="does not load .*TINYAE_MATMUL=numpy"):
-        blas.use("mkl")
+        matmuls.use("mkl")
+
+
+def test_the_package_and_its_fast_path_share_one_choice(numpy_matmuls):
+    from tinyae.fast import engine
+    assert blas.library() == "numpy" and engine.gemm.__self__ is blas.MATMULS
 
 
 def test_each_epoch_records_the_matmul_library(numpy_matmuls):
@@ -112,7 +116,7 @@ MKL_CHECK = textwrap.dedent("""
 
 
 def test_mkl_runs_the_fast_path_when_installed(tmp_path):
-    if blas._find_mkl() is None:
+    if blas.find_mkl() is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI must test the MKL extra; .ci/run installs it (pip install mkl)")
         pytest.skip("MKL is not installed (pip install -e '.[mkl]')")

@@ -152,3 +152,25 @@ def test_sigmoid_extremes_are_finite_and_quiet(dtype):
 def test_leaky_relu_rejects_bad_slope():
     with pytest.raises(ValueError, match="negative_slope"):
         ta.LeakyReLU(-0.5)
+
+
+def test_skipped_initialisers_give_zeros_in_that_thread_only():
+    """tinyae.load builds a model inside skipped(), so no random draw is wasted; a model
+    built meanwhile in another thread still gets its random weights."""
+    import threading
+
+    from tinyae.nn import init
+    other = {}
+
+    def build():
+        other["W"] = ta.Dense(4, 3, rng=np.random.default_rng(0), init="torch").params
+
+    with init.skipped():
+        inside = ta.Dense(4, 3, rng=np.random.default_rng(0), init="torch").params
+        worker = threading.Thread(target=build)
+        worker.start()
+        worker.join()
+    after = ta.Dense(4, 3, rng=np.random.default_rng(0), init="torch").params
+    assert not inside["W"].any() and not inside["b"].any()
+    assert other["W"]["W"].any() and other["W"]["b"].any()
+    assert np.array_equal(after["W"], other["W"]["W"])

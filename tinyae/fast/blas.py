@@ -15,6 +15,10 @@ broken MKL install is skipped with a warning.
     library()               "mkl" or "numpy": what the matmuls use now (TINYAE_MATMUL may pin it)
     use(name)               "auto" (MKL when installed), "mkl" or "numpy"; returns the last choice
     gemm(A, B, C, ...)      C = op(A) @ op(B), or C += it
+    find_mkl()              the path of MKL's library, or None where it is not installed
+
+These three are the methods of ``MATMULS``, the package's one ``Matmuls``: the
+choice and the loaded library are its state.
 """
 import ctypes
 import os
@@ -26,11 +30,8 @@ import numpy as np
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112          # CBLAS's enums
 LP64, INTEL_OPENMP = 0, 0                           # MKL_Set_Interface_Layer, _Threading_Layer
 
-_mkl = None              # the loaded cblas functions by dtype, once found
-_choice = None           # "mkl" or "numpy"; None until the first call decides ("auto")
 
-
-def _find_mkl():
+def find_mkl():
     """MKL's single dynamic library from the ``mkl`` wheel, or None when it is not installed."""
     try:
         files = metadata.files("mkl") or []
@@ -57,80 +58,99 @@ def _load(path):
     return functions
 
 
-def use(name="auto"):
-    """Choose the matmul library: "auto" (MKL when installed, else NumPy's), "mkl" or "numpy".
+class Matmuls:
+    """The matmul library chosen, and MKL's cblas functions once loaded.
 
-    Returns the previous choice ("mkl", "numpy", or None before the first), so
-    ``use(use("numpy"))`` puts it back; ``use(None)`` forgets the choice, and the next
-    ``library()`` decides again.
+    The package uses one, ``MATMULS``, whose methods are this module's ``use``,
+    ``library`` and ``gemm``; a test can make its own with another ``find``.
     """
-    global _mkl, _choice
-    if name is None:
-        before, _choice = _choice, None
+
+    def __init__(self, find=find_mkl):
+        self.find = find         # the path of MKL's library, or None where it is not installed
+        self.mkl = None          # the loaded cblas functions by dtype, once found
+        self.choice = None       # "mkl" or "numpy"; None until the first call decides ("auto")
+
+    def use(self, name="auto"):
+        """Choose the matmul library: "auto" (MKL when installed, else NumPy's), "mkl" or
+        "numpy".
+
+        Returns the previous choice ("mkl", "numpy", or None before the first), so
+        ``use(use("numpy"))`` puts it back; ``use(None)`` forgets the choice, and the next
+        ``library()`` decides again.
+        """
+        before = self.choice
+        if name is None:
+            self.choice = None
+            return before
+        if name not in ("auto", "mkl", "numpy"):
+            raise ValueError(f"the matmul library must be 'auto', 'mkl' or 'numpy', got {name!r}")
+        if name == "numpy":
+            self.choice = "numpy"
+            return before
+        why = self._load_mkl()
+        if self.mkl is None:
+            if name == "mkl":
+                raise RuntimeError(f"{why}: pip install 'tinyae[mkl]' (Linux x86-64) to use it, "
+                                   "or keep NumPy's matmuls with use('numpy') or "
+                                   "TINYAE_MATMUL=numpy")
+            if why != "MKL is not installed":
+                warnings.warn(f"tinyae: {why}; the fast path uses NumPy's matmuls", stacklevel=2)
+            self.choice = "numpy"
+            return before
+        self.choice = "mkl"
         return before
-    if name not in ("auto", "mkl", "numpy"):
-        raise ValueError(f"the matmul library must be 'auto', 'mkl' or 'numpy', got {name!r}")
-    before = _choice
-    if name == "numpy":
-        _choice = "numpy"
-        return before
-    if _mkl is None:
-        path, why = _find_mkl(), "MKL is not installed"
+
+    def _load_mkl(self):
+        """Load MKL once; why it is not there (not installed, or a broken install)."""
+        if self.mkl is not None:
+            return None
+        path, why = self.find(), "MKL is not installed"
         try:
-            _mkl = _load(path) if path else None
+            self.mkl = _load(path) if path else None
         except (OSError, AttributeError) as exc:        # a broken install: a library missing
             why = f"MKL is installed but does not load ({exc})"
-    if _mkl is None:
-        if name == "mkl":
-            raise RuntimeError(f"{why}: pip install 'tinyae[mkl]' (Linux x86-64) to use it, or "
-                               "keep NumPy's matmuls with use('numpy') or TINYAE_MATMUL=numpy")
-        if why != "MKL is not installed":
-            warnings.warn(f"tinyae: {why}; the fast path uses NumPy's matmuls", stacklevel=2)
-        _choice = "numpy"
-        return before
-    _choice = "mkl"
-    return before
+        return why
 
+    def library(self):
+        """The library the fast path's dense matmuls use now: "mkl" or "numpy".
 
-def library():
-    """The library the fast path's dense matmuls use now: "mkl" or "numpy".
+        Decided at the first call: ``TINYAE_MATMUL`` (auto, mkl or numpy) when set, else auto.
+        """
+        if self.choice is None:
+            wanted = os.environ.get("TINYAE_MATMUL", "").strip() or "auto"
+            if wanted not in ("auto", "mkl", "numpy"):
+                raise ValueError(f"TINYAE_MATMUL must be auto, mkl or numpy, got {wanted!r}")
+            self.use(wanted)
+        return self.choice
 
-    Decided at the first call: ``TINYAE_MATMUL`` (auto, mkl or numpy) when set, else auto.
-    """
-    if _choice is None:
-        wanted = os.environ.get("TINYAE_MATMUL", "").strip() or "auto"
-        if wanted not in ("auto", "mkl", "numpy"):
-            raise ValueError(f"TINYAE_MATMUL must be auto, mkl or numpy, got {wanted!r}")
-        use(wanted)
-    return _choice
+    def gemm(self, A, B, C, trans_a=False, trans_b=False, accumulate=False):
+        """C = op(A) @ op(B), or C += op(A) @ op(B); op transposes when asked. Returns C.
 
-
-def gemm(A, B, C, trans_a=False, trans_b=False, accumulate=False):
-    """C = op(A) @ op(B), or C += op(A) @ op(B); op transposes when asked. Returns C.
-
-    A, B, C: 2-D; op(A) (M, K), op(B) (K, N), C (M, N). MKL runs it when chosen and
-    ``_mkl_can`` holds; otherwise ``np.matmul`` does (and raises NumPy's error for
-    shapes that do not chain).
-    """
-    if (_choice or library()) == "mkl" and _mkl_can(A, B, C, trans_a, trans_b):
-        M, K = A.shape[::-1] if trans_a else A.shape
-        N = B.shape[0] if trans_b else B.shape[1]
-        _mkl[C.dtype](ROW_MAJOR, TRANS if trans_a else NO_TRANS, TRANS if trans_b else NO_TRANS,
-                      M, N, K, 1.0, A.ctypes.data, A.shape[1], B.ctypes.data, B.shape[1],
-                      1.0 if accumulate else 0.0, C.ctypes.data, C.shape[1])
+        A, B, C: 2-D; op(A) (M, K), op(B) (K, N), C (M, N). MKL runs it when chosen and
+        ``_mkl_can`` holds; otherwise ``np.matmul`` does (and raises NumPy's error for
+        shapes that do not chain).
+        """
+        if (self.choice or self.library()) == "mkl" and _mkl_can(self.mkl, A, B, C, trans_a,
+                                                                 trans_b):
+            M, K = A.shape[::-1] if trans_a else A.shape
+            N = B.shape[0] if trans_b else B.shape[1]
+            self.mkl[C.dtype](ROW_MAJOR, TRANS if trans_a else NO_TRANS,
+                              TRANS if trans_b else NO_TRANS, M, N, K, 1.0, A.ctypes.data,
+                              A.shape[1], B.ctypes.data, B.shape[1], 1.0 if accumulate else 0.0,
+                              C.ctypes.data, C.shape[1])
+            return C
+        a = A.T if trans_a else A
+        b = B.T if trans_b else B
+        if accumulate:
+            C += a @ b
+        else:
+            np.matmul(a, b, out=C)
         return C
-    a = A.T if trans_a else A
-    b = B.T if trans_b else B
-    if accumulate:
-        C += a @ b
-    else:
-        np.matmul(a, b, out=C)
-    return C
 
 
-def _mkl_can(A, B, C, trans_a, trans_b):
+def _mkl_can(mkl, A, B, C, trans_a, trans_b):
     """MKL takes it: one float dtype, C-contiguous, shapes that chain, no size 0, C apart."""
-    if not (C.dtype in _mkl and A.dtype == B.dtype == C.dtype
+    if not (C.dtype in mkl and A.dtype == B.dtype == C.dtype
             and A.ndim == B.ndim == C.ndim == 2
             and A.flags.c_contiguous and B.flags.c_contiguous and C.flags.c_contiguous):
         return False
@@ -138,3 +158,7 @@ def _mkl_can(A, B, C, trans_a, trans_b):
     K2, N = B.shape[::-1] if trans_b else B.shape
     return (K == K2 and C.shape == (M, N) and 0 not in (M, N, K)
             and not np.may_share_memory(C, A) and not np.may_share_memory(C, B))
+
+
+MATMULS = Matmuls()
+use, library, gemm = MATMULS.use, MATMULS.library, MATMULS.gemm

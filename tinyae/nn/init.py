@@ -14,6 +14,7 @@ The biases start at 0, except under "torch" (``bias``).
 (out_channels, in_channels, kh, kw), whose fans count the kernel's taps.
 """
 import contextlib
+import contextvars
 
 import numpy as np
 
@@ -47,7 +48,8 @@ def torch_uniform(shape, rng, dtype=np.float32):
 
 
 INITIALISERS = {"he": he, "glorot": glorot, "torch": torch_uniform}
-_skipping = False
+# True inside ``skipped()``; a context variable, so each thread (and task) has its own.
+_skipping = contextvars.ContextVar("tinyae_init_skipped", default=False)
 
 
 def zeros(shape, rng, dtype=np.float32):
@@ -59,19 +61,18 @@ def zeros(shape, rng, dtype=np.float32):
 def skipped():
     """Inside, every initialiser gives ``zeros``: for a model built only to have its weights
     loaded (``tinyae.load``), a random draw would be wasted time and, for a large model,
-    twice its weights in memory (the float64 draw). Not for use across threads."""
-    global _skipping
-    before, _skipping = _skipping, True
+    twice its weights in memory (the float64 draw). Other threads are not affected."""
+    token = _skipping.set(True)
     try:
         yield
     finally:
-        _skipping = before
+        _skipping.reset(token)
 
 
 def bias(name, shape, n, rng, dtype=np.float32):
     """The starting bias (n,) of a layer whose weight ``shape`` was drawn by ``name``: zeros,
     or under "torch" U(+-1/sqrt(fan_in)), drawn after the weight as PyTorch draws it."""
-    if name != "torch" or _skipping:
+    if name != "torch" or _skipping.get():
         return np.zeros(n, dtype)
     a = 1 / np.sqrt(fans(shape)[0])
     return rng.uniform(-a, a, size=n).astype(dtype, copy=False)
@@ -83,4 +84,4 @@ def get(name):
         init = INITIALISERS[name]
     except KeyError:
         raise ValueError(f"unknown init {name!r}; choose one of {sorted(INITIALISERS)}") from None
-    return zeros if _skipping else init
+    return zeros if _skipping.get() else init
