@@ -207,7 +207,9 @@ def test_override_cannot_change_what_the_saved_model_holds(tmp_path, capsys, mon
     (["--model", "sparse", "--sizes", "784,16", "--l1", "1e-3"],
      "--l1 sets the L1 penalty, but this run's --penalty is kl"),
     (["--override"], "without --resume there is nothing to override"),
-    (["--model", "ae", "--beta", "0.5"], "--beta is an option of --model sparse or --model vae"),
+    (["--model", "ae", "--beta", "0.5"], "--beta is an option of --model sparse, vae, cvae, conv-vae or contractive"),
+    (["--model", "vae", "--sizes", "784,16,2", "--loss", "bce"],
+     "--loss is an option of --model ae, denoising, sparse, stacked, conv or contractive"),
 ])
 def test_a_flag_the_run_would_not_apply_is_refused(argv, words, tmp_path, capsys):
     """Accepted means applied: a flag of another kind, or of the other penalty, or an
@@ -295,3 +297,26 @@ def test_convolutional_kinds_train_resume_and_refuse_dense_sizes(kind, cls, tmp_
                         "--out", str(tmp_path / "b"), "--quiet"], capsys)
     assert code == 0, err
     assert len(ta.io.read_checkpoint(tmp_path / "b" / "last.npz").extra["history"]["records"]) == 2
+
+
+def test_loss_flag_is_the_objective_trained_and_recorded(tmp_path, capsys):
+    """--loss bce trains on the cross-entropy: the validation loss recorded is the BCE of the
+    model on the test images, and resuming keeps it."""
+    import json
+
+    from tinyae.data.mnist import load_dataset
+    out, loss = tmp_path / "r", "bce"
+    code, _, err = run(["train", "--data", "builtin", "--limit", "100", "--epochs", "1",
+                        "--batch-size", "50", "--loss", loss, "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "loss cross-entropy" in err
+    assert ta.io.read_checkpoint(out / "last.npz").extra["args"]["loss"] == loss
+    val = json.loads((out / "history.json").read_text())["records"][-1]["val_loss"]
+    Xt = load_dataset("builtin", "test", 100, progress=False)[0]
+    model = ta.load(out / "last.npz")
+    assert val == pytest.approx(ta.BCE().forward(model.forward(Xt), Xt), rel=1e-5)
+    assert val != pytest.approx(ta.MSE().forward(model.forward(Xt), Xt), rel=1e-2)
+    code, _, err = run(["train", "--resume", str(out / "last.npz"), "--epochs", "2", "--quiet",
+                        "--out", str(tmp_path / "more")], capsys)
+    assert code == 0, err
+    assert ta.io.read_checkpoint(tmp_path / "more" / "last.npz").extra["args"]["loss"] == loss

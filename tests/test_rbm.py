@@ -385,8 +385,10 @@ def test_cli_pretrains_rbms_unrolls_and_fine_tunes(tmp_path, capsys):
                  "784,64,32,8", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "pretraining 3 RBMs by CD-1, 2 epochs each" in err and "RBM level 3: 32-8 (gaussian" in err
+    assert "loss cross-entropy" in err                    # the paper's fine-tuning loss
     ckpt = ta.io.read_checkpoint(out / "last.npz")
     assert ckpt.extra["args"]["pretrain"] == "rbm" and ckpt.extra["args"]["sizes"] == [784, 64, 32, 8]
+    assert ckpt.extra["args"]["loss"] == "bce"
     levels = ckpt.extra["pretraining"]
     assert [(lv["visible"], lv["hidden"], lv["units"]) for lv in levels] == [
         (784, 64, "bernoulli"), (64, 32, "bernoulli"), (32, 8, "gaussian")]

@@ -31,6 +31,7 @@ from ..models.rbm import pretrain_stack, unroll
 from ..models.vae import VariationalAutoencoder
 from ..models.variants import DenoisingAutoencoder, SparseAutoencoder
 from ..nn import schedules
+from ..nn.losses import BCE, MSE
 from ..train import loop, stacked
 from ..train.history import comparable_val_losses
 from ..train.stops import SIGNALS, stopped_by_signal
@@ -168,13 +169,14 @@ def _train(args, flags, ckpt, out, earlier):
         what = f"fine-tuning {kind.name}" if kind.pretrain else f"training {kind.name}"
         descent = f", {flags['anneal']} descent" if flags["schedule"] == "onecycle" else ""
         without = "" if flags["hold_out"] is None else f", no {flags['hold_out']}s"
+        loss = f", loss {LOSS_NAMES[flags['loss']]}" if "loss" in kind.options else ""
         print(f"{what} {'-'.join(map(str, run_args['sizes']))} on {data_name} ({len(X):,} "
-              f"images{without}) for {flags['epochs']} epochs, lr schedule "
+              f"images{without}) for {flags['epochs']} epochs{loss}, lr schedule "
               f"{flags['schedule']} (peak {flags['lr']:g}{descent}), Adam beta2 "
               f"{flags['adam_beta2']}; writing to {out}", file=sys.stderr)
     validation = {"test": (_rows(model, Xt, yt),), "none": None}.get(flags["validation"],
                                                                       flags["validation"])
-    history = loop.fit(model, _rows(model, X, y), epochs=flags["epochs"],
+    history = loop.fit(model, _rows(model, X, y), epochs=flags["epochs"], loss=_loss(kind, flags),
                   batch_size=flags["batch_size"], optimizer=optimizer, validation=validation,
                   seed=flags["seed"], history=history, callbacks=[checkpoints],
                   progress=not args.quiet, threads=flags["threads"], schedule=schedule)
@@ -360,6 +362,15 @@ def _schedule(flags, optimizer, n_images, done_epochs, ckpt=None):
                                lr=flags["lr"], warmup_steps=warmup, anneal=anneal)
     schedule.go_to(done_epochs * steps)
     return schedule
+
+
+LOSSES = {"mse": MSE, "bce": BCE}
+LOSS_NAMES = {"mse": "squared error", "bce": "cross-entropy"}
+
+
+def _loss(kind, flags):
+    """The loss --loss names, for the kinds that take it; None: the model's own (a VAE's ELBO)."""
+    return LOSSES[flags["loss"]]() if "loss" in kind.options else None
 
 
 def _pretrain(model, X, flags, quiet):

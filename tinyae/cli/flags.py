@@ -146,7 +146,7 @@ PARSE = {"sizes": _sizes, "epochs": positive(int, MAX_EPOCHS),
          "weight_decay": _weight, "pretrain_epochs": positive(int, MAX_EPOCHS),
          "hold_out": digit}
 CHOICES = {"data": DATA_CHOICES, "schedule": SCHEDULES, "anneal": ANNEALS,
-           "penalty": ("kl", "l1"), "pretrain": ("autoencoder", "rbm")}
+           "penalty": ("kl", "l1"), "pretrain": ("autoencoder", "rbm"), "loss": ("mse", "bce")}
 OPTIONAL = ("limit", "threads", "warmup", "hold_out")   # None: all images, auto, the schedule's
                                                         # own, every digit
 
@@ -182,7 +182,7 @@ DEFAULTS = {"data": "auto", "sizes": SEED_SIZES, "epochs": 20, "batch_size": 256
             "schedule": "none", "warmup": None, "model": "ae", "noise": "gaussian:0.5",
             "penalty": "kl", "rho": 0.05, "beta": 0.01, "l1": 1e-4, "weight_decay": 0.0,
             "pretrain_epochs": 5, "anneal": "cos", "adam_beta2": 0.999, "hold_out": None,
-            "pretrain": "autoencoder"}
+            "pretrain": "autoencoder", "loss": "mse"}
 ONECYCLE_LR = 4e-3          # --lr's default (the peak) under onecycle, for every kind
 
 
@@ -193,6 +193,8 @@ def new_run(given):
     if flags["schedule"] == "onecycle":         # the peak, descent, beta2 measured with it
         flags.update({k: v for k, v in {"lr": ONECYCLE_LR, **kind.onecycle}.items()
                       if k not in given})
+    if flags["pretrain"] == "rbm" and "loss" not in given:
+        flags["loss"] = "bce"                   # the 2006 recipe fine-tunes on cross-entropy
     return flags
 
 
@@ -209,10 +211,11 @@ def check_given(given, flags, resuming, override):
         raise RunError(f"{flag(key)} sets {what}, but this run's {flag(other)} is "
                        f"{flags[other]}; leave {flag(key)} out, or choose that {flag(other)}")
     for key in sorted(set(given) & (set(MODEL_FLAGS) - {"model", *kind.options})):
-        owner = " or --model ".join(k.name for k in KINDS.values() if key in k.options)
-        raise RunError(f"{flag(key)} is an option of --model {owner}, and this run is --model "
+        owners = [k.name for k in KINDS.values() if key in k.options]
+        names = ", ".join(owners[:-1]) + " or " + owners[-1] if len(owners) > 1 else owners[0]
+        raise RunError(f"{flag(key)} is an option of --model {names}, and this run is --model "
                        f"{kind.name}, which would not use it; leave {flag(key)} out, or train "
-                       f"--model {owner}")
+                       f"--model {owners[0] if len(owners) == 1 else 'one of those'}")
     if "anneal" in given and flags["schedule"] != "onecycle":
         raise RunError(f"--anneal {given['anneal']} shapes the descent of --schedule onecycle, "
                        f"but this run's schedule is {flags['schedule']}; add --schedule "
@@ -234,8 +237,9 @@ RUN_FLAGS = ("data", "sizes", "batch_size", "lr", "seed", "limit", "validation",
 # --override like any other.
 LATER_FLAGS = ("schedule", "warmup", "anneal", "adam_beta2")
 # Flags added later whose default is what every run did before them (every digit, greedy
-# autoencoder levels): a checkpoint without one had the default, taken without a note.
-OFF_LATER_FLAGS = ("hold_out", "pretrain")
+# autoencoder levels, the squared error): a checkpoint without one had the default, taken
+# without a note.
+OFF_LATER_FLAGS = ("hold_out", "pretrain", "loss")
 # The model kind and its options decide them too; checkpoints older than --model have none
 # (they are plain autoencoders), so a missing one is taken from the defaults without a note.
 MODEL_FLAGS = ("model", *dict.fromkeys(o for k in KINDS.values() for o in k.options))
@@ -396,7 +400,12 @@ def add_arguments(t):
     t.add_argument("--threads", type=PARSE["threads"], metavar="N|auto", default=keep,
                    help="BLAS threads for the matmuls (default auto: chosen by timing steps "
                         "while training, re-checked every few hundred steps; or TINYAE_THREADS)")
-    g = t.add_argument_group("model options (each used by one --model kind)")
+    g = t.add_argument_group("model options (each used by one --model kind, or a few)")
+    g.add_argument("--loss", choices=CHOICES["loss"], default=keep,
+                   help="the reconstruction loss trained on, per pixel: mse (squared error) or "
+                   "bce (cross-entropy, Hinton & Salakhutdinov's); every kind but vae, cvae "
+                   "and conv-vae, whose loss is their ELBO (default mse; bce for --pretrain "
+                   "rbm)")
     g.add_argument("--noise", type=PARSE["noise"], default=keep, metavar="KIND:LEVEL",
                    help="denoising: gaussian:STD (clipped to [0, 1]), masking:FRACTION or "
                    "salt_and_pepper:FRACTION (default gaussian:0.5)")

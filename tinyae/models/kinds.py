@@ -94,15 +94,15 @@ def _conv_vae(flags, rng):
 # beta2 at 0.99 lowered its test MSE on each of seeds 0 to 8 against the constant lr. The other
 # kinds were not measured: they keep the constant lr (and, under onecycle, the cosine and 0.999).
 KINDS = {kind.name: kind for kind in (
-    Kind("ae", "the plain autoencoder", _dense, options=("weight_decay",),
+    Kind("ae", "the plain autoencoder", _dense, options=("weight_decay", "loss"),
          defaults={"schedule": "onecycle"},
          onecycle={"anneal": "linear", "adam_beta2": 0.99}),
     Kind("denoising", "trained on corrupted inputs with clean targets (--noise)", _denoising,
-         options=("noise", "weight_decay"), in_model=("noise",)),
+         options=("noise", "weight_decay", "loss"), in_model=("noise",)),
     Kind("sparse", "a penalty on the code: KL sparsity on a sigmoid code (--rho, --beta) or L1 "
          "on a ReLU code (--penalty l1 --l1), plus weight decay (--weight-decay); default "
          "sizes 784,196", _sparse,
-         options=("penalty", "rho", "beta", "l1", "weight_decay"),
+         options=("penalty", "rho", "beta", "l1", "weight_decay", "loss"),
          in_model=("penalty", "rho", "beta", "l1", "weight_decay"),     # its penalty holds them
          defaults={"sizes": (784, 196), "weight_decay": WEIGHT_DECAY},
          requires={"rho": ("penalty", "kl", "the KL penalty"),
@@ -110,7 +110,7 @@ KINDS = {kind.name: kind for kind in (
                    "l1": ("penalty", "l1", "the L1 penalty")}),
     Kind("stacked", "each level H0-H1-H0, H1-H2-H1, ... trained greedily for --pretrain-epochs "
          "on the codes below it, then all levels fine-tuned together for --epochs", _dense,
-         options=("pretrain_epochs", "pretrain", "weight_decay"), pretrain=True),
+         options=("pretrain_epochs", "pretrain", "weight_decay", "loss"), pretrain=True),
     Kind("vae", "variational: Gaussian code (mu, logvar heads), loss = BCE summed over pixels "
          "+ --beta * KL(q(z|x) || N(0, I)) per image; needs 3+ sizes, e.g. 784,400,20 "
          "(pytorch/examples)", _vae, options=("beta", "weight_decay"), in_model=("beta",),
@@ -121,7 +121,7 @@ KINDS = {kind.name: kind for kind in (
          options=("beta", "weight_decay"), in_model=("beta",), defaults={"beta": 1.0}),
     Kind("conv", "convolutional (Generative Deep Learning's): Conv2D 32-64-64-64, 3x3, strides "
          "1-2-2-1, LeakyReLU, Dense to the code; ConvTranspose2D back; --sizes 784,Z sets "
-         "the code width (default 784,2)", _conv, options=("weight_decay",),
+         "the code width (default 784,2)", _conv, options=("weight_decay", "loss"),
          defaults={"sizes": (784, 2)}),
     Kind("conv-vae", "convolutional variational (keras-io's): Conv2D 32 and 64 stride 2, "
          "Dense 16, Gaussian code; Dense, ConvTranspose2D 64 and 32 back; --beta weighs the "
@@ -129,6 +129,6 @@ KINDS = {kind.name: kind for kind in (
          in_model=("beta",), defaults={"sizes": (784, 2), "beta": 1.0}),
     Kind("contractive", "Rifai et al.'s: a sigmoid code whose Jacobian pays --beta * "
          "||J_f(x)||_F^2 (Frobenius, per image); default sizes 784,196", _contractive,
-         options=("beta", "weight_decay"), in_model=("beta",),
+         options=("beta", "weight_decay", "loss"), in_model=("beta",),
          defaults={"sizes": (784, 196), "beta": LAM}),
 )}
