@@ -57,12 +57,12 @@ def tinyae_worker(backend, steps, warmup):
     model = initial_model()
     opt = ta.Adam(model.parameters(), lr=1e-3)
     start = time.perf_counter()
-    fit(model, X, epochs=1, batch_size=BATCH, loss=ta.BCE(), optimizer=opt, seed=0,
-            progress=False, backend=backend)
+    history = fit(model, X, epochs=1, batch_size=BATCH, loss=ta.BCE(), optimizer=opt, seed=0,
+                  progress=False, backend=backend)
     seconds, peak = time.perf_counter() - start, peak_rss_mb()     # training's peak
     # The same number for every contender: BCE on the last 2,000 training images (never seen).
     return {"seconds": seconds, "loss": float(ta.BCE().forward(model.forward(held), held)),
-            "peak_mb": peak}
+            "peak_mb": peak, "threads": history.records[-1].threads}
 
 
 def torch_model(ref):
@@ -232,7 +232,7 @@ def main():
             results.setdefault(b, []).append(run)
     torch_runs = results.get("torch")
     print(f"{'backend':<7} {'epoch s':>8} {'runs':>26} {'x torch':>8} {'best x':>7} "
-          f"{'loss':>7} {'peak MB':>8}")
+          f"{'loss':>7} {'peak MB':>8}  BLAS threads chosen")
     for b in backends:
         runs = results[b]
         ratio = (statistics.median(r["epoch"] / t["epoch"] for r, t in zip(runs, torch_runs))
@@ -240,9 +240,10 @@ def main():
         best = (min(r["epoch"] for r in runs) / min(t["epoch"] for t in torch_runs)
                 if torch_runs else float("nan"))
         each = " ".join(f"{r['epoch']:.1f}" for r in runs)
+        threads = ",".join(str(r.get("threads") or "-") for r in runs)
         print(f"{b:<7} {statistics.median(r['epoch'] for r in runs):>8.1f} {each:>26} "
               f"{ratio:>8.2f} {best:>7.2f} {runs[-1]['loss']:>7.4f} "
-              f"{max(r['peak_mb'] for r in runs):>8.0f}")
+              f"{max(r['peak_mb'] for r in runs):>8.0f}  {threads}")
     if torch_runs and not torch_runs[0]["fused"]:
         print("(PyTorch ran its unfused Adam: this build has no fused Adam on the CPU)")
 

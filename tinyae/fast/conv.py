@@ -8,6 +8,8 @@ A convolution is a matrix product once every window is a column (``conv_kernels`
     ConvTranspose2D  the same two halves swapped (a transposed convolution is a
                      convolution's backward): y = act(col2im(W2^T x) + b), W2 = W
                      as (C, O kh kw); its backward takes windows with im2col
+    Conv2D, act, MaxPool2D   y = act(maxpool(W2 @ cols) + b): the pool reads the
+                     product, so the full-size activation is never written
 
 Images stay NCHW between steps, so a student's layer or ``Flatten`` can sit
 anywhere; a product's (O, N, L) channels become (N, O, L) images inside the
