@@ -17,7 +17,7 @@ MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
-# Tests of over 15 s that run every tutorial end to end: `python -m pytest` leaves them out
+# Tests of over 10 s that run every tutorial end to end: `python -m pytest` leaves them out
 # (setup.cfg) to keep the suite under 10 minutes on 2 cores; `.ci/run` runs them afterwards
 # with `python -m pytest -m slow`.
 SLOW_TUTORIALS = {"14_convolutional_autoencoder"}

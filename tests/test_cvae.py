@@ -142,6 +142,7 @@ def test_export_refuses_a_conditional_model(tmp_path):
     assert not (tmp_path / "c.onnx").exists()
 
 
+@pytest.mark.slow                     # 11 s: CI runs it after the main suite (conftest.py)
 def test_cli_train_evaluate_sample(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--model", "cvae", "--data", "builtin", "--limit", "400", "--sizes",

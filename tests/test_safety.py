@@ -470,7 +470,7 @@ def test_resume_restores_every_flag_and_override_says_so(ws, mnist_dir, monkeypa
     assert args == {"data": "mnist", "sizes": [784, 16, 2], "epochs": 2, "batch_size": 32,
                     "lr": 2e-3, "seed": 4, "limit": 300, "validation": "none", "threads": 1,
                     "model": "ae", "schedule": "onecycle", "warmup": None, "anneal": "linear",
-                    "adam_beta2": 0.99, "weight_decay": 0.0, "hold_out": None}
+                    "adam_beta2": 0.99, "weight_decay": 0.0, "hold_out": None, "loss": "mse"}
     assert len(ta.io.read_checkpoint(ws / "a" / "last.npz").extra["history"]["records"]) == 1
     capsys.readouterr()
     assert cli.main(["train", "--resume", "a/last.npz", "--epochs", "2", "--lr", "1e-3",

@@ -273,6 +273,7 @@ class KeepEpochs(Checkpointer):
         shutil.copy(self.folder / "last.npz", self.folder / f"epoch{len(history.records)}.npz")
 
 
+@pytest.mark.slow                     # 10 s: CI runs it after the main suite (conftest.py)
 def test_cli_schedule_round_trip(tmp_path, monkeypatch, capsys):
     """Train 3 epochs with --schedule cosine; resume a copy of epoch 1's checkpoint: same run."""
     import tinyae.train.loop
@@ -370,6 +371,7 @@ def _predate_anneal_and_beta2(config):
     del config["schedule"]["anneal_strategy"]
 
 
+@pytest.mark.slow                     # 14 s: CI runs it after the main suite (conftest.py)
 def test_cli_resumes_a_checkpoint_from_before_anneal_and_beta2(tmp_path, capsys, monkeypatch):
     """Such a run had the cosine and beta2 0.999: --resume continues exactly that, and
     another value needs --override, as for any recorded flag."""

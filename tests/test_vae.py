@@ -357,6 +357,7 @@ def test_cli_resumes_an_older_checkpoint_whose_sizes_lack_the_code_width(tmp_pat
     assert main(other + ["--epochs", "2", "--resume", str(old), "--out", str(tmp_path / "c")]) == 1
 
 
+@pytest.mark.slow                     # 13 s: CI runs it after the main suite (conftest.py)
 def test_cli_train_info_sample(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--model", "vae", "--beta", "0.5", "--data", "builtin", "--limit", "400",
