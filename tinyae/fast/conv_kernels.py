@@ -18,7 +18,8 @@ matrix product ``W2 @ cols``, as ``tinyae/nn/conv.py``'s einsum computes it,
 and every loop below runs along an image row w at its innermost: contiguous
 reads and writes that the compiler vectorises (the range of w whose pixel is
 inside the image is worked out before the loop, so the loop has no branch).
-The loops are serial, as in ``kernels.py``: BLAS uses the cores for the products.
+The loops are serial, as in ``kernels.py``: BLAS uses the cores for the products
+(folds in parallel, with ``prange``, measured slower between OpenBLAS's calls).
 """
 import numpy as np
 
@@ -40,7 +41,8 @@ def copy_run(dst, src):
 
     Indexed by the loop's own counter from 0, so Numba knows no index is negative
     and drops its wrap-around check, which otherwise stops the compiler from
-    vectorising: 1.3-1.5x faster than indexing the whole rows with offsets.
+    vectorising: the stride-1 folds run 1.5-2.6x faster than indexing whole planes with
+    offsets (benchmarks/README.md).
     """
     for q in range(len(dst)):
         dst[q] = src[q]
