@@ -207,9 +207,10 @@ def test_reshape_and_flatten_are_views_on_the_fast_path():
     assert np.shares_memory(net.backward(y), y)
 
 
-def test_gradients_add_up_without_zero_grad():
+@pytest.mark.parametrize("case", ["3x2 strided, padded", "3x3 'same', to fewer channels"])
+def test_gradients_add_up_without_zero_grad(case):
     """Two backward calls after one zero_grad add up, as the plain layers do."""
-    layer, shape = make_conv("3x2 strided, padded", np.random.default_rng(7))
+    layer, shape = make_conv(case, np.random.default_rng(7))
     plain, quick, x, dy = pair(layer, ta.ReLU, shape, seed=8)
     for net in (plain, quick):
         net.zero_grad()

@@ -138,7 +138,7 @@ class ConvStep(_WindowedStep):
         W = self.layer.params["W"]
         M = len(x) * Ho * Wo
         self.cols = self.buffers("cols", (W[0].size, M), W.dtype)
-        C.im2col(x, *self._settings(), Ho, Wo, self.cols)
+        C.im2col(x, *self._settings(), Ho, Wo, self.cols.reshape(len(self.cols), len(x), -1))
         self.x_shape, self.grid = x.shape, (Ho, Wo)
         return np.matmul(W.reshape(len(W), -1), self.cols,
                          out=self.buffers("z", (len(W), M), W.dtype))
@@ -162,7 +162,7 @@ class ConvStep(_WindowedStep):
         dcols = np.matmul(W.reshape(len(W), -1).T, dzc,
                           out=self.buffers("dcols", self.cols.shape, dzc.dtype))
         dx = self.buffers("dx", self.x_shape, dzc.dtype)
-        C.col2im(dcols, *self._settings(), *self.grid, dx)                 # (N, C, H, W)
+        C.col2im(dcols.reshape(len(dcols), len(dx), -1), *self._settings(), *self.grid, dx)
         return dx
 
 
@@ -228,7 +228,7 @@ class ConvTransposeStep(_WindowedStep):
         cols = np.matmul(W.reshape(Cin, -1).T, self.xc,
                          out=self.buffers("cols", (W[0].size, N * H * Wd), W.dtype))
         y = self.buffers("y", (N, O, Ho, Wo), W.dtype)
-        C.col2im(cols, *self._settings(), H, Wd, y)                       # overlap-add, cropped
+        C.col2im(cols.reshape(len(cols), N, -1), *self._settings(), H, Wd, y)   # overlap-add
         y3 = y.reshape(N, O, -1)
         _activate(y3, b, self.code, self.alpha, y3.transpose(1, 0, 2), self.buffers)
         self.x_shape, self.y, self.kernel = x.shape, y, W
@@ -242,7 +242,7 @@ class ConvTransposeStep(_WindowedStep):
         dz = _act_grad(self.y, dy, self.code, self.alpha, self.buffers)    # (N, O, Ho, Wo)
         C.channel_sums(dz.reshape(N, O, -1), grads["b"], not self.write)
         dcols = self.buffers("dcols", (W[0].size, N * H * Wd), dy.dtype)
-        C.im2col(dz, *self._settings(), H, Wd, dcols)                      # windows of pad(dz)
+        C.im2col(dz, *self._settings(), H, Wd, dcols.reshape(len(dcols), N, -1))  # pad(dz)
         self._weight_grad(self.xc, dcols.T)                                # (C, O kh kw)
         self.write = False
         if not need_dx:
@@ -264,7 +264,44 @@ class ConvAsTransposeStep(ConvTransposeStep):
     im2col would unfold C kh kw rows per output pixel (288 for keras-io's last
     layer, 32 -> 1 channel); this way there are O kh kw (9) and the products
     run over the channels instead. dW is dW~ flipped back.
+
+    The products run one per image on the images as they are, (N, C, H W),
+    so neither x nor dx is copied into the channels' layout (two 12.8 MB copies
+    a step for that layer): cols (N, O kh kw, H W) = W~2^T @ x[n] for each n.
     """
+
+    def forward(self, x):
+        W, b = self._kernel(), self.layer.params["b"]                     # W~ (C, O, kh, kw)
+        x, (O, Ho, Wo) = self._input(x)
+        N, Cin, H, Wd = x.shape
+        self.x_images = x.reshape(N, Cin, H * Wd)                          # kept for dW
+        cols = np.matmul(W.reshape(Cin, -1).T, self.x_images,
+                         out=self.buffers("cols", (N, W[0].size, H * Wd), W.dtype))
+        y = self.buffers("y", (N, O, Ho, Wo), W.dtype)
+        C.col2im(cols.transpose(1, 0, 2), *self._settings(), H, Wd, y)
+        y3 = y.reshape(N, O, -1)
+        _activate(y3, b, self.code, self.alpha, y3.transpose(1, 0, 2), self.buffers)
+        self.x_shape, self.y, self.kernel = x.shape, y, W
+        return y
+
+    def backward(self, dy, need_dx=True):
+        W, grads = self.kernel, self.layer.grads
+        dy = self._dout(dy)
+        N, O = dy.shape[:2]
+        _, Cin, H, Wd = self.x_shape
+        dz = _act_grad(self.y, dy, self.code, self.alpha, self.buffers)    # (N, O, Ho, Wo)
+        C.channel_sums(dz.reshape(N, O, -1), grads["b"], not self.write)
+        dcols = self.buffers("dcols", (N, W[0].size, H * Wd), dy.dtype)    # (N, O kh kw, H W)
+        C.im2col(dz, *self._settings(), H, Wd, dcols.transpose(1, 0, 2))
+        per_image = np.matmul(self.x_images, dcols.transpose(0, 2, 1),
+                              out=self.buffers("dW_images", (N, Cin, W[0].size), dy.dtype))
+        self._add_flipped(per_image.sum(axis=0))                           # dW~ (C, O kh kw)
+        self.write = False
+        if not need_dx:
+            return None
+        dx = self.buffers("dx", self.x_shape, dy.dtype)
+        np.matmul(W.reshape(Cin, -1), dcols, out=dx.reshape(N, Cin, -1))  # W~2 @ dcols[n]
+        return dx
 
     def _settings(self):
         (kh, kw), (ph, pw) = self.layer.kernel_size, self.layer.padding
@@ -276,9 +313,9 @@ class ConvAsTransposeStep(ConvTransposeStep):
         np.copyto(Wt, W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])          # (C, O, kh, kw)
         return Wt
 
-    def _weight_grad(self, a, b):
-        g = self.layer.grads["W"]                                          # (O, C, kh, kw)
-        gt = self._summed_product(a, b)                                    # (C, O kh kw)
+    def _add_flipped(self, gt):
+        """dW (+)= dW~ (C, O kh kw) flipped back to W's (O, C, kh, kw)."""
+        g = self.layer.grads["W"]
         back = gt.reshape(g.shape[1], g.shape[0], *g.shape[2:]).transpose(1, 0, 2, 3)
         if self.write:
             np.copyto(g, back[:, :, ::-1, ::-1])

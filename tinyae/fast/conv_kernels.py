@@ -9,9 +9,13 @@ moves around the products, which stay BLAS calls.
                after it in one pass each way (the activation only on the pooled maxima)
 
 ``cols`` has one row per window tap (c, i, j), in the order of
-``W.reshape(O, C kh kw)``, and one column per output pixel (n, h, w):
+``W.reshape(O, C kh kw)``, and one column per output pixel (n, h, w); the kernels
+take it as (C kh kw, N, Ho Wo), each image's run contiguous:
 
-    cols[(c kh + i) kw + j, (n Ho + h) Wo + w] = x[n, c, h sh + i - ph, w sw + j - pw]
+    cols[(c kh + i) kw + j, n, h Wo + w] = x[n, c, h sh + i - ph, w sw + j - pw]
+
+The (C kh kw, N Ho Wo) matrix of one product is that array reshaped; a batch of
+products, one per image (N, C kh kw, Ho Wo), is it transposed.
 
 with zeros where the window reaches into the padding. So a convolution is one
 matrix product ``W2 @ cols``, as ``tinyae/nn/conv.py``'s einsum computes it,
@@ -64,7 +68,7 @@ def zero_run(dst, a, b):
 
 @_jit
 def im2col(x, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
-    """cols (C kh kw, N Ho Wo) <- the windows of x (N, C, H, W), C-contiguous; 0 in the padding.
+    """cols (C kh kw, N, Ho Wo) <- the windows of x (N, C, H, W), C-contiguous; 0 in the padding.
 
     With stride 1 and Wo = W ('same' along w), tap (i, j) reads each image as
     one run shifted by d = (i - ph) W + (j - pw): one long copy per image (rows
@@ -81,7 +85,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
                 k = (c * kh + i) * kw + j
                 w0, w1 = inside(j, pw, sw, W, Wo)
                 for n in range(N):
-                    out, src = cols[k, n * L:(n + 1) * L], planes[n, c]
+                    out, src = cols[k, n], planes[n, c]
                     if h0 == h1 or w0 == w1:
                         zero_run(out, 0, L)
                     elif run:
@@ -123,7 +127,7 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, x):
                 if h0 == h1 or w0 == w1:
                     continue
                 for n in range(N):
-                    src, dst = cols[k, n * L:(n + 1) * L], planes[n, c]
+                    src, dst = cols[k, n], planes[n, c]
                     if run:
                         for h in range(h0, h1):
                             zero_run(src, h * Wo, h * Wo + w0)
