@@ -186,12 +186,13 @@ def breakdown_worker(repeat):
             runs.append((time.perf_counter() - t, products.seconds, windows.seconds))
         fconv.np, fconv.C = np, windows.module
         total, in_products, in_windows = sorted(runs)[len(runs) // 2]   # the median step
-        flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for (a, b), _ in calls)
+        flops = sum(2 * math.prod(np.matmul(a[..., :1, :], b[..., :1]).shape[:-2])
+                    * a.shape[-2] * a.shape[-1] * b.shape[-1] for (a, b), _ in calls)
         floor = median_time(lambda: [np.matmul(a, b, **kw) for (a, b), kw in calls],
                             repeat=repeat)
     return {"step": total, "products": in_products, "windows": in_windows, "floor": floor,
             "gflop": flops / 1e9,
-            "shapes": [f"({a.shape[0]}x{a.shape[1]})@({b.shape[0]}x{b.shape[1]})"
+            "shapes": [f"({'x'.join(map(str, a.shape))})@({'x'.join(map(str, b.shape))})"
                        for (a, b), _ in calls]}
 
 
