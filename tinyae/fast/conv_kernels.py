@@ -115,7 +115,7 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, x):
     adds nothing where a run wraps round a row's end.
     """
     N, C, H, W = x.shape
-    L, run = Ho * Wo, sh == 1 and sw == 1 and Wo == W
+    run = sh == 1 and sw == 1 and Wo == W
     planes = x.reshape(N, C, H * W)
     planes[...] = 0
     for c in range(C):
