@@ -213,6 +213,12 @@ class ConvTransposeStep(_WindowedStep):
 
     Shapes: x (N, C, H, W) as channels (C, N H W);  W2 (C, O kh kw);  cols (O kh kw, N H W);
     y (N, O, Ho, Wo)
+
+    forward    cols = W2^T x,  y = act(col2im(cols) + b)      (col2im: the overlap-add)
+    backward   dcols = im2col(dz),  dW2 = x dcols^T,  dx = W2 dcols
+
+    The three products and the layout of cols are the hooks ``_columns``,
+    ``_dcols``, ``_kernel_grad`` and ``_input_grad``; the rest is shared.
     """
 
     def _kernel(self):
@@ -220,36 +226,53 @@ class ConvTransposeStep(_WindowedStep):
         return self.layer.params["W"]
 
     def forward(self, x):
-        W, b = self._kernel(), self.layer.params["b"]
+        self.kernel = self._kernel()
         x, (O, Ho, Wo) = self._input(x)
-        N, Cin, H, Wd = x.shape
-        self.xc = self.buffers("x_channels", (Cin, N * H * Wd), W.dtype)
-        np.copyto(self.xc.reshape(Cin, N, -1), x.reshape(N, Cin, -1).transpose(1, 0, 2))
-        cols = np.matmul(W.reshape(Cin, -1).T, self.xc,
-                         out=self.buffers("cols", (W[0].size, N * H * Wd), W.dtype))
-        y = self.buffers("y", (N, O, Ho, Wo), W.dtype)
-        C.col2im(cols.reshape(len(cols), N, -1), *self._settings(), H, Wd, y)   # overlap-add
+        N, _, H, Wd = self.x_shape = x.shape
+        y = self.buffers("y", (N, O, Ho, Wo), x.dtype)
+        C.col2im(self._columns(x), *self._settings(), H, Wd, y)          # overlap-add
         y3 = y.reshape(N, O, -1)
-        _activate(y3, b, self.code, self.alpha, y3.transpose(1, 0, 2), self.buffers)
-        self.x_shape, self.y, self.kernel = x.shape, y, W
+        _activate(y3, self.layer.params["b"], self.code, self.alpha, y3.transpose(1, 0, 2),
+                  self.buffers)
+        self.y = y
         return y
 
     def backward(self, dy, need_dx=True):
-        W, grads = self.kernel, self.layer.grads
         dy = self._dout(dy)
         N, O = dy.shape[:2]
-        _, Cin, H, Wd = self.x_shape
+        H, Wd = self.x_shape[2:]
         dz = _act_grad(self.y, dy, self.code, self.alpha, self.buffers)    # (N, O, Ho, Wo)
-        C.channel_sums(dz.reshape(N, O, -1), grads["b"], not self.write)
-        dcols = self.buffers("dcols", (W[0].size, N * H * Wd), dy.dtype)
-        C.im2col(dz, *self._settings(), H, Wd, dcols.reshape(len(dcols), N, -1))  # pad(dz)
-        self._weight_grad(self.xc, dcols.T)                                # (C, O kh kw)
+        C.channel_sums(dz.reshape(N, O, -1), self.layer.grads["b"], not self.write)
+        dcols = self._dcols(N, H * Wd, dy.dtype)                          # (O kh kw, N, H W)
+        C.im2col(dz, *self._settings(), H, Wd, dcols)                      # pad(dz)
+        self._kernel_grad(dcols)
         self.write = False
-        if not need_dx:
-            return None
-        dxc = np.matmul(W.reshape(Cin, -1), dcols,
-                        out=self.buffers("dx_channels", (Cin, N * H * Wd), dy.dtype))
-        dx = self.buffers("dx", self.x_shape, dy.dtype)
+        return self._input_grad(dcols) if need_dx else None
+
+    def _columns(self, x):
+        """cols = W2^T @ x in the channels' layout, (O kh kw, N, H W); x kept so for dW."""
+        W, (N, Cin) = self.kernel, x.shape[:2]
+        self.xc = self.buffers("x_channels", (Cin, N, x[0, 0].size), x.dtype)
+        np.copyto(self.xc, x.reshape(N, Cin, -1).transpose(1, 0, 2))
+        cols = self.buffers("cols", (W[0].size, self.xc[0].size), x.dtype)
+        np.matmul(W.reshape(Cin, -1).T, self.xc.reshape(Cin, -1), out=cols)
+        return cols.reshape(len(cols), N, -1)
+
+    def _dcols(self, N, L, dtype):
+        """The buffer im2col(dz) unfolds into, as (O kh kw, N, L)."""
+        K = self.kernel[0].size
+        return self.buffers("dcols", (K, N * L), dtype).reshape(K, N, L)
+
+    def _kernel_grad(self, dcols):
+        """dW2 (+)= x dcols^T: (C, O kh kw)."""
+        self._weight_grad(self.xc.reshape(len(self.xc), -1), dcols.reshape(len(dcols), -1).T)
+
+    def _input_grad(self, dcols):
+        """dx = W2 @ dcols, from the channels' layout back to (N, C, H, W)."""
+        W, (N, Cin) = self.kernel, self.x_shape[:2]
+        dxc = np.matmul(W.reshape(Cin, -1), dcols.reshape(len(dcols), -1),
+                        out=self.buffers("dx_channels", (Cin, dcols[0].size), dcols.dtype))
+        dx = self.buffers("dx", self.x_shape, dcols.dtype)
         np.copyto(dx.reshape(N, Cin, -1), dxc.reshape(Cin, N, -1).transpose(1, 0, 2))
         return dx
 
@@ -267,40 +290,34 @@ class ConvAsTransposeStep(ConvTransposeStep):
 
     The products run one per image on the images as they are, (N, C, H W),
     so neither x nor dx is copied into the channels' layout (two 12.8 MB copies
-    a step for that layer): cols (N, O kh kw, H W) = W~2^T @ x[n] for each n.
+    a step for that layer): cols[n] (O kh kw, H W) = W~2^T @ x[n] for each n.
+    (For ``ConvTranspose2D``'s own 32 -> 32 shapes this layout is slower, so
+    only the three products' hooks differ.)
     """
 
-    def forward(self, x):
-        W, b = self._kernel(), self.layer.params["b"]                     # W~ (C, O, kh, kw)
-        x, (O, Ho, Wo) = self._input(x)
-        N, Cin, H, Wd = x.shape
-        self.x_images = x.reshape(N, Cin, H * Wd)                          # kept for dW
-        cols = np.matmul(W.reshape(Cin, -1).T, self.x_images,
-                         out=self.buffers("cols", (N, W[0].size, H * Wd), W.dtype))
-        y = self.buffers("y", (N, O, Ho, Wo), W.dtype)
-        C.col2im(cols.transpose(1, 0, 2), *self._settings(), H, Wd, y)
-        y3 = y.reshape(N, O, -1)
-        _activate(y3, b, self.code, self.alpha, y3.transpose(1, 0, 2), self.buffers)
-        self.x_shape, self.y, self.kernel = x.shape, y, W
-        return y
+    def _columns(self, x):
+        W, (N, Cin) = self.kernel, x.shape[:2]
+        self.x_images = x.reshape(N, Cin, -1)                              # kept for dW
+        cols = self.buffers("cols", (N, W[0].size, self.x_images.shape[2]), x.dtype)
+        np.matmul(W.reshape(Cin, -1).T, self.x_images, out=cols)
+        return cols.transpose(1, 0, 2)
 
-    def backward(self, dy, need_dx=True):
-        W, grads = self.kernel, self.layer.grads
-        dy = self._dout(dy)
-        N, O = dy.shape[:2]
-        _, Cin, H, Wd = self.x_shape
-        dz = _act_grad(self.y, dy, self.code, self.alpha, self.buffers)    # (N, O, Ho, Wo)
-        C.channel_sums(dz.reshape(N, O, -1), grads["b"], not self.write)
-        dcols = self.buffers("dcols", (N, W[0].size, H * Wd), dy.dtype)    # (N, O kh kw, H W)
-        C.im2col(dz, *self._settings(), H, Wd, dcols.transpose(1, 0, 2))
-        per_image = np.matmul(self.x_images, dcols.transpose(0, 2, 1),
-                              out=self.buffers("dW_images", (N, Cin, W[0].size), dy.dtype))
+    def _dcols(self, N, L, dtype):
+        return self.buffers("dcols", (N, self.kernel[0].size, L), dtype).transpose(1, 0, 2)
+
+    def _kernel_grad(self, dcols):
+        """dW~2 = sum_n x[n] dcols[n]^T, flipped back into dW."""
+        W, images = self.kernel, dcols.transpose(1, 0, 2)                 # (N, O kh kw, H W)
+        per_image = np.matmul(self.x_images, images.transpose(0, 2, 1),
+                              out=self.buffers("dW_images", (len(images), len(W), W[0].size),
+                                               dcols.dtype))
         self._add_flipped(per_image.sum(axis=0))                           # dW~ (C, O kh kw)
-        self.write = False
-        if not need_dx:
-            return None
-        dx = self.buffers("dx", self.x_shape, dy.dtype)
-        np.matmul(W.reshape(Cin, -1), dcols, out=dx.reshape(N, Cin, -1))  # W~2 @ dcols[n]
+
+    def _input_grad(self, dcols):
+        """dx[n] = W~2 @ dcols[n], written straight into (N, C, H W)."""
+        W, dx = self.kernel, self.buffers("dx", self.x_shape, dcols.dtype)
+        np.matmul(W.reshape(len(W), -1), dcols.transpose(1, 0, 2),
+                  out=dx.reshape(len(dx), len(W), -1))
         return dx
 
     def _settings(self):
