@@ -10,6 +10,7 @@ learning rates, everything else as E.
     python benchmarks/bench_rbm_finetune.py pretrain --seed 0        # runs/rbm-stack-seed0.npz
     python benchmarks/bench_rbm_finetune.py finetune --seed 0 --lr 1e-2 [--loss bce]
     python benchmarks/bench_rbm_finetune.py finetune --seed 0 --pretrain-epochs 0   # no pretraining
+    python benchmarks/bench_rbm_finetune.py filters --seed 0     # docs/gallery/rbm_filters.png
 
 One thread per process, so two runs share the 2-core machine; ``--log`` gets a JSON line
 per fine-tuning run: the test and training squared error per image (the training error
@@ -47,6 +48,18 @@ def pretrain(seed, epochs):
     print(f"wrote {path} after {time.perf_counter() - start:.0f} s of pretraining")
 
 
+def filters(seed, epochs, path=Path("docs/gallery/rbm_filters.png")):
+    """The first RBM's weights W[:, j] of 100 hidden units as images, each scaled to [0, 1]:
+    read from the pretrained stack (its first Dense is that RBM's W, 784 x 1000)."""
+    import tinyae as ta
+    from tinyae.viz import plot
+    W = ta.load(stack_path(seed, epochs)).encoder.layers[0].params["W"].T[:100]   # (100, 784)
+    W = (W - W.min(axis=1, keepdims=True)) / np.ptp(W, axis=1, keepdims=True)
+    plot.image_grid(W, 10, path=path, title=f"the first RBM's filters (784-1000, {epochs} CD-1 "
+                    f"epochs, seed {seed}): 100 hidden units' weights")
+    print(f"wrote {path}")
+
+
 def start(seed, epochs):
     """The pretrained stack, or (epochs 0) the same network unrolled from untrained RBMs:
     the paper's "small random weights" start, without pretraining."""
@@ -81,7 +94,7 @@ def finetune(seed, epochs, lr, finetune_epochs, loss):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["pretrain", "finetune"])
+    p.add_argument("what", choices=["pretrain", "finetune", "filters"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pretrain-epochs", type=int, default=10,
                    help="per RBM; 0: no pretraining (untrained RBMs unrolled)")
@@ -97,6 +110,8 @@ def main():
         os.environ["TINYAE_DATA_DIR"] = str(shared)
     if args.what == "pretrain":
         return pretrain(args.seed, args.pretrain_epochs)
+    if args.what == "filters":
+        return filters(args.seed, args.pretrain_epochs)
     result = finetune(args.seed, args.pretrain_epochs, args.lr, args.epochs, args.loss)
     print(json.dumps(result))
     with open(args.log, "a") as f:

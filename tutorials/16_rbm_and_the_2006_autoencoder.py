@@ -181,8 +181,8 @@ for name, e in errors.items():
 # Whether it still helps after long fine-tuning depends on the budget and
 # the units: with ReLU units, a modern optimiser and a schedule, the
 # paper's deep network also trains from random weights (`docs/results.md` has the measured
-# runs: 3.57 end to end, 3.28 with greedy autoencoder levels, 2.91 with a
-# little weight decay, against the paper's 3.00). From the command line,
+# runs: 3.57 end to end, 3.28 with greedy autoencoder levels, 2.92 over five
+# seeds with a little weight decay, against the paper's 3.00). From the command line,
 # the paper's network and pretraining:
 #
 #     tinyae train --data mnist --model stacked --pretrain rbm --pretrain-epochs 10 \
@@ -206,6 +206,12 @@ for name, e in errors.items():
 # cheap to compute, and its gradient follows by hand
 # (`tinyae.nn.penalties.Contractive` has it). We check the formula against
 # a Jacobian by finite differences, and the whole model's gradient.
+#
+# What it buys, measured on all of MNIST over five seeds (`docs/results.md`,
+# `benchmarks/bench_contractive.py`): with lambda = 1e-5 the code's
+# ||J||_F^2 is 4.7x smaller than the plain 784-196-784 model's, and under
+# Gaussian noise of std 0.2 the reconstruction error is half the plain
+# model's (3.50 against 7.10), for 1.47 against 1.30 on clean images.
 
 # %%
 cae = ta.contractive_autoencoder((12, 5), lam=0.1, rng=np.random.default_rng(0),
