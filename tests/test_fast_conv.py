@@ -44,7 +44,10 @@ CONVT = {"3x2 plain": (2, 3, 3, 4, 2, (3, 2), 1, 0, 0),
          "1x3 stride 2": (2, 2, 5, 4, 3, (1, 3), 2, 0, (1, 1)),
          "3x3 stride 2, unpadded": (2, 3, 5, 3, 4, 3, 2, 0, 0),
          "3x3 'same'": (2, 3, 4, 5, 2, 3, 1, 1, 0),
-         "1x3 'same' width": (2, 2, 4, 5, 3, (1, 3), 1, (0, 1), 0)}
+         "1x3 'same' width": (2, 2, 4, 5, 3, (1, 3), 1, (0, 1), 0),
+         "3x3 'same' to one channel, short columns": (2, 5, 4, 5, 1, 3, 1, 1, 0),
+         "2x2 stride 2 to one channel, short columns": (2, 4, 3, 4, 1, 2, 2, 0, 0),
+         "1x3 stride 2, short columns": (3, 6, 3, 4, 2, (1, 3), 2, (0, 1), (1, 0))}
 # (N, C, H, W, kernel, stride)
 POOL = {"2x2": (2, 3, 6, 4, 2, None), "3x3 stride 2": (2, 2, 7, 5, 3, 2),
         "1x2 stride 2": (2, 1, 5, 6, (1, 2), 2), "3x2 overlapping": (2, 2, 5, 5, (3, 2), 1)}
@@ -112,7 +115,10 @@ def test_conv_step_matches_conv2d(case, act):
 def test_conv_transpose_step_matches_conv_transpose2d(case, act):
     layer, shape = make_convt(case, np.random.default_rng(2))
     plain, quick, x, dy = pair(layer, ACTIVATIONS[act], shape, seed=3)
-    assert isinstance(quick.steps[0], fconv.ConvTransposeStep) and len(quick.steps) == 1
+    # O kh kw <= 2 C: one product per image on the images as they are (no layout copies)
+    kind = (fconv.ImagewiseTransposeStep if "short columns" in case
+            else fconv.ConvTransposeStep)
+    assert type(quick.steps[0]) is kind and len(quick.steps) == 1
     assert_same(plain, quick, x, dy)
 
 
@@ -207,10 +213,15 @@ def test_reshape_and_flatten_are_views_on_the_fast_path():
     assert np.shares_memory(net.backward(y), y)
 
 
-@pytest.mark.parametrize("case", ["3x2 strided, padded", "3x3 'same', to fewer channels"])
+@pytest.mark.parametrize("case", [(make_conv, "3x2 strided, padded"),
+                                  (make_conv, "3x3 'same', to fewer channels"),
+                                  (make_convt, "3x3 stride 2"),
+                                  (make_convt, "1x3 stride 2, short columns")],
+                         ids=lambda case: case[1])
 def test_gradients_add_up_without_zero_grad(case):
     """Two backward calls after one zero_grad add up, as the plain layers do."""
-    layer, shape = make_conv(case, np.random.default_rng(7))
+    make, name = case
+    layer, shape = make(name, np.random.default_rng(7))
     plain, quick, x, dy = pair(layer, ta.ReLU, shape, seed=8)
     for net in (plain, quick):
         net.zero_grad()

@@ -277,22 +277,14 @@ class ConvTransposeStep(_WindowedStep):
         return dx
 
 
-class ConvAsTransposeStep(ConvTransposeStep):
-    """A stride-1 ``Conv2D`` to fewer channels (O < C), computed as the transposed
-    convolution it equals, whose windows are taken on the output's side:
-
-        conv(x, W, padding p) = conv_transpose(x, W~, padding k - 1 - p),
-        W~[c, o, i, j] = W[o, c, kh - 1 - i, kw - 1 - j]
-
-    im2col would unfold C kh kw rows per output pixel (288 for keras-io's last
-    layer, 32 -> 1 channel); this way there are O kh kw (9) and the products
-    run over the channels instead. dW is dW~ flipped back.
-
-    The products run one per image on the images as they are, (N, C, H W),
-    so neither x nor dx is copied into the channels' layout (two 12.8 MB copies
-    a step for that layer): cols[n] (O kh kw, H W) = W~2^T @ x[n] for each n.
-    (For ``ConvTranspose2D``'s own 32 -> 32 shapes this layout is slower, so
-    only the three products' hooks differ.)
+class ImagewiseTransposeStep(ConvTransposeStep):
+    """``ConvTransposeStep`` with its products run one per image on the images as they
+    are, (N, C, H W): cols[n] (O kh kw, H W) = W2^T @ x[n], so neither x nor dx is copied
+    into the channels' layout. Where the columns are short (O kh kw <= 2 C) the copies
+    cost more than the small products save: forward and backward at batch 128, one
+    thread, 32 -> 1 channel at 28 x 28 take 5.9 ms this way against 12.6, 32 -> 4 18.1
+    against 25.9; 64 -> 8 stride 2 is even (19.3, 18.4) and 64 -> 32 loses (76.9
+    against 63.3), so ``step_class`` picks this step only for short columns.
     """
 
     def _columns(self, x):
@@ -306,19 +298,40 @@ class ConvAsTransposeStep(ConvTransposeStep):
         return self.buffers("dcols", (N, self.kernel[0].size, L), dtype).transpose(1, 0, 2)
 
     def _kernel_grad(self, dcols):
-        """dW~2 = sum_n x[n] dcols[n]^T, flipped back into dW."""
+        """dW2 = sum_n x[n] dcols[n]^T, (C, O kh kw)."""
         W, images = self.kernel, dcols.transpose(1, 0, 2)                 # (N, O kh kw, H W)
         per_image = np.matmul(self.x_images, images.transpose(0, 2, 1),
                               out=self.buffers("dW_images", (len(images), len(W), W[0].size),
                                                dcols.dtype))
-        self._add_flipped(per_image.sum(axis=0))                           # dW~ (C, O kh kw)
+        self._store_kernel_grad(per_image.sum(axis=0))
+
+    def _store_kernel_grad(self, g2):
+        """dW (+)= g2, W's gradient as (C, O kh kw)."""
+        g = self.layer.grads["W"].reshape(len(g2), -1)
+        if self.write:
+            np.copyto(g, g2)
+        else:
+            g += g2
 
     def _input_grad(self, dcols):
-        """dx[n] = W~2 @ dcols[n], written straight into (N, C, H W)."""
+        """dx[n] = W2 @ dcols[n], written straight into (N, C, H W)."""
         W, dx = self.kernel, self.buffers("dx", self.x_shape, dcols.dtype)
         np.matmul(W.reshape(len(W), -1), dcols.transpose(1, 0, 2),
                   out=dx.reshape(len(dx), len(W), -1))
         return dx
+
+
+class ConvAsTransposeStep(ImagewiseTransposeStep):
+    """A stride-1 ``Conv2D`` to fewer channels (O < C), computed as the transposed
+    convolution it equals, whose windows are taken on the output's side:
+
+        conv(x, W, padding p) = conv_transpose(x, W~, padding k - 1 - p),
+        W~[c, o, i, j] = W[o, c, kh - 1 - i, kw - 1 - j]
+
+    im2col would unfold C kh kw rows per output pixel (288 for keras-io's last
+    layer, 32 -> 1 channel); this way there are O kh kw (9) and the products
+    run over the channels instead, one per image. dW is dW~ flipped back.
+    """
 
     def _settings(self):
         (kh, kw), (ph, pw) = self.layer.kernel_size, self.layer.padding
@@ -330,7 +343,7 @@ class ConvAsTransposeStep(ConvTransposeStep):
         np.copyto(Wt, W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])          # (C, O, kh, kw)
         return Wt
 
-    def _add_flipped(self, gt):
+    def _store_kernel_grad(self, gt):
         """dW (+)= dW~ (C, O kh kw) flipped back to W's (O, C, kh, kw)."""
         g = self.layer.grads["W"]
         back = gt.reshape(g.shape[1], g.shape[0], *g.shape[2:]).transpose(1, 0, 2, 3)
@@ -344,9 +357,10 @@ def step_class(layer, pooled=False):
     """The step for a stock ``Conv2D`` or ``ConvTranspose2D``: windows on the side with
     fewer channels (a stride-1 convolution to fewer channels as a transposed one); a
     ``Conv2D`` with a max pool behind it (``pooled``) takes the pool into its step."""
-    if type(layer) is ConvTranspose2D:
-        return ConvTransposeStep
     k, p = layer.kernel_size, layer.padding
+    if type(layer) is ConvTranspose2D:           # short columns: per image (measured, above)
+        few = layer.out_channels * k[0] * k[1] <= 2 * layer.in_channels
+        return ImagewiseTransposeStep if few else ConvTransposeStep
     if (layer.stride == (1, 1) and layer.out_channels < layer.in_channels
             and all(pi <= ki - 1 for pi, ki in zip(p, k))):
         return ConvAsTransposeStep
