@@ -250,7 +250,8 @@ class ConvTransposeStep(_WindowedStep):
         return self._input_grad(dcols) if need_dx else None
 
     def _columns(self, x):
-        """cols = W2^T @ x in the channels' layout, (O kh kw, N, H W); x kept so for dW."""
+        """cols = W2^T @ x in the channels' layout, (O kh kw, N, H W); x is kept in that
+        layout for dW."""
         W, (N, Cin) = self.kernel, x.shape[:2]
         self.xc = self.buffers("x_channels", (Cin, N, x[0, 0].size), x.dtype)
         np.copyto(self.xc, x.reshape(N, Cin, -1).transpose(1, 0, 2))
@@ -280,11 +281,12 @@ class ConvTransposeStep(_WindowedStep):
 class ImagewiseTransposeStep(ConvTransposeStep):
     """``ConvTransposeStep`` with its products run one per image on the images as they
     are, (N, C, H W): cols[n] (O kh kw, H W) = W2^T @ x[n], so neither x nor dx is copied
-    into the channels' layout. Where the columns are short (O kh kw <= 2 C) the copies
-    cost more than the small products save: forward and backward at batch 128, one
-    thread, 32 -> 1 channel at 28 x 28 take 5.9 ms this way against 12.6, 32 -> 4 18.1
-    against 25.9; 64 -> 8 stride 2 is even (19.3, 18.4) and 64 -> 32 loses (76.9
-    against 63.3), so ``step_class`` picks this step only for short columns.
+    into the channels' layout. Where the columns are short (O kh kw <= 2 C), those two
+    copies cost more than one large product saves over N small ones: forward and
+    backward at batch 128, one thread, 32 -> 1 channel at 28 x 28 take 5.9 ms this way
+    against 12.6, 32 -> 4 18.1 against 25.9; 64 -> 8 stride 2 is even (19.3, 18.4) and
+    64 -> 32 loses (76.9 against 63.3), so ``step_class`` picks this step only for
+    short columns.
     """
 
     def _columns(self, x):
