@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(__file__))
+from common import machine  # noqa: E402  (and MNIST from ../shared unless TINYAE_DATA_DIR)
+
 LOG = Path(__file__).with_name("contractive.jsonl")
 NOISE_STDS = (0.0, 0.05, 0.1, 0.2)
 DENOISING_STD = 0.1
@@ -36,19 +39,20 @@ def build(name, seed):
     from tinyae.models.variants import DenoisingAutoencoder
     rng = np.random.default_rng(seed)
     if name == "contractive":
-        return contractive_autoencoder((784, 196), lam=LAM, rng=rng), LAM
+        return contractive_autoencoder((784, 196), lam=LAM, rng=rng)
     plain = contractive_autoencoder((784, 196), lam=0.0, rng=rng)
     if name == "plain":
-        return plain, 0.0
-    return DenoisingAutoencoder(plain.encoder, plain.decoder, f"gaussian:{DENOISING_STD}"), 0.0
+        return plain
+    return DenoisingAutoencoder(plain.encoder, plain.decoder, f"gaussian:{DENOISING_STD}")
 
 
 def jacobian_norm(model, X):
-    """mean_n ||J_f(x_n)||_F^2 of the sigmoid code layer: sum_j (h_j (1 - h_j))^2 ||W_:j||^2."""
+    """mean_n ||J_f(x_n)||_F^2 of the sigmoid code layer: the contractive penalty at lam = 1."""
     from tinyae.evaluate.metrics import batched
+    from tinyae.nn.penalties import Contractive
     H = batched(model.encode, X).astype(np.float64)
     W = model.encoder.layers[-2].params["W"].astype(np.float64)           # (784, 196)
-    return float(np.mean(((H * (1 - H)) ** 2) @ np.sum(W ** 2, axis=0)))
+    return Contractive(1.0, "sigmoid").forward(H, W)
 
 
 def score(model, Xt, seed):
@@ -68,11 +72,12 @@ def run(seed, epochs, log):
     from tinyae.train import fit
     X, Xt = load_mnist("train", progress=False)[0], load_mnist("test", progress=False)[0]
     for name in MODELS:
-        model, lam = build(name, seed)
+        model = build(name, seed)
         began = time.perf_counter()
         fit(model, X, epochs=epochs, batch_size=256, seed=seed, progress=False,
             optimizer=ta.Adam(model.parameters(), lr=3e-3))
-        result = {"model": name, "seed": seed, "epochs": epochs, "lam": lam,
+        result = {"model": name, "seed": seed, "epochs": epochs, "machine": machine(),
+                  "lam": getattr(model, "lam", 0.0),
                   "denoising_std": DENOISING_STD if name == "denoising" else 0.0,
                   "sq_error_per_image": score(model, Xt, seed),
                   "jacobian_sq_norm": jacobian_norm(model, Xt),
@@ -122,9 +127,6 @@ def main():
     if args.what == "table":
         return table(args.log)
     os.environ.setdefault("TINYAE_THREADS", "1")
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-    if "TINYAE_DATA_DIR" not in os.environ and shared.is_dir():
-        os.environ["TINYAE_DATA_DIR"] = str(shared)
     run(args.seed, args.epochs, args.log)
 
 

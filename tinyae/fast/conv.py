@@ -109,12 +109,16 @@ class _WindowedStep:
 
     def _weight_grad(self, a, b):
         """dW (+)= a @ b, as the (rows of W, the rest) matrix W2."""
+        self._store_kernel_grad(self._summed_product(a, b))
+
+    def _store_kernel_grad(self, g2):
+        """dW (+)= g2, W's gradient as the (rows of W, the rest) matrix W2."""
         g = self.layer.grads["W"]
-        g2 = g.reshape(len(g), -1)                    # a view: grads are C-contiguous
+        W2 = g.reshape(len(g), -1)                    # a view: grads are C-contiguous
         if self.write:
-            np.copyto(g2, self._summed_product(a, b))
+            np.copyto(W2, g2)
         else:
-            g2 += self._summed_product(a, b)
+            W2 += g2
 
 
 class ConvStep(_WindowedStep):
@@ -306,14 +310,6 @@ class ImagewiseTransposeStep(ConvTransposeStep):
                               out=self.buffers("dW_images", (len(images), len(W), W[0].size),
                                                dcols.dtype))
         self._store_kernel_grad(per_image.sum(axis=0))
-
-    def _store_kernel_grad(self, g2):
-        """dW (+)= g2, W's gradient as (C, O kh kw)."""
-        g = self.layer.grads["W"].reshape(len(g2), -1)
-        if self.write:
-            np.copyto(g, g2)
-        else:
-            g += g2
 
     def _input_grad(self, dcols):
         """dx[n] = W2 @ dcols[n], written straight into (N, C, H W)."""
