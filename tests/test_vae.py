@@ -323,6 +323,51 @@ def test_importance_weighted_bound_is_above_the_elbo(digits):
     assert np.all(iw100 < 0)
 
 
+def _iw_by_the_formula(model, X, k, rng):
+    """log (1/k) sum_k w_k with every code of every image decoded in one plain call."""
+    X = np.asarray(X, np.float64)
+    mu, logvar = (a.astype(np.float64) for a in model.encode(X, logvar=True))
+    eps = rng.standard_normal((k,) + mu.shape)                                  # (k, N, Z)
+    z = mu + np.exp(logvar / 2) * eps
+    y = model.condition(X)
+    logits = model.logits(z.reshape(-1, z.shape[-1]).astype(model.dtype),
+                          None if y is None else np.tile(y, (k, 1))).astype(np.float64)
+    x = ta.models.autoencoder.target_of(model, X)                               # (N, D)
+    logits = logits.reshape((k,) + x.shape)
+    log_px_z = np.sum(x * logits - np.logaddexp(0, logits), axis=-1)
+    log_w = (log_px_z - 0.5 * np.sum(z * z, axis=-1)
+             + 0.5 * np.sum(eps * eps + logvar, axis=-1))           # the 2 pi terms cancel
+    return np.logaddexp.reduce(log_w, axis=0) - np.log(k)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: variational_autoencoder((784, 32, 2), rng=np.random.default_rng(0)),
+    lambda: ta.conv_variational_autoencoder(rng=np.random.default_rng(0)),
+    lambda: ta.models.cvae.conditional_vae((784, 16, 2), rng=np.random.default_rng(0))],
+    ids=["dense", "conv", "conditional"])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_importance_weights_decoded_in_batches_are_the_formula(digits, make, backend,
+                                                               monkeypatch):
+    """The estimate decodes one sample of a batch's images per call, on the fast path
+    (or the plain one): the same numbers as decoding all k N codes at once."""
+    monkeypatch.setenv("TINYAE_BACKEND", backend)
+    model, X = make(), digits[2][:13]
+    if hasattr(model, "n_classes"):
+        X = ta.models.cvae.with_labels(X, digits[3][:13], model.n_classes)
+    got = iw_log_likelihood(model, X, k=7, rng=np.random.default_rng(1), batch_size=len(X))
+    want = _iw_by_the_formula(model, X, 7, np.random.default_rng(1))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_importance_weights_leave_the_blas_threads_as_they_were(digits):
+    """It decodes on one BLAS thread, then gives the caller back its own count."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+    with threadpool_limits(2, user_api="blas"):
+        iw_log_likelihood(small_vae(), digits[2][:5, :12], k=3)
+        assert {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"} \
+            == {2}
+
+
 def test_quantile_grid():
     Z = quantile_grid(4)
     assert Z.shape == (16, 2)

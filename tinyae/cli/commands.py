@@ -50,6 +50,7 @@ MAX_STEPS = 100             # images in an interpolation strip
 MAX_COLUMNS = 100           # columns (and rows) of a decoded grid
 FIGURES = ("reconstructions.png", "latent.png", "grid.png", "interpolation.png", "loss.png")
 VAE_FIGURES = ("samples.png", "quantile_grid.png")
+IW_SAMPLES = 100            # codes per test image in a VAE's importance-weighted log p(x)
 CVAE_FIGURES = ("reconstructions.png", "latent.png", "digits.png", "styles.png", "loss.png")
 
 
@@ -194,7 +195,7 @@ def _train(args, flags, ckpt, out, earlier):
     with _end_on_signal(f"the trained model is in {out / 'last.npz'} and {out / 'best.npz'}, "
                         "but the metrics and figures were not made (make them with: tinyae "
                         f"evaluate {out / 'last.npz'})"):
-        say = (lambda *a, **k: None) if args.quiet else partial(print, file=sys.stderr, flush=True)
+        say = _silent if args.quiet else partial(print, file=sys.stderr, flush=True)
         chosen = history.records[-1].threads if history.records else None
         started = time.perf_counter()
         m = _measure(model, (X, y, Xt, yt, data_name), flags["seed"], flags["threads"] or chosen,
@@ -203,6 +204,10 @@ def _train(args, flags, ckpt, out, earlier):
         checkpoints.save_last(model, optimizer, history)
         _results(model, history, m, Xt, yt, flags["seed"], out, say, started)
         return 0
+
+
+def _silent(*args, **kwargs):
+    """``say`` under --quiet: nothing (and no progress bar)."""
 
 
 def _measure(model, data_sets, seed, threads, epochs, say):
@@ -219,7 +224,10 @@ def _measure(model, data_sets, seed, threads, epochs, say):
         return {**m, "data": data_name, "seed": seed, "epochs": epochs}
     m = metrics.evaluate_autoencoder(model, X, y, Xt, yt, threads=threads)
     if isinstance(model, VariationalAutoencoder):
-        m.update(evaluate_vae(model, X, y, Xt, yt, seed=seed))
+        say(f"the importance-weighted log p(x): {IW_SAMPLES} codes decoded per test image, "
+            f"{IW_SAMPLES * len(Xt):,} in all")
+        m.update(evaluate_vae(model, X, y, Xt, yt, iw_samples=IW_SAMPLES, seed=seed,
+                              progress=say is not _silent))
     return {**m, "data": data_name, "seed": seed, "epochs": epochs}
 
 
@@ -236,8 +244,8 @@ def _results(model, history, m, Xt, yt, seed, out, say, started):
         _vae_figures(model, seed, out)
         print(f"test negative ELBO {m['test_neg_elbo_per_image']:.2f} nats per image "
               f"(reconstruction {m['test_reconstruction_per_image']:.2f} + KL "
-              f"{m['test_kl_per_image']:.2f}); log p(x) >= {m['test_log_px_iw100']:.2f} "
-              f"(importance-weighted, k=100)")
+              f"{m['test_kl_per_image']:.2f}); log p(x) >= "
+              f"{m[f'test_log_px_iw{IW_SAMPLES}']:.2f} (importance-weighted, k={IW_SAMPLES})")
     say(f"evaluated and drew the figures in {time.perf_counter() - started:.1f} s")
     per_image = ("" if "test_sq_error_per_image" not in m else   # (tests may stub the metrics)
                  f", squared error per image {m['test_sq_error_per_image']:.2f} (PCA-30 "
