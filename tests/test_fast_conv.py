@@ -36,7 +36,12 @@ CONV = {"3x2 plain": (2, 3, 7, 5, 4, (3, 2), 1, 0),
         "2x3 same width": (2, 3, 5, 6, 3, (2, 3), 1, (0, 1)),
         "3x3 'same', to fewer channels": (3, 5, 7, 6, 2, 3, 1, 1),
         "2x3 to one channel": (2, 4, 5, 7, 1, (2, 3), 1, (1, 0)),
-        "5x1 to fewer channels, unpadded": (2, 3, 9, 4, 2, (5, 1), 1, 0)}
+        "5x1 to fewer channels, unpadded": (2, 3, 9, 4, 2, (5, 1), 1, 0),
+        # stride 2 on an image twice the grid: the unfold through its parity planes
+        "3x3 stride 2 on even sides": (2, 3, 6, 8, 4, 3, 2, 1),
+        "2x2 stride 2, unpadded": (3, 2, 6, 4, 3, 2, 2, 0),
+        "3x2 stride 2, padded rows": (2, 2, 8, 6, 3, (3, 2), 2, (1, 0)),
+        "5x5 stride 2 'same'": (2, 2, 8, 8, 3, 5, 2, 2)}
 # (N, C, H, W, O, kernel, stride, padding, output_padding)
 CONVT = {"3x2 plain": (2, 3, 3, 4, 2, (3, 2), 1, 0, 0),
          "3x3 stride 2": (2, 2, 4, 3, 3, 3, 2, 1, 1),
@@ -47,7 +52,8 @@ CONVT = {"3x2 plain": (2, 3, 3, 4, 2, (3, 2), 1, 0, 0),
          "1x3 'same' width": (2, 2, 4, 5, 3, (1, 3), 1, (0, 1), 0),
          "3x3 'same' to one channel, short columns": (2, 5, 4, 5, 1, 3, 1, 1, 0),
          "2x2 stride 2 to one channel, short columns": (2, 4, 3, 4, 1, 2, 2, 0, 0),
-         "1x3 stride 2, short columns": (3, 6, 3, 4, 2, (1, 3), 2, (0, 1), (1, 0))}
+         "1x3 stride 2, short columns": (3, 6, 3, 4, 2, (1, 3), 2, (0, 1), (1, 0)),
+         "5x5 stride 2 onto twice the grid": (2, 3, 3, 4, 2, 5, 2, 2, 1)}
 # (N, C, H, W, kernel, stride)
 POOL = {"2x2": (2, 3, 6, 4, 2, None), "3x3 stride 2": (2, 2, 7, 5, 3, 2),
         "1x2 stride 2": (2, 1, 5, 6, (1, 2), 2), "3x2 overlapping": (2, 2, 5, 5, (3, 2), 1)}
@@ -337,6 +343,8 @@ def test_kernels_without_jit_stay_in_bounds():
                                ta.Sigmoid()), (2, 3, 5, 7)),
                 (ta.Sequential(ConvTranspose2D(2, 3, 3, 2, 1, 1, rng=rng, dtype=np.float64),
                                ta.LeakyReLU(0.1)), (2, 2, 4, 3)),
+                (ta.Sequential(Conv2D(2, 3, 3, 2, 1, rng=rng, dtype=np.float64)), (2, 2, 6, 8)),
+                (ta.Sequential(Conv2D(2, 2, 5, 2, 2, rng=rng, dtype=np.float64)), (2, 2, 8, 6)),
                 (ta.Sequential(MaxPool2D((3, 2), (1, 2))), (2, 2, 5, 6)),
                 (ta.Sequential(Conv2D(2, 3, (3, 2), (2, 1), 1, rng=rng, dtype=np.float64),
                                ta.ReLU(), MaxPool2D((3, 2), 1)), (2, 2, 7, 6))]

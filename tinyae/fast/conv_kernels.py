@@ -3,6 +3,7 @@ moves around the products, which stay BLAS calls.
 
     im2col     unfold: every window of an image as one column of a matrix
     col2im     fold: its adjoint, each column's entries added back onto their pixels
+               (with stride 2 onto an image twice the grid: through its four parity planes)
     max_pool   the largest entry of each window and where it was; max_pool_grad
     bias_act   bias and activation, a product's (O, N, L) channels to (N, O, L) images
     pool_bias_act, unpool_bias_grad   a convolution, its activation and the max pooling
@@ -76,6 +77,8 @@ def im2col(x, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
     wrapped round a row's end are set to 0.
     """
     N, C, H, W = x.shape
+    if halves(sh, sw, H, W, Ho, Wo):
+        return im2col_halves(x, kh, kw, ph, pw, Ho, Wo, cols)
     L, run = Ho * Wo, sh == 1 and sw == 1 and Wo == W
     planes = x.reshape(N, C, H * W)
     for c in range(C):
@@ -115,6 +118,8 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, x):
     adds nothing where a run wraps round a row's end.
     """
     N, C, H, W = x.shape
+    if halves(sh, sw, H, W, Ho, Wo):
+        return col2im_halves(cols, kh, kw, ph, pw, Ho, Wo, x)
     run = sh == 1 and sw == 1 and Wo == W
     planes = x.reshape(N, C, H * W)
     planes[...] = 0
@@ -138,6 +143,96 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, x):
                         for h in range(h0, h1):
                             at, r = h * Wo, (h * sh + i - ph) * W + j - pw
                             add_run(dst[r + w0 * sw:r + w1 * sw:sw], src[at + w0:at + w1])
+
+
+# --- stride 2 on an image of exactly twice the grid: through its four half-size planes ---
+#
+# With stride 2 a tap reads every other pixel of a row: a strided gather of Wo entries,
+# too short to vectorise. Split the image into its four parity planes first,
+#     P[2a + b][u, v] = x[2u + a, 2v + b]        (a, b in {0, 1}; each plane Ho x Wo)
+# and tap (i, j) reads one of them, shifted:  x[2h + i - ph, 2w + j - pw] = P[2a + b][h + di,
+# w + dj] with i - ph = 2 di + a (and likewise j). That is the stride-1 case's one long
+# contiguous run per tap. One plane's four parts stay in the L1 cache.
+# Measured at keras-io's shapes (batch 128, one thread): unfolding 32 channels on a 7 x 7
+# grid 2.5 -> 1.2 ms, on 14 x 14 8.4 -> 6.6 ms; folding 2.5 -> 2.0 and 8.7 -> 8.6 ms.
+
+
+@_jit(inline="always")
+def halves(sh, sw, H, W, Ho, Wo):
+    """True when the windows step by 2 and the image is exactly twice their grid."""
+    return sh == 2 and sw == 2 and H == 2 * Ho and W == 2 * Wo
+
+
+@_jit(inline="always")
+def parity(i, ph):
+    """(a, di) with i - ph = 2 di + a and a in {0, 1}: the plane a tap reads, and its shift."""
+    a = (i - ph) % 2
+    return a, (i - ph - a) // 2
+
+
+@_jit
+def im2col_halves(x, kh, kw, ph, pw, Ho, Wo, cols):
+    """``im2col`` with stride 2 on an (2 Ho, 2 Wo) image, through its parity planes."""
+    N, C = x.shape[:2]
+    L = Ho * Wo
+    P = np.empty((4, L), x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for a in range(2):                              # the image's rows into P
+                for u in range(Ho):
+                    row, even, odd = x[n, c, 2 * u + a], P[2 * a, u * Wo:], P[2 * a + 1, u * Wo:]
+                    for v in range(Wo):
+                        even[v] = row[2 * v]
+                        odd[v] = row[2 * v + 1]
+            for i in range(kh):
+                a, di = parity(i, ph)
+                h0, h1 = inside(i, ph, 2, 2 * Ho, Ho)
+                for j in range(kw):
+                    b, dj = parity(j, pw)
+                    w0, w1 = inside(j, pw, 2, 2 * Wo, Wo)
+                    out = cols[(c * kh + i) * kw + j, n]
+                    if h0 == h1 or w0 == w1:
+                        zero_run(out, 0, L)
+                        continue
+                    lo, hi, d = h0 * Wo + w0, (h1 - 1) * Wo + w1, di * Wo + dj
+                    zero_run(out, 0, lo)
+                    copy_run(out[lo:hi], P[2 * a + b, lo + d:hi + d])
+                    zero_run(out, hi, L)
+                    for h in range(h0, h1):                 # what the run read past a row
+                        zero_run(out, h * Wo, h * Wo + w0)
+                        zero_run(out, h * Wo + w1, (h + 1) * Wo)
+
+
+@_jit
+def col2im_halves(cols, kh, kw, ph, pw, Ho, Wo, x):
+    """``col2im`` with stride 2 onto an (2 Ho, 2 Wo) image, through its parity planes;
+    ``cols`` is scratch, as there."""
+    N, C = x.shape[:2]
+    L = Ho * Wo
+    P = np.empty((4, L), x.dtype)
+    for n in range(N):
+        for c in range(C):
+            P[...] = 0
+            for i in range(kh):
+                a, di = parity(i, ph)
+                h0, h1 = inside(i, ph, 2, 2 * Ho, Ho)
+                for j in range(kw):
+                    b, dj = parity(j, pw)
+                    w0, w1 = inside(j, pw, 2, 2 * Wo, Wo)
+                    if h0 == h1 or w0 == w1:
+                        continue
+                    src = cols[(c * kh + i) * kw + j, n]
+                    for h in range(h0, h1):                 # entries the run must not add
+                        zero_run(src, h * Wo, h * Wo + w0)
+                        zero_run(src, h * Wo + w1, (h + 1) * Wo)
+                    lo, hi, d = h0 * Wo + w0, (h1 - 1) * Wo + w1, di * Wo + dj
+                    add_run(P[2 * a + b, lo + d:hi + d], src[lo:hi])
+            for a in range(2):                              # P back into the image's rows
+                for u in range(Ho):
+                    row, even, odd = x[n, c, 2 * u + a], P[2 * a, u * Wo:], P[2 * a + 1, u * Wo:]
+                    for v in range(Wo):
+                        row[2 * v] = even[v]
+                        row[2 * v + 1] = odd[v]
 
 
 @_jit
