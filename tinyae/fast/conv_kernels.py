@@ -155,6 +155,8 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, x):
 # contiguous run per tap. One plane's four parts stay in the L1 cache.
 # At keras-io's shapes (batch 128, 32 channels, quiet machine): unfolding on a 7 x 7 grid
 # 2.46 -> 1.16 ms, on 14 x 14 7.72 -> 5.22 ms; folding 2.48 -> 1.50 and 8.17 -> 4.47 ms.
+# The two kernels' tap loops are written out in each: a shared helper returning the
+# plane, shift and bounds measured 5-15% slower in the unfold.
 
 
 @_jit(inline="always")
@@ -164,14 +166,10 @@ def halves(sh, sw, H, W, Ho, Wo):
 
 
 @_jit(inline="always")
-def half_tap(i, j, ph, pw, Ho, Wo):
-    """Where tap (i, j) reads: the parity plane p = 2a + b, the shift d = di Wo + dj of its
-    run (i - ph = 2 di + a, j - pw = 2 dj + b, a and b in {0, 1}), and the outputs [h0, h1) x
-    [w0, w1) whose pixel is inside the image."""
-    a, b = (i - ph) % 2, (j - pw) % 2
-    h0, h1 = inside(i, ph, 2, 2 * Ho, Ho)
-    w0, w1 = inside(j, pw, 2, 2 * Wo, Wo)
-    return 2 * a + b, (i - ph - a) // 2 * Wo + (j - pw - b) // 2, h0, h1, w0, w1
+def parity(i, ph):
+    """(a, di) with i - ph = 2 di + a and a in {0, 1}: the plane a tap reads, and its shift."""
+    a = (i - ph) % 2
+    return a, (i - ph - a) // 2
 
 
 @_jit
@@ -189,15 +187,18 @@ def im2col_halves(x, kh, kw, ph, pw, Ho, Wo, cols):
                         even[v] = row[2 * v]
                         odd[v] = row[2 * v + 1]
             for i in range(kh):
+                a, di = parity(i, ph)
+                h0, h1 = inside(i, ph, 2, 2 * Ho, Ho)
                 for j in range(kw):
-                    p, d, h0, h1, w0, w1 = half_tap(i, j, ph, pw, Ho, Wo)
+                    b, dj = parity(j, pw)
+                    w0, w1 = inside(j, pw, 2, 2 * Wo, Wo)
                     out = cols[(c * kh + i) * kw + j, n]
                     if h0 == h1 or w0 == w1:
                         zero_run(out, 0, L)
                         continue
-                    lo, hi = h0 * Wo + w0, (h1 - 1) * Wo + w1
+                    lo, hi, d = h0 * Wo + w0, (h1 - 1) * Wo + w1, di * Wo + dj
                     zero_run(out, 0, lo)
-                    copy_run(out[lo:hi], P[p, lo + d:hi + d])
+                    copy_run(out[lo:hi], P[2 * a + b, lo + d:hi + d])
                     zero_run(out, hi, L)
                     for h in range(h0, h1):                 # what the run read past a row
                         zero_run(out, h * Wo, h * Wo + w0)
@@ -215,16 +216,19 @@ def col2im_halves(cols, kh, kw, ph, pw, Ho, Wo, x):
         for c in range(C):
             P[...] = 0
             for i in range(kh):
+                a, di = parity(i, ph)
+                h0, h1 = inside(i, ph, 2, 2 * Ho, Ho)
                 for j in range(kw):
-                    p, d, h0, h1, w0, w1 = half_tap(i, j, ph, pw, Ho, Wo)
+                    b, dj = parity(j, pw)
+                    w0, w1 = inside(j, pw, 2, 2 * Wo, Wo)
                     if h0 == h1 or w0 == w1:
                         continue
                     src = cols[(c * kh + i) * kw + j, n]
                     for h in range(h0, h1):                 # entries the run must not add
                         zero_run(src, h * Wo, h * Wo + w0)
                         zero_run(src, h * Wo + w1, (h + 1) * Wo)
-                    lo, hi = h0 * Wo + w0, (h1 - 1) * Wo + w1
-                    add_run(P[p, lo + d:hi + d], src[lo:hi])
+                    lo, hi, d = h0 * Wo + w0, (h1 - 1) * Wo + w1, di * Wo + dj
+                    add_run(P[2 * a + b, lo + d:hi + d], src[lo:hi])
             for a in range(2):                              # P back into the image's rows
                 for u in range(Ho):
                     row, even, odd = x[n, c, 2 * u + a], P[2 * a, u * Wo:], P[2 * a + 1, u * Wo:]
