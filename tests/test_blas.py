@@ -60,10 +60,42 @@ def test_bad_choices_are_refused(monkeypatch):
         matmuls.library()
 
 
+def test_auto_takes_mkl_only_on_intel_processors(tmp_path):
+    broken = tmp_path / "libmkl_rt.so.2"                      # "installed": find returns a path
+    broken.write_text("not a shared library")
+    looked = []
+
+    def find():
+        looked.append(True)
+        return str(broken)
+
+    for vendor in ("AuthenticAMD", None):                   # AMD's, or a CPU that says nothing
+        matmuls = blas.Matmuls(find=find, vendor=lambda: vendor)
+        assert matmuls.use("auto") is None and matmuls.library() == "numpy"
+        assert looked == []                                  # MKL was not even loaded
+        with pytest.raises(RuntimeError, match="does not load"):
+            matmuls.use("mkl")                               # asked for by name: tried, and refused
+        looked.clear()
+    intel = blas.Matmuls(find=find, vendor=lambda: "GenuineIntel")
+    with pytest.warns(UserWarning, match="MKL is installed but does not load"):
+        intel.use("auto")                                    # on Intel's, auto tries MKL
+    assert looked == [True]
+
+
+def test_the_cpu_vendor_is_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+                    "processor\t: 1\nvendor_id\t: AuthenticAMD\n")
+    assert blas.cpu_vendor(info) == "AuthenticAMD"
+    info.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")         # an Arm board names none
+    assert blas.cpu_vendor(info) is None
+    assert blas.cpu_vendor(tmp_path / "absent") is None
+
+
 def test_a_broken_mkl_install_falls_back_with_a_warning(tmp_path):
     broken = tmp_path / "libmkl_rt.so.2"
     broken.write_text("not a shared library")
-    matmuls = blas.Matmuls(find=lambda: str(broken))
+    matmuls = blas.Matmuls(find=lambda: str(broken), vendor=lambda: "GenuineIntel")
     with pytest.warns(UserWarning, match="MKL is installed but does not load"):
         matmuls.use("auto")
     assert matmuls.library() == "numpy"

@@ -1,8 +1,10 @@
 """The library behind the fast path's dense matmuls: NumPy's own BLAS, or MKL when installed.
 
 NumPy's wheels bring OpenBLAS. On Intel's AVX-512 processors MKL's sgemm
-takes 0.71-0.84x OpenBLAS's time at the seed model's shapes
-(benchmarks/README.md). MKL is an optional extra, never a requirement:
+takes 0.71-0.84x OpenBLAS's time at the seed model's shapes; on an AMD EPYC
+with AVX-512 it took 1.02-1.09x, and the epoch was slower with it at every batch
+(benchmarks/README.md). So "auto" takes MKL only on Intel's processors. MKL
+is an optional extra, never a requirement:
 
     pip install "tinyae[mkl]"      # Linux x86-64 only; about 320 MB under Intel's licences
 
@@ -13,9 +15,11 @@ code (LP64 integers, Intel's OpenMP): no environment variable is needed, and
 broken MKL install is skipped with a warning.
 
     library()               "mkl" or "numpy": what the matmuls use now (TINYAE_MATMUL may pin it)
-    use(name)               "auto" (MKL when installed), "mkl" or "numpy"; returns the last choice
+    use(name)               "auto" (MKL when installed and the CPU is Intel's), "mkl" or
+                            "numpy"; returns the last choice
     gemm(A, B, C, ...)      C = op(A) @ op(B), or C += it
     find_mkl()              the path of MKL's library, or None where it is not installed
+    cpu_vendor()            the processor's maker as the CPU reports it ("GenuineIntel", ...)
 
 These three are the methods of ``MATMULS``, the package's one ``Matmuls``: the
 choice and the loaded library are its state.
@@ -39,6 +43,19 @@ def find_mkl():
         return None
     found = [f.locate() for f in files if f.name.startswith("libmkl_rt.so")]
     return next((str(p) for p in found if p.exists()), None)
+
+
+def cpu_vendor(cpuinfo="/proc/cpuinfo"):
+    """The processor's maker as it names itself ("GenuineIntel", "AuthenticAMD"), read from
+    Linux's /proc/cpuinfo (MKL's wheel is Linux-only); None where that cannot be read."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _load(path):
@@ -65,14 +82,15 @@ class Matmuls:
     ``library`` and ``gemm``; a test can make its own with another ``find``.
     """
 
-    def __init__(self, find=find_mkl):
+    def __init__(self, find=find_mkl, vendor=cpu_vendor):
         self.find = find         # the path of MKL's library, or None where it is not installed
+        self.vendor = vendor     # the processor's maker: "auto" takes MKL only on Intel's
         self.mkl = None          # the loaded cblas functions by dtype, once found
         self.choice = None       # "mkl" or "numpy"; None until the first call decides ("auto")
 
     def use(self, name="auto"):
-        """Choose the matmul library: "auto" (MKL when installed, else NumPy's), "mkl" or
-        "numpy".
+        """Choose the matmul library: "auto" (MKL when installed and the processor is
+        Intel's, else NumPy's), "mkl" or "numpy".
 
         Returns the previous choice ("mkl", "numpy", or None before the first), so
         ``use(use("numpy"))`` puts it back; ``use(None)`` forgets the choice, and the next
@@ -84,8 +102,8 @@ class Matmuls:
             return before
         if name not in ("auto", "mkl", "numpy"):
             raise ValueError(f"the matmul library must be 'auto', 'mkl' or 'numpy', got {name!r}")
-        if name == "numpy":
-            self.choice = "numpy"
+        if name == "numpy" or (name == "auto" and self.vendor() != "GenuineIntel"):
+            self.choice = "numpy"            # MKL measured slower than OpenBLAS on AMD's EPYC
             return before
         why = self._load_mkl()
         if self.mkl is None:

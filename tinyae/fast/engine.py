@@ -7,7 +7,8 @@ updates the view's weights and the other way round:
 - every ``Sequential`` part becomes a ``FastSequential``: a Dense followed by
   a stock activation runs as one matmul plus one fused loop (bias and
   activation forward; activation gradient and bias gradient backward); the
-  matmuls are NumPy's, or MKL's when that extra is installed (``blas.py``);
+  matmuls are NumPy's, or MKL's when that extra is installed on an Intel
+  processor (``blas.py``);
 - a stock ``Conv2D`` or ``ConvTranspose2D`` (and the stock activation after
   it) runs as im2col or col2im plus one matmul and one fused loop, a
   ``MaxPool2D`` as one loop each way, or inside that fused loop when it comes
